@@ -1,0 +1,42 @@
+//! Compiles `proto/` with protox (a pure-Rust protobuf compiler), so no system `protoc` is needed.
+//!
+//! Every `.proto` file under `proto/ketenpoort/v1/` is compiled; adding a file needs no change here.
+//! The encoded descriptor set is written to `OUT_DIR` for server reflection, because
+//! `compile_fds` does not write one.
+
+use std::path::{Path, PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let package_dir = Path::new("proto/ketenpoort/v1");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(package_dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "proto"))
+        .collect();
+    files.sort();
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
+    let relative: Vec<PathBuf> = files
+        .iter()
+        .map(|p| p.strip_prefix("proto").map(Path::to_path_buf))
+        .collect::<Result<_, _>>()?;
+
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(relative)?;
+
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("ketenpoort_descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(compiler.file_descriptor_set())?;
+    Ok(())
+}

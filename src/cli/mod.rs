@@ -1,0 +1,23 @@
+//! The command-line interface: one file per subcommand group.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Ketenpoort: minimal, policy-checked and audited information exchange between police and care partners.
+#[derive(Debug, Parser)]
+#[command(name = "ketenpoort", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommand groups.
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+/// Parses the command line and runs the chosen subcommand; errors are printed once, here.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {}
+}
