@@ -12,7 +12,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -57,9 +57,7 @@ pub enum PkiError {
         source: io::Error,
     },
     /// `init` found an existing PKI and was not told to replace it.
-    #[error(
-        "{dir} already holds a PKI (ca.pem or ca.key exists); remove it first (pki init --force)"
-    )]
+    #[error("{dir} already holds (part of) a PKI; remove it first (pki init --force)")]
     AlreadyExists {
         /// The PKI directory.
         dir: PathBuf,
@@ -79,11 +77,11 @@ pub enum PkiError {
     /// rcgen could not make a key or certificate.
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
-    /// A PEM file holds no usable certificate.
-    #[error("{path} holds no PEM certificate")]
+    /// A PEM text holds no usable certificate.
+    #[error("{what} holds no PEM certificate")]
     Pem {
-        /// The file.
-        path: PathBuf,
+        /// The file, or which certificate in memory.
+        what: String,
     },
     /// `ca.pem` is not the dev CA, or `ca.key` does not belong to it.
     #[error("{dir}: ca.pem is not a Ketenpoort dev CA matching ca.key")]
@@ -106,7 +104,7 @@ impl PemPair {
     /// The certificate as DER.
     pub fn cert_der(&self) -> Result<CertificateDer<'static>, PkiError> {
         CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).map_err(|_| PkiError::Pem {
-            path: PathBuf::from("<memory>"),
+            what: "the certificate PEM text".to_owned(),
         })
     }
 }
@@ -165,7 +163,15 @@ impl DevPki {
                 return Err(PkiError::DuplicatePartyId { id: id.to_owned() });
             }
         }
-        if Self::exists(dir) {
+        // Check every file up front, so that a refusal leaves nothing half-made behind.
+        let mut party_files = party_ids.iter().flat_map(|id| {
+            let parties = dir.join("parties");
+            [
+                parties.join(format!("{}.pem", id.as_ref())),
+                parties.join(format!("{}.key", id.as_ref())),
+            ]
+        });
+        if Self::exists(dir) || party_files.any(|path| path.exists()) {
             return Err(PkiError::AlreadyExists {
                 dir: dir.to_owned(),
             });
@@ -202,8 +208,10 @@ impl DevPki {
         };
         let key_pem = String::from_utf8(key_bytes).map_err(|_| mismatch())?;
         let ca_key = KeyPair::from_pem(&key_pem).map_err(|_| mismatch())?;
-        let ca_der = CertificateDer::from_pem_slice(ca_cert_pem.as_bytes())
-            .map_err(|_| PkiError::Pem { path: ca_path })?;
+        let ca_der =
+            CertificateDer::from_pem_slice(ca_cert_pem.as_bytes()).map_err(|_| PkiError::Pem {
+                what: ca_path.display().to_string(),
+            })?;
         let (_, ca_cert) = X509Certificate::from_der(&ca_der).map_err(|_| mismatch())?;
         let is_dev_ca = ca_cert
             .subject()
@@ -222,9 +230,11 @@ impl DevPki {
         })
     }
 
-    /// Whether `dir` already holds (part of) a PKI.
+    /// Whether `dir` already holds (part of) a PKI: the CA or the server certificate.
     pub fn exists(dir: &Path) -> bool {
-        dir.join("ca.pem").exists() || dir.join("ca.key").exists()
+        ["ca.pem", "ca.key", "server.pem", "server.key"]
+            .iter()
+            .any(|name| dir.join(name).exists())
     }
 
     /// Removes the files of a PKI from `dir`: the CA, the server and every `parties/*.pem|key`.
@@ -267,7 +277,7 @@ impl DevPki {
     /// The CA certificate, DER.
     pub fn ca_cert_der(&self) -> Result<CertificateDer<'static>, PkiError> {
         CertificateDer::from_pem_slice(self.ca_cert_pem.as_bytes()).map_err(|_| PkiError::Pem {
-            path: self.ca_cert_path(),
+            what: self.ca_cert_path().display().to_string(),
         })
     }
 
@@ -340,11 +350,6 @@ impl DevPki {
                 Err(_) => SanType::DnsName(name.try_into()?),
             });
         }
-        debug_assert!(
-            params
-                .subject_alt_names
-                .contains(&SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)))
-        );
         params
             .extended_key_usages
             .push(ExtendedKeyUsagePurpose::ServerAuth);
@@ -581,6 +586,22 @@ mod tests {
         assert_ne!(first.ca_cert_pem(), second.ca_cert_pem());
         assert!(second.party("coc").is_ok());
         assert!(second.party("pz-gent").is_err());
+    }
+
+    #[test]
+    fn leftovers_of_an_old_pki_make_init_refuse_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        secret_file::write_new(&dir.path().join("parties/coc.key"), b"old").unwrap();
+        assert!(matches!(
+            DevPki::init(dir.path(), &["pz-gent", "coc"], &[] as &[&str]),
+            Err(PkiError::AlreadyExists { .. })
+        ));
+        assert!(!dir.path().join("ca.key").exists());
+        std::fs::write(dir.path().join("server.pem"), "old").unwrap();
+        assert!(DevPki::exists(dir.path()));
+        DevPki::remove(dir.path()).unwrap();
+        assert!(!dir.path().join("parties").exists());
+        assert!(DevPki::init(dir.path(), &["pz-gent", "coc"], &[] as &[&str]).is_ok());
     }
 
     #[test]
