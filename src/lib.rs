@@ -2,6 +2,9 @@
 //! between police and their partners in care and welfare.
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod exchange;
+pub mod grpc;
 pub mod identity;
 pub mod proto;
 pub mod secret_file;
