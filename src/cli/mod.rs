@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
+
 /// Ketenpoort: minimal, policy-checked and audited information exchange between police and care partners.
 #[derive(Debug, Parser)]
 #[command(name = "ketenpoort", version, about, long_about = None)]
@@ -14,10 +16,22 @@ struct Cli {
 
 /// The subcommand groups.
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Verify and inspect the signed audit log.
+    Audit(audit::AuditArgs),
+}
 
 /// Parses the command line and runs the chosen subcommand; errors are printed once, here.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    let result = match cli.command {
+        Command::Audit(args) => audit::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
