@@ -2,6 +2,7 @@
 //! between police and their partners in care and welfare.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod config;
 pub mod exchange;
 pub mod grpc;
