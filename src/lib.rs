@@ -7,5 +7,6 @@ pub mod config;
 pub mod exchange;
 pub mod grpc;
 pub mod identity;
+pub mod policy;
 pub mod proto;
 pub mod secret_file;

@@ -4,11 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-<<<<<<< HEAD
 mod pki;
-=======
 mod audit;
->>>>>>> audit
 
 /// Ketenpoort: minimal, policy-checked and audited information exchange between police and care partners.
 #[derive(Debug, Parser)]
@@ -21,24 +18,18 @@ struct Cli {
 /// The subcommand groups.
 #[derive(Debug, Subcommand)]
 enum Command {
-<<<<<<< HEAD
     /// Make or extend the development PKI.
     Pki(pki::PkiArgs),
-=======
     /// Verify and inspect the signed audit log.
     Audit(audit::AuditArgs),
->>>>>>> audit
 }
 
 /// Parses the command line and runs the chosen subcommand; errors are printed once, here.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-<<<<<<< HEAD
         Command::Pki(args) => pki::run(args),
-=======
         Command::Audit(args) => audit::run(args),
->>>>>>> audit
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
