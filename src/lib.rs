@@ -2,5 +2,6 @@
 //! between police and their partners in care and welfare.
 #![forbid(unsafe_code)]
 
+pub mod policy;
 pub mod proto;
 pub mod secret_file;

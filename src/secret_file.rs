@@ -60,6 +60,9 @@ mod tests {
         let path = dir.path().join("k.bin");
         write_new(&path, b"secret").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        assert_eq!(read(&path).unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            read(&path).unwrap_err().kind(),
+            io::ErrorKind::PermissionDenied
+        );
     }
 }
