@@ -9,4 +9,6 @@ pub mod grpc;
 pub mod identity;
 pub mod policy;
 pub mod proto;
+pub mod release;
 pub mod secret_file;
+pub mod store;

@@ -4,8 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod pki;
 mod audit;
+mod pki;
+mod serve;
 
 /// Ketenpoort: minimal, policy-checked and audited information exchange between police and care partners.
 #[derive(Debug, Parser)]
@@ -22,6 +23,8 @@ enum Command {
     Pki(pki::PkiArgs),
     /// Verify and inspect the signed audit log.
     Audit(audit::AuditArgs),
+    /// Run the gateway (mutual-TLS gRPC) until Ctrl-C.
+    Serve(serve::ServeArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand; errors are printed once, here.
@@ -30,6 +33,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Pki(args) => pki::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

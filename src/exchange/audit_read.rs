@@ -142,7 +142,10 @@ impl Gateway {
             request.tree_size
         };
         if tree_size > latest {
-            return Err(ExchangeError::invalid("tree_size", "beyond the latest checkpoint"));
+            return Err(ExchangeError::invalid(
+                "tree_size",
+                "beyond the latest checkpoint",
+            ));
         }
         if request.index >= tree_size {
             return Err(ExchangeError::invalid("index", "not inside the tree"));
@@ -172,7 +175,10 @@ impl Gateway {
             request.new_size
         };
         if new_size > latest {
-            return Err(ExchangeError::invalid("new_size", "beyond the latest checkpoint"));
+            return Err(ExchangeError::invalid(
+                "new_size",
+                "beyond the latest checkpoint",
+            ));
         }
         if request.old_size > new_size {
             return Err(ExchangeError::invalid("old_size", "larger than new_size"));
@@ -189,7 +195,11 @@ impl Gateway {
     }
 
     /// A leaf as the scope allows: the entry, or only its hash.
-    fn scoped_leaf(&self, scope: &mut Scope<'_>, index: u64) -> Result<(LogLeaf, bool), ExchangeError> {
+    fn scoped_leaf(
+        &self,
+        scope: &mut Scope<'_>,
+        index: u64,
+    ) -> Result<(LogLeaf, bool), ExchangeError> {
         let bytes = self.inner.log.entry(index).map_err(log_error)?;
         let entry = AuditEntry::decode(bytes.as_slice())
             .map_err(|_| ExchangeError::Internal(format!("entry {index} does not decode")))?;

@@ -66,7 +66,10 @@ pub(crate) fn record(fields: &[pb::FieldEntry], path: &str) -> Result<Record, Ex
     for (i, entry) in fields.iter().enumerate() {
         let at = |what: &str| format!("{path}[{i}].{what}");
         if entry.field.trim().is_empty() {
-            violations.push(Violation::new(at("field"), "a catalogue field id is required"));
+            violations.push(Violation::new(
+                at("field"),
+                "a catalogue field id is required",
+            ));
             continue;
         }
         let value = match entry.value.as_ref().and_then(|v| v.kind.as_ref()) {

@@ -39,7 +39,9 @@ impl Gateway {
         caller: &Caller,
         request: RegisterReferenceRequest,
     ) -> Result<RegisterReferenceResponse, ExchangeError> {
-        let subject = self.pseudonymise(request.subject.as_ref(), "subject")?.to_hex();
+        let subject = self
+            .pseudonymise(request.subject.as_ref(), "subject")?
+            .to_hex();
         let holder_reference = request.holder_reference.trim().to_owned();
         if holder_reference.chars().count() > MAX_HOLDER_REFERENCE {
             return Err(ExchangeError::invalid(
@@ -71,7 +73,9 @@ impl Gateway {
         caller: &Caller,
         request: WithdrawReferenceRequest,
     ) -> Result<WithdrawReferenceResponse, ExchangeError> {
-        let subject = self.pseudonymise(request.subject.as_ref(), "subject")?.to_hex();
+        let subject = self
+            .pseudonymise(request.subject.as_ref(), "subject")?
+            .to_hex();
         let key = store::reference_key(&subject, &caller.party);
         let _guard = self.inner.locks.lock(&key).await;
         let mut entry = self.entry(caller, "WithdrawReference", AuditEvent::Grounds);
@@ -94,7 +98,9 @@ impl Gateway {
         caller: &Caller,
         request: LookupRequest,
     ) -> Result<LookupResponse, ExchangeError> {
-        let subject = self.pseudonymise(request.subject.as_ref(), "subject")?.to_hex();
+        let subject = self
+            .pseudonymise(request.subject.as_ref(), "subject")?
+            .to_hex();
         let now = self.now();
         let lookup_id = ids::new_id("l", now)?;
         let grounds = self.grounds_for(&subject)?;

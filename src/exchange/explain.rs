@@ -36,7 +36,9 @@ impl Gateway {
             request.requester.clone()
         };
         let subject = match request.subject.as_ref() {
-            Some(s) if !s.number.is_empty() => Some(self.pseudonymise(Some(s), "subject")?.to_hex()),
+            Some(s) if !s.number.is_empty() => {
+                Some(self.pseudonymise(Some(s), "subject")?.to_hex())
+            }
             _ => None,
         };
         let grounds = match &subject {

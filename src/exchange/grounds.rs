@@ -17,12 +17,7 @@ const CASE_OPENER_ROLES: [&str; 2] = ["coordinator", "prosecutor"];
 const MAX_REFERENCE: usize = 256;
 
 impl Gateway {
-    fn check_parties(
-        &self,
-        parties: &[String],
-        path: &str,
-        violations: &mut Vec<Violation>,
-    ) {
+    fn check_parties(&self, parties: &[String], path: &str, violations: &mut Vec<Violation>) {
         if parties.is_empty() {
             violations.push(Violation::new(path, "name at least one party"));
         }
@@ -54,10 +49,16 @@ impl Gateway {
         self.check_purpose(&request.purpose, &mut violations);
         self.check_parties(&request.participants, "participants", &mut violations);
         if request.authorisation.chars().count() > MAX_REFERENCE {
-            violations.push(Violation::new("authorisation", "must be at most 256 characters"));
+            violations.push(Violation::new(
+                "authorisation",
+                "must be at most 256 characters",
+            ));
         }
         if !request.case_id.is_empty() && !ids::is_well_formed(&request.case_id) {
-            violations.push(Violation::new("case_id", "use lower-case letters, digits and '-'"));
+            violations.push(Violation::new(
+                "case_id",
+                "use lower-case letters, digits and '-'",
+            ));
         }
         if request.subjects.is_empty() {
             violations.push(Violation::new("subjects", "name at least one subject"));
@@ -183,7 +184,10 @@ impl Gateway {
         self.check_purpose(&request.purpose, &mut violations);
         self.check_parties(&request.recipients, "recipients", &mut violations);
         if request.evidence.trim().is_empty() {
-            violations.push(Violation::new("evidence", "a reference to the evidence is required"));
+            violations.push(Violation::new(
+                "evidence",
+                "a reference to the evidence is required",
+            ));
         } else if request.evidence.chars().count() > MAX_REFERENCE {
             violations.push(Violation::new("evidence", "must be at most 256 characters"));
         }
@@ -191,14 +195,20 @@ impl Gateway {
         let given = match request.give_time.as_ref() {
             None => Some(now),
             Some(t) => from_timestamp(t).filter(|g| *g <= now).or_else(|| {
-                violations.push(Violation::new("give_time", "must be a valid time, not in the future"));
+                violations.push(Violation::new(
+                    "give_time",
+                    "must be a valid time, not in the future",
+                ));
                 None
             }),
         };
         let expires = match request.expire_time.as_ref().and_then(from_timestamp) {
             Some(e) if given.is_some_and(|g| e > g) => Some(e),
             _ => {
-                violations.push(Violation::new("expire_time", "required, and after give_time"));
+                violations.push(Violation::new(
+                    "expire_time",
+                    "required, and after give_time",
+                ));
                 None
             }
         };
@@ -267,7 +277,10 @@ impl Gateway {
         entry.purpose = consent.purpose.clone();
         entry.ground_refs = vec![format!("consent:{}", consent.id)];
         let receipt = self
-            .commit(&entry, vec![store::put(store::consent_key(&consent.id), &consent)])
+            .commit(
+                &entry,
+                vec![store::put(store::consent_key(&consent.id), &consent)],
+            )
             .await?;
         Ok(RevokeConsentResponse {
             receipt: Some(receipt),

@@ -150,6 +150,8 @@ impl Gateway {
     }
 
     fn notify_ticket_change(&self) {
-        self.inner.ticket_changes.send_modify(|n| *n = n.wrapping_add(1));
+        self.inner
+            .ticket_changes
+            .send_modify(|n| *n = n.wrapping_add(1));
     }
 }

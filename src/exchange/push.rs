@@ -24,9 +24,14 @@ impl Gateway {
         caller: &Caller,
         request: ShareRequest,
     ) -> Result<ShareResponse, ExchangeError> {
-        let subject = self.pseudonymise(request.subject.as_ref(), "subject")?.to_hex();
+        let subject = self
+            .pseudonymise(request.subject.as_ref(), "subject")?
+            .to_hex();
         if request.recipient.trim().is_empty() {
-            return Err(ExchangeError::invalid("recipient", "the recipient party is required"));
+            return Err(ExchangeError::invalid(
+                "recipient",
+                "the recipient party is required",
+            ));
         }
         let record = convert::record(&request.fields, "fields")?;
         if record.0.is_empty() {
@@ -38,7 +43,10 @@ impl Gateway {
             .keys()
             .map(|field| FieldRequest {
                 field: field.clone(),
-                form: forms.iter().find(|f| &f.field == field).and_then(|f| f.form),
+                form: forms
+                    .iter()
+                    .find(|f| &f.field == field)
+                    .and_then(|f| f.form),
             })
             .collect();
         let justification = justification(&request.justification)?;

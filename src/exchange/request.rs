@@ -127,13 +127,21 @@ impl Gateway {
         caller: &Caller,
         request: RequestContextRequest,
     ) -> Result<RequestContextResponse, ExchangeError> {
-        let subject = self.pseudonymise(request.subject.as_ref(), "subject")?.to_hex();
+        let subject = self
+            .pseudonymise(request.subject.as_ref(), "subject")?
+            .to_hex();
         let fields = field_requests(&request.fields, "fields")?;
         if fields.is_empty() {
-            return Err(ExchangeError::invalid("fields", "ask for at least one field"));
+            return Err(ExchangeError::invalid(
+                "fields",
+                "ask for at least one field",
+            ));
         }
         if request.holder.trim().is_empty() {
-            return Err(ExchangeError::invalid("holder", "the holder party is required"));
+            return Err(ExchangeError::invalid(
+                "holder",
+                "the holder party is required",
+            ));
         }
         let justification = justification(&request.justification)?;
         let now = self.now();
@@ -404,7 +412,10 @@ impl Gateway {
         let mut ticket = self.ticket_for(caller, &request.ticket_id, true)?;
         self.pending_or_error(&ticket)?;
         let mut entry = self.ticket_entry(caller, "Decline", &ticket);
-        entry.reason_code = format!("DECLINED_{}", reason.as_str_name().trim_start_matches("DECLINE_REASON_"));
+        entry.reason_code = format!(
+            "DECLINED_{}",
+            reason.as_str_name().trim_start_matches("DECLINE_REASON_")
+        );
         ticket.state = TicketState::Declined as i32;
         ticket.decline_reason = reason as i32;
         let changes = vec![
@@ -429,8 +440,9 @@ impl Gateway {
             Some(d) if d.seconds < 0 || d.nanos < 0 => {
                 return Err(ExchangeError::invalid("wait", "must not be negative"));
             }
-            Some(d) => Duration::new(d.seconds as u64, d.nanos as u32)
-                .min(self.inner.settings.max_wait),
+            Some(d) => {
+                Duration::new(d.seconds as u64, d.nanos as u32).min(self.inner.settings.max_wait)
+            }
         };
         let mut changes = self.inner.ticket_changes.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
@@ -475,15 +487,21 @@ impl Gateway {
             entry.reason_code = "RETENTION_ENDED".into();
             entry.released_fields.clear();
             ticket.state = TicketState::Expired as i32;
-            self.commit(&entry, vec![store::put(store::ticket_key(&ticket.id), &ticket)])
-                .await?;
+            self.commit(
+                &entry,
+                vec![store::put(store::ticket_key(&ticket.id), &ticket)],
+            )
+            .await?;
             return Ok(self.ticket_view(&ticket));
         }
         entry.verdict = crate::proto::v1::Verdict::Allow as i32;
         entry.reason_code = "DELIVERED".into();
         ticket.state = TicketState::Delivered as i32;
         let receipt = self
-            .commit(&entry, vec![store::put(store::ticket_key(&ticket.id), &ticket)])
+            .commit(
+                &entry,
+                vec![store::put(store::ticket_key(&ticket.id), &ticket)],
+            )
             .await?;
         Ok(GetResultResponse {
             state: TicketState::Answered as i32,
