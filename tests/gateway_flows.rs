@@ -49,7 +49,12 @@ async fn lookup_finds_registered_holder_and_hides_absence() {
     assert!(!entry.subject_pseudonym.is_empty());
     // No clear subject number anywhere in the logged entry.
     let number = subject_number(1);
-    assert!(!receipt.entry.windows(number.len()).any(|w| w == number.as_bytes()));
+    assert!(
+        !receipt
+            .entry
+            .windows(number.len())
+            .any(|w| w == number.as_bytes())
+    );
 
     // Nobody knows subject 2: same shape of answer, just no hits.
     let none = police
@@ -124,7 +129,11 @@ async fn request_flow_needs_a_case_and_releases_only_minimal_fields() {
         .expect_err("no case");
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert_eq!(reason(&status), "CASE_REQUIRED");
-    assert_eq!(gw.gateway.log().size(), size_before + 1, "refusal is logged");
+    assert_eq!(
+        gw.gateway.log().size(),
+        size_before + 1,
+        "refusal is logged"
+    );
 
     open_case(&gw, 3).await;
     let asked = police
@@ -195,12 +204,18 @@ async fn request_flow_needs_a_case_and_releases_only_minimal_fields() {
         .await
         .expect("respond")
         .into_inner();
-    assert_eq!(answered.stripped_fields, vec!["health.diagnosis".to_string()]);
+    assert_eq!(
+        answered.stripped_fields,
+        vec!["health.diagnosis".to_string()]
+    );
     let receipt = answered.receipt.expect("receipt");
     verify_receipt(&gw, &receipt);
     let entry = pb::AuditEntry::decode(receipt.entry.as_slice()).expect("decodes");
     assert_eq!(entry.payload_commitment.len(), 32);
-    assert!(!receipt.entry.windows(4).any(|w| w == b"Gent"), "no values in the log");
+    assert!(
+        !receipt.entry.windows(4).any(|w| w == b"Gent"),
+        "no values in the log"
+    );
 
     // A second answer to the same ticket fails.
     let again = caw

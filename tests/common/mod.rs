@@ -99,13 +99,15 @@ impl TestGateway {
     pub async fn channel(&self, party: &str) -> Channel {
         let cert = std::fs::read_to_string(self.pki.join("parties").join(format!("{party}.pem")))
             .expect("party cert");
-        let key = ketenpoort::secret_file::read(
-            &self.pki.join("parties").join(format!("{party}.key")),
+        let key =
+            ketenpoort::secret_file::read(&self.pki.join("parties").join(format!("{party}.key")))
+                .expect("party key");
+        self.channel_with(
+            Some((cert, String::from_utf8(key).expect("pem"))),
+            &self.ca_pem(),
         )
-        .expect("party key");
-        self.channel_with(Some((cert, String::from_utf8(key).expect("pem"))), &self.ca_pem())
-            .await
-            .expect("connects")
+        .await
+        .expect("connects")
     }
 
     /// A channel with an explicit client identity (or none) and trust anchor.
@@ -153,7 +155,10 @@ impl TestGateway {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
-            server.await.expect("server task").expect("server ends cleanly");
+            server
+                .await
+                .expect("server task")
+                .expect("server ends cleanly");
         }
         self.gateway.log().shutdown().await;
     }
