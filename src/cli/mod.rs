@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod pki;
+mod policy;
 mod serve;
 
 /// Ketenpoort: minimal, policy-checked and audited information exchange between police and care partners.
@@ -25,18 +26,22 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Run the gateway (mutual-TLS gRPC) until Ctrl-C.
     Serve(serve::ServeArgs),
+    /// Check, test, explain, digest and diff policy sets.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 /// Parses the command line and runs the chosen subcommand; errors are printed once, here.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Pki(args) => pki::run(args),
-        Command::Audit(args) => audit::run(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Pki(args) => pki::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Audit(args) => audit::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Policy(cmd) => policy::run(cmd),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
