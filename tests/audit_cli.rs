@@ -33,7 +33,10 @@ fn inspect_prove_verify_and_rotate() {
     assert_eq!(text(&soak).lines().count(), 40);
 
     let checkpoint = text(&audit(data, &["checkpoint"]));
-    assert!(checkpoint.starts_with("soak.ketenpoort.test/audit\n40\n"), "{checkpoint}");
+    assert!(
+        checkpoint.starts_with("soak.ketenpoort.test/audit\n40\n"),
+        "{checkpoint}"
+    );
     let vkey = text(&audit(data, &["vkey"])).trim().to_owned();
     assert!(vkey.starts_with("soak.ketenpoort.test/audit+"));
 
@@ -85,7 +88,13 @@ fn inspect_prove_verify_and_rotate() {
 
     // Pinning only the new key is not enough for the old checkpoints.
     let new_only = Command::new(BIN)
-        .args(["audit", "verify", "--vkey", vkeys.lines().next().unwrap(), "--data-dir"])
+        .args([
+            "audit",
+            "verify",
+            "--vkey",
+            vkeys.lines().next().unwrap(),
+            "--data-dir",
+        ])
         .arg(data)
         .output()
         .unwrap();
