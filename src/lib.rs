@@ -4,4 +4,5 @@
 
 pub mod policy;
 pub mod proto;
+pub mod release;
 pub mod secret_file;

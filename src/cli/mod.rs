@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod policy;
+
 /// Ketenpoort: minimal, policy-checked and audited information exchange between police and care partners.
 #[derive(Debug, Parser)]
 #[command(name = "ketenpoort", version, about, long_about = None)]
@@ -14,10 +16,23 @@ struct Cli {
 
 /// The subcommand groups.
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Check, test, explain, digest and diff policy sets.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+}
 
 /// Parses the command line and runs the chosen subcommand; errors are printed once, here.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    let result = match cli.command {
+        Command::Policy(cmd) => policy::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

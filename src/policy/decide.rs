@@ -289,6 +289,7 @@ impl PolicySet {
                 fields.push(FieldGrant {
                     field: def.id.clone(),
                     form,
+                    ty: def.ty,
                     rule: self.rules[ri].rref.clone(),
                 });
             }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::model::Effect;
-use super::transform::Transform;
+use super::transform::{FieldType, Transform};
 
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -126,6 +126,8 @@ pub struct FieldGrant {
     pub field: String,
     /// The form it is released in.
     pub form: Transform,
+    /// The field's catalogue type, so a projection can drop values of the wrong type.
+    pub ty: FieldType,
     /// The permit that allowed this form.
     pub rule: RuleRef,
 }

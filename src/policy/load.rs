@@ -106,8 +106,9 @@ fn is_field_id(s: &str) -> bool {
 }
 
 /// Builds the model from source files named `parties.toml`, `vocabulary.toml`, `catalogue.toml`
-/// and anything else (taken as an agreement).
-pub(crate) fn build(files: &[SourceFile]) -> Result<Model, Vec<Problem>> {
+/// and anything else (taken as an agreement). The model is built even with problems, so
+/// compile-time checks can report theirs too; it must not be used when problems are returned.
+pub(crate) fn build(files: &[SourceFile]) -> (Model, Vec<Problem>) {
     let mut b = Builder::default();
     let kind_of = |f: &SourceFile| {
         Path::new(&f.name)
@@ -137,11 +138,7 @@ pub(crate) fn build(files: &[SourceFile]) -> Result<Model, Vec<Problem>> {
             b.agreement(i, f);
         }
     }
-    if b.problems.is_empty() {
-        Ok(b.finish())
-    } else {
-        Err(b.problems)
-    }
+    b.finish()
 }
 
 #[derive(Default)]
@@ -465,6 +462,13 @@ impl<'f> Builder<'f> {
         let had_rules = doc.has("rule");
         let rules: Vec<Spanned<RawRule>> = doc.take_items("rule", &mut self.problems);
         let Some(raw) = doc.take_rest::<RawAgreement>(&mut self.problems) else {
+            // Still check the rules, so one bad header does not hide their problems.
+            let mut seen = HashSet::new();
+            for r in rules {
+                let r = r.into_inner();
+                self.check_id(f, &r.id, "rule", false, &mut seen);
+                self.rule(f, r);
+            }
             return;
         };
         let mut seen = std::mem::take(&mut self.agreement_ids);
@@ -886,7 +890,7 @@ impl<'f> Builder<'f> {
         })
     }
 
-    fn finish(self) -> Model {
+    fn finish(self) -> (Model, Vec<Problem>) {
         let mut parties: Vec<Party> = self.parties.into_iter().map(|(p, _, _)| p).collect();
         parties.sort_by(|a, b| a.id.cmp(&b.id));
         let mut roles = self.roles;
@@ -900,7 +904,7 @@ impl<'f> Builder<'f> {
         let mut agreements = self.agreements;
         agreements.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         let (agreements, origins) = agreements.into_iter().unzip();
-        Model {
+        let model = Model {
             parties,
             roles,
             purposes,
@@ -908,7 +912,8 @@ impl<'f> Builder<'f> {
             fields,
             agreements,
             origins,
-        }
+        };
+        (model, self.problems)
     }
 }
 

@@ -7,6 +7,7 @@ mod compile;
 mod decide;
 mod decision;
 mod diagnostic;
+mod diff;
 mod digest;
 mod explain;
 mod fixture;
@@ -20,6 +21,7 @@ mod transform;
 pub use decide::Check;
 pub use decision::{ALL_REASONS, Decision, FieldGrant, Obligations, ReasonCode, RuleRef, Verdict};
 pub use diagnostic::{LoadError, Problem, SourceFile};
+pub use diff::{AccessChange, diff};
 pub use explain::{Explanation, RuleTrace};
 pub use fixture::{Expectation, ExpectedObligations, Fixture, load_fixtures, parse_fixtures};
 pub use model::{

@@ -47,8 +47,15 @@ impl PolicySet {
             dir: label.to_owned(),
             problems,
         };
-        let model = super::load::build(&files).map_err(err)?;
-        super::compile::compile(model, &files).map_err(err)
+        let (model, mut problems) = super::load::build(&files);
+        match super::compile::compile(model, &files) {
+            Ok(set) if problems.is_empty() => Ok(set),
+            Ok(_) => Err(err(problems)),
+            Err(more) => {
+                problems.extend(more);
+                Err(err(problems))
+            }
+        }
     }
 
     /// The SHA-256 digest of the canonical compiled form, independent of file and rule order.
