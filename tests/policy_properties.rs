@@ -145,3 +145,21 @@ proptest! {
         }
     }
 }
+
+/// The properties above are only meaningful if the generated requests hit every outcome.
+#[test]
+fn generated_requests_reach_every_main_outcome() {
+    let set = set();
+    let mut reasons = std::collections::HashSet::new();
+    for (req, grounds) in requests(1).into_iter().chain((2..60).flat_map(requests)) {
+        reasons.insert(set.decide(&req, &grounds, GENERATED_NOW).reason);
+    }
+    for r in [
+        ReasonCode::Permitted,
+        ReasonCode::Forbidden,
+        ReasonCode::NoMatchingPermit,
+        ReasonCode::EvaluationError,
+    ] {
+        assert!(reasons.contains(&r), "{r} never reached: {reasons:?}");
+    }
+}
