@@ -4,7 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
 mod pki;
+mod policy;
+mod serve;
 
 /// Ketenpoort: minimal, policy-checked and audited information exchange between police and care partners.
 #[derive(Debug, Parser)]
@@ -19,16 +22,26 @@ struct Cli {
 enum Command {
     /// Make or extend the development PKI.
     Pki(pki::PkiArgs),
+    /// Verify and inspect the signed audit log.
+    Audit(audit::AuditArgs),
+    /// Run the gateway (mutual-TLS gRPC) until Ctrl-C.
+    Serve(serve::ServeArgs),
+    /// Check, test, explain, digest and diff policy sets.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 /// Parses the command line and runs the chosen subcommand; errors are printed once, here.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Pki(args) => pki::run(args),
+        Command::Pki(args) => pki::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Audit(args) => audit::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Policy(cmd) => policy::run(cmd),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -1,0 +1,201 @@
+//! The stored forms of operational state, encoded with prost (never bincode; see STACK-NOTES).
+//!
+//! Subjects appear only as pseudonyms (hex). Payloads (`released`) are the projected, already
+//! minimised fields, kept only until fetched or until their retention ends.
+
+/// A holder's registration that it knows a subject.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ReferenceRecord {
+    /// The holder party.
+    #[prost(string, tag = "1")]
+    pub holder: String,
+    /// The holder's own opaque file reference.
+    #[prost(string, tag = "2")]
+    pub holder_reference: String,
+    /// When it was registered, Unix seconds.
+    #[prost(int64, tag = "3")]
+    pub registered: i64,
+}
+
+/// One field grant of a decision, as stored with a ticket.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GrantRecord {
+    /// Catalogue field id.
+    #[prost(string, tag = "1")]
+    pub field: String,
+    /// Transform name.
+    #[prost(string, tag = "2")]
+    pub form: String,
+    /// Agreement of the permitting rule.
+    #[prost(string, tag = "3")]
+    pub agreement: String,
+    /// Id of the permitting rule.
+    #[prost(string, tag = "4")]
+    pub rule: String,
+}
+
+/// A field the requester asked for (field and optional form), kept to re-decide at answer time.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AskedField {
+    /// Catalogue field id.
+    #[prost(string, tag = "1")]
+    pub field: String,
+    /// Requested transform name; empty for none.
+    #[prost(string, tag = "2")]
+    pub form: String,
+}
+
+/// A request ticket and, once answered, its payload.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TicketRecord {
+    /// Ticket id.
+    #[prost(string, tag = "1")]
+    pub id: String,
+    /// The requesting party.
+    #[prost(string, tag = "2")]
+    pub requester: String,
+    /// The requesting actor.
+    #[prost(string, tag = "3")]
+    pub actor: String,
+    /// The holder asked.
+    #[prost(string, tag = "4")]
+    pub holder: String,
+    /// Purpose.
+    #[prost(string, tag = "5")]
+    pub purpose: String,
+    /// Subject pseudonym, hex.
+    #[prost(string, tag = "6")]
+    pub subject: String,
+    /// What the requester asked for.
+    #[prost(message, repeated, tag = "7")]
+    pub asked: Vec<AskedField>,
+    /// What the decision at request time allows.
+    #[prost(message, repeated, tag = "8")]
+    pub grants: Vec<GrantRecord>,
+    /// The requester's justification.
+    #[prost(string, tag = "9")]
+    pub justification: String,
+    /// `TicketState` number of the wire contract.
+    #[prost(int32, tag = "10")]
+    pub state: i32,
+    /// Created, Unix seconds.
+    #[prost(int64, tag = "11")]
+    pub created: i64,
+    /// Pending until, Unix seconds.
+    #[prost(int64, tag = "12")]
+    pub expires: i64,
+    /// `DeclineReason` number, when declined.
+    #[prost(int32, tag = "13")]
+    pub decline_reason: i32,
+    /// The released fields, encoded `ReleasedFieldValue`s; empty once delivered or expired.
+    #[prost(bytes = "vec", repeated, tag = "14")]
+    pub released: Vec<Vec<u8>>,
+    /// Salt of the payload commitment.
+    #[prost(bytes = "vec", tag = "15")]
+    pub salt: Vec<u8>,
+    /// Payload kept until, Unix seconds (retention obligation).
+    #[prost(int64, tag = "16")]
+    pub retain_until: i64,
+    /// Trace id of the request.
+    #[prost(string, tag = "17")]
+    pub trace_id: String,
+}
+
+/// A pushed signal waiting for its recipient.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SignalRecord {
+    /// Signal id.
+    #[prost(string, tag = "1")]
+    pub id: String,
+    /// The sending party.
+    #[prost(string, tag = "2")]
+    pub sender: String,
+    /// The sending actor.
+    #[prost(string, tag = "3")]
+    pub actor: String,
+    /// The recipient party.
+    #[prost(string, tag = "4")]
+    pub recipient: String,
+    /// Purpose.
+    #[prost(string, tag = "5")]
+    pub purpose: String,
+    /// Subject pseudonym, hex.
+    #[prost(string, tag = "6")]
+    pub subject: String,
+    /// The released fields, encoded `ReleasedFieldValue`s.
+    #[prost(bytes = "vec", repeated, tag = "7")]
+    pub released: Vec<Vec<u8>>,
+    /// Salt of the payload commitment.
+    #[prost(bytes = "vec", tag = "8")]
+    pub salt: Vec<u8>,
+    /// Created, Unix seconds.
+    #[prost(int64, tag = "9")]
+    pub created: i64,
+    /// Payload kept until, Unix seconds.
+    #[prost(int64, tag = "10")]
+    pub retain_until: i64,
+    /// The sender's justification.
+    #[prost(string, tag = "11")]
+    pub justification: String,
+}
+
+/// A 458ter case consultation.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CaseRecord {
+    /// Case id.
+    #[prost(string, tag = "1")]
+    pub id: String,
+    /// The party that opened it.
+    #[prost(string, tag = "2")]
+    pub opener: String,
+    /// Purpose.
+    #[prost(string, tag = "3")]
+    pub purpose: String,
+    /// Participating parties.
+    #[prost(string, repeated, tag = "4")]
+    pub participants: Vec<String>,
+    /// Subject pseudonyms, hex.
+    #[prost(string, repeated, tag = "5")]
+    pub subjects: Vec<String>,
+    /// Reference to the legal act or authorisation.
+    #[prost(string, tag = "6")]
+    pub authorisation: String,
+    /// Opened, Unix seconds.
+    #[prost(int64, tag = "7")]
+    pub opened: i64,
+    /// Closed, Unix seconds; absent while open.
+    #[prost(int64, optional, tag = "8")]
+    pub closed: Option<i64>,
+}
+
+/// A subject's consent.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ConsentRecord {
+    /// Consent id.
+    #[prost(string, tag = "1")]
+    pub id: String,
+    /// The party that recorded it.
+    #[prost(string, tag = "2")]
+    pub recorder: String,
+    /// Subject pseudonym, hex.
+    #[prost(string, tag = "3")]
+    pub subject: String,
+    /// Purpose consented to.
+    #[prost(string, tag = "4")]
+    pub purpose: String,
+    /// Parties that may receive data.
+    #[prost(string, repeated, tag = "5")]
+    pub recipients: Vec<String>,
+    /// Evidence reference.
+    #[prost(string, tag = "6")]
+    pub evidence: String,
+    /// Given, Unix seconds.
+    #[prost(int64, tag = "7")]
+    pub given: i64,
+    /// Expires (exclusive), Unix seconds.
+    #[prost(int64, tag = "8")]
+    pub expires: i64,
+    /// Revoked, Unix seconds.
+    #[prost(int64, optional, tag = "9")]
+    pub revoked: Option<i64>,
+}
