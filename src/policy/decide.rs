@@ -200,7 +200,8 @@ impl PolicySet {
             }
         }
         let np = self.parties.len();
-        let candidates = &self.index[req.kind.index() * np + ctx.requester];
+        let candidates =
+            &self.index[(req.kind.index() * np + ctx.requester) * np + ctx.counterpart];
 
         // Forbids first: forbid beats permit.
         let mut removed: Vec<usize> = Vec::new();
@@ -209,7 +210,6 @@ impl PolicySet {
         for &ri in candidates {
             let rule = &self.rules[ri as usize];
             if rule.effect != Effect::Forbid
-                || !rule.matches_counterpart(self, ctx.requester, ctx.counterpart)
                 || !rule.purposes.contains(ctx.purpose)
                 || ctx.holds(rule).is_err()
             {
@@ -237,10 +237,7 @@ impl PolicySet {
         let mut best: (u8, ReasonCode) = (4, ReasonCode::NoMatchingPermit);
         for &ri in candidates {
             let rule = &self.rules[ri as usize];
-            if rule.effect != Effect::Permit
-                || !rule.matches_counterpart(self, ctx.requester, ctx.counterpart)
-                || !rule.purposes.contains(ctx.purpose)
-            {
+            if rule.effect != Effect::Permit || !rule.purposes.contains(ctx.purpose) {
                 continue;
             }
             match ctx.holds(rule) {

@@ -26,7 +26,7 @@ pub struct PolicySet {
     pub(crate) agreements: Vec<Agreement>,
     /// Every rule, sorted by (agreement id, rule id): the canonical order.
     pub(crate) rules: Vec<CompiledRule>,
-    /// `index[kind * parties + requester]`: candidate rules by kind and requester.
+    /// `index[(kind * parties + requester) * parties + counterpart]`: candidate rules.
     pub(crate) index: Vec<Vec<u32>>,
     pub(crate) digest: [u8; 32],
     pub(crate) warnings: Vec<Problem>,
