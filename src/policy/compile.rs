@@ -1,11 +1,10 @@
 //! Compiling the model: dense indices, party and purpose bit sets, and the decision index
 //! (kind × requester × counterpart → candidate rules), so `decide` never scans every rule.
 
-use std::collections::HashMap;
-
 use super::bits::Bits;
 use super::decision::RuleRef;
 use super::diagnostic::{Problem, SourceFile};
+use super::idmap::IdMap;
 use super::load::Model;
 use super::model::{Conditions, Effect, ObligationSpec, Selector, Window};
 use super::request::ALL_KINDS;
@@ -80,7 +79,7 @@ fn party_bits(model: &Model, sel: &Selector) -> Bits {
 /// Compiles a checked model; fails on forms that cannot be ordered in overlapping permits.
 pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, Vec<Problem>> {
     let np = model.parties.len();
-    let party_ix: HashMap<String, usize> = model
+    let party_ix: IdMap = model
         .parties
         .iter()
         .enumerate()
@@ -100,7 +99,7 @@ pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, V
         })
         .collect();
     let nu = model.purposes.len();
-    let purpose_ix: HashMap<String, usize> = model
+    let purpose_ix: IdMap = model
         .purposes
         .iter()
         .enumerate()
@@ -124,7 +123,7 @@ pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, V
             b
         })
         .collect();
-    let field_ix: HashMap<String, usize> = model
+    let field_ix: IdMap = model
         .fields
         .iter()
         .enumerate()

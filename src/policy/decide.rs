@@ -279,9 +279,13 @@ impl PolicySet {
                 };
             }
             let Some((form, ri)) = allowed else { continue };
-            let form = def
-                .ty
-                .meet(requested.unwrap_or(form), form, &def.transforms);
+            // The allowed form is in the catalogue (checked at load): only a different
+            // requested form needs the order.
+            let form = match requested {
+                None => form,
+                Some(r) if r == form => form,
+                Some(r) => def.ty.meet(r, form, &def.transforms),
+            };
             if form != Transform::Drop {
                 fields.push(FieldGrant {
                     field: def.id.clone(),
