@@ -58,10 +58,10 @@ impl CompiledRule {
     }
 
     /// The counterparts matched for a given requester.
-    fn counterparts_for(&self, set: &PolicySet, requester: usize) -> Bits {
+    fn counterparts_for<'s>(&'s self, set: &'s PolicySet, requester: usize) -> &'s Bits {
         match &self.counterpart {
-            CounterpartSet::Parties(b) => b.clone(),
-            CounterpartSet::SameOrganisation => set.org_mates[requester].clone(),
+            CounterpartSet::Parties(b) => b,
+            CounterpartSet::SameOrganisation => &set.org_mates[requester],
         }
     }
 }
@@ -244,9 +244,9 @@ pub(crate) fn can_overlap(set: &PolicySet, a: &CompiledRule, b: &CompiledRule) -
         (CounterpartSet::Parties(x), CounterpartSet::Parties(y)) => {
             a.requester.intersects(&b.requester) && x.intersects(y)
         }
-        _ => a.requester.and(&b.requester).iter().any(|r| {
+        _ => a.requester.iter_and(&b.requester).any(|r| {
             a.counterparts_for(set, r)
-                .intersects(&b.counterparts_for(set, r))
+                .intersects(b.counterparts_for(set, r))
         }),
     }
 }
