@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::checkpoint::Checkpoint;
 use super::error::AuditError;
 use super::hash::{Frontier, Hash, leaf_hash, prove_record, prove_tree};
-use super::index::{SearchQuery, index_keys, search};
+use super::index::{SearchQuery, index_prefixes, search};
 use super::keys::{Signer, Verifier};
 use super::note;
 use super::proof::{Receipt, TlogProof};
@@ -204,13 +204,7 @@ impl AuditLog {
             return Err(AuditError::NotAccepting);
         }
         // Encoding and index keys are computed here, on the caller's task, off the writer.
-        let index_prefixes = index_keys(entry, 0)
-            .into_iter()
-            .map(|mut k| {
-                k.truncate(k.len() - 8);
-                k
-            })
-            .collect();
+        let index_prefixes = index_prefixes(entry);
         let (reply, rx) = oneshot::channel();
         let append = Append {
             entry: entry.encode_to_vec(),

@@ -6,7 +6,7 @@
 //! | `e/`   | entry index (u64 BE)    | entry bytes (the Merkle leaf)  |
 //! | `h/`   | stored-hash index (BE)  | 32-byte hash, Go tlog layout   |
 //! | `c/`   | tree size (u64 BE)      | signed checkpoint note         |
-//! | `i/`   | see `index.rs`          | empty                          |
+//! | `i/`   | field value ‖ first idx | posting list (see `index.rs`)  |
 //! | `s/`   | the gateway's own keys  | the gateway's own values       |
 
 use super::error::AuditError;

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::checkpoint::Checkpoint;
 use super::error::AuditError;
 use super::hash::{Frontier, Hash, HashReader, leaf_hash, prove_record, stored_hash_index};
+use super::index::PostingLists;
 use super::keys::Signer;
 use super::log::{Shared, StateChange};
 use super::note;
@@ -161,6 +162,7 @@ impl Writer {
         // Every hash a proof in this batch needs is a node of the old frontier or new.
         let mut overlay: HashMap<u64, Hash> = frontier.stored().into_iter().collect();
         let mut batch = sled::Batch::default();
+        let mut postings = PostingLists::default();
         for (i, p) in pending.iter().enumerate() {
             let index = first_index + i as u64;
             let start = stored_hash_index(0, index);
@@ -170,17 +172,16 @@ impl Writer {
                 overlay.insert(pos, h);
             }
             batch.insert(numbered_key(ENTRY_PREFIX, index), p.entry.as_slice());
-            for prefix in &p.index_prefixes {
-                let mut k = prefix.clone();
-                k.extend_from_slice(&index.to_be_bytes());
-                batch.insert(k, &[][..]);
-            }
+            postings.add(&p.index_prefixes, index);
             for c in &p.changes {
                 match &c.value {
                     Some(v) => batch.insert(c.key.as_slice(), v.as_slice()),
                     None => batch.remove(c.key.as_slice()),
                 }
             }
+        }
+        for (k, v) in postings.into_writes() {
+            batch.insert(k, v);
         }
         let size = frontier.size();
         let checkpoint = Checkpoint {
