@@ -6,7 +6,7 @@ use std::process::Command;
 
 use ketenpoort::audit::hash::stored_hash_index;
 use ketenpoort::audit::keys::load_signers;
-use ketenpoort::audit::store::{CHECKPOINT_PREFIX, ENTRY_PREFIX, HASH_PREFIX, Store, numbered_key};
+use ketenpoort::audit::store::{CHECKPOINT_PREFIX, ENTRY_PREFIX, Store, hashes_key, numbered_key};
 use ketenpoort::audit::verify::verify_dir;
 use ketenpoort::audit::{AuditConfig, AuditError, AuditLog, Verifier};
 use ketenpoort::proto::v1::{AuditEntry, AuditEvent};
@@ -37,13 +37,18 @@ fn build(data: &Path) -> Vec<Verifier> {
     verifiers
 }
 
-/// Flips one bit of the value at `key`; returns the original value.
+/// Flips one bit of the value at `key`, in its middle; returns the original value.
 fn flip(data: &Path, key: &[u8]) -> Vec<u8> {
+    flip_at(data, key, None)
+}
+
+/// Flips one bit of the value at `key` at `offset` (default: the middle).
+fn flip_at(data: &Path, key: &[u8], offset: Option<usize>) -> Vec<u8> {
     let (db, store) = Store::open_dir(&data.join("audit")).unwrap();
     let old = store.tree().get(key).unwrap().unwrap().to_vec();
     let mut bad = old.clone();
-    let mid = bad.len() / 2;
-    bad[mid] ^= 0x01;
+    let at = offset.unwrap_or(bad.len() / 2);
+    bad[at] ^= 0x01;
     store.tree().insert(key, bad).unwrap();
     db.flush().unwrap();
     old
@@ -98,8 +103,9 @@ fn flipped_bytes_are_found_and_named() {
         (stored_hash_index(0, 30), 30),
         (stored_hash_index(1, 10), 21),
     ] {
-        let key = numbered_key(HASH_PREFIX, pos);
-        let old = flip(data, &key);
+        let key = hashes_key(record);
+        let offset = (pos - stored_hash_index(0, record)) as usize * 32 + 5;
+        let old = flip_at(data, &key, Some(offset));
         assert_eq!(bad_index(data, &verifiers), record);
         let (ok, stderr) = cli_verify(data);
         assert!(!ok);
@@ -126,7 +132,8 @@ fn open_refuses_a_log_whose_hashes_no_longer_match_the_checkpoint() {
     let data = tmp.path();
     build(data);
     // The root of the first 32 records is part of the tree of size 50 that open recomputes.
-    flip(data, &numbered_key(HASH_PREFIX, stored_hash_index(5, 0)));
+    // It is the last of the six hashes written with record 31.
+    flip_at(data, &hashes_key(31), Some(5 * 32 + 3));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let signers = load_signers(&data.join("keys"), ORIGIN).unwrap();

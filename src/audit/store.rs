@@ -4,13 +4,13 @@
 //! | prefix | key suffix              | value                          |
 //! |--------|-------------------------|--------------------------------|
 //! | `e/`   | entry index (u64 BE)    | entry bytes (the Merkle leaf)  |
-//! | `h/`   | stored-hash index (BE)  | 32-byte hash, Go tlog layout   |
+//! | `h/`   | `StoredHashIndex(0, n)` | `StoredHashes(n)`, 32 B each   |
 //! | `c/`   | tree size (u64 BE)      | signed checkpoint note         |
 //! | `i/`   | field value ‖ first idx | posting list (see `index.rs`)  |
 //! | `s/`   | the gateway's own keys  | the gateway's own values       |
 
 use super::error::AuditError;
-use super::hash::{Hash, HashReader};
+use super::hash::{Hash, HashReader, record_of_stored_hash, stored_hash_index};
 
 /// The name of the sled tree that holds the whole log.
 pub const LOG_TREE: &[u8] = b"audit";
@@ -111,18 +111,25 @@ impl Store {
     }
 }
 
+/// The key of the stored hashes written with record `n`: Go's tlog asks a store to write
+/// `StoredHashes(n)` starting at `StoredHashIndex(0, n)`, and we keep them as one value there.
+pub fn hashes_key(n: u64) -> Vec<u8> {
+    numbered_key(HASH_PREFIX, stored_hash_index(0, n))
+}
+
 impl HashReader for Store {
     fn read_hash(&self, index: u64) -> Result<Hash, AuditError> {
-        let v = self
-            .tree
-            .get(numbered_key(HASH_PREFIX, index))?
-            .ok_or_else(|| AuditError::Corrupt {
-                index: super::hash::record_of_stored_hash(index),
-                reason: format!("stored hash {index} is missing"),
-            })?;
-        v.as_ref().try_into().map_err(|_| AuditError::Corrupt {
-            index: super::hash::record_of_stored_hash(index),
-            reason: format!("stored hash {index} is not 32 bytes"),
-        })
+        let record = record_of_stored_hash(index);
+        let offset = usize::try_from(index - stored_hash_index(0, record))
+            .map_err(|_| AuditError::Internal("stored hash offset overflow"))?
+            * 32;
+        let missing = || AuditError::Corrupt {
+            index: record,
+            reason: format!("stored hash {index} is missing"),
+        };
+        let v = self.tree.get(hashes_key(record))?.ok_or_else(missing)?;
+        v.get(offset..offset + 32)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(missing)
     }
 }

@@ -18,7 +18,7 @@ use super::keys::Signer;
 use super::log::{Shared, StateChange};
 use super::note;
 use super::proof::{Receipt, TlogProof};
-use super::store::{CHECKPOINT_PREFIX, ENTRY_PREFIX, HASH_PREFIX, Store, numbered_key};
+use super::store::{CHECKPOINT_PREFIX, ENTRY_PREFIX, Store, hashes_key, numbered_key};
 
 /// One queued append: the encoded entry, its index keys without the index, the caller's state
 /// changes, and where to send the outcome.
@@ -166,11 +166,13 @@ impl Writer {
         for (i, p) in pending.iter().enumerate() {
             let index = first_index + i as u64;
             let start = stored_hash_index(0, index);
-            for (j, h) in frontier.push(leaf_hash(&p.entry)).into_iter().enumerate() {
-                let pos = start + j as u64;
-                batch.insert(numbered_key(HASH_PREFIX, pos), &h[..]);
-                overlay.insert(pos, h);
+            let hashes = frontier.push(leaf_hash(&p.entry));
+            let mut packed = Vec::with_capacity(hashes.len() * 32);
+            for (j, h) in hashes.into_iter().enumerate() {
+                packed.extend_from_slice(&h);
+                overlay.insert(start + j as u64, h);
             }
+            batch.insert(hashes_key(index), packed);
             batch.insert(numbered_key(ENTRY_PREFIX, index), p.entry.as_slice());
             postings.add(&p.index_prefixes, index);
             for c in &p.changes {
