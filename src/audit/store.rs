@@ -10,7 +10,12 @@
 //! | `s/`   | the gateway's own keys  | the gateway's own values       |
 
 use super::error::AuditError;
-use super::hash::{Hash, HashReader, record_of_stored_hash, stored_hash_index};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use super::hash::{
+    Hash, HashReader, record_of_stored_hash, split_stored_hash_index, stored_hash_index,
+};
 
 /// The name of the sled tree that holds the whole log.
 pub const LOG_TREE: &[u8] = b"audit";
@@ -39,16 +44,24 @@ pub fn key_number(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(tail))
 }
 
+/// Stored hashes at this level and above are kept in memory once read: they are immutable, few
+/// (one per 2^level records), and every proof needs some of them.
+const CACHED_LEVEL: u32 = 6;
+
 /// Read access to the stored log.
 #[derive(Clone)]
 pub struct Store {
     tree: sled::Tree,
+    upper: Arc<RwLock<HashMap<u64, Hash>>>,
 }
 
 impl Store {
     /// Wraps the log tree.
     pub fn new(tree: sled::Tree) -> Store {
-        Store { tree }
+        Store {
+            tree,
+            upper: Arc::default(),
+        }
     }
 
     /// Opens the log tree of an already opened sled database.
@@ -119,6 +132,31 @@ pub fn hashes_key(n: u64) -> Vec<u8> {
 
 impl HashReader for Store {
     fn read_hash(&self, index: u64) -> Result<Hash, AuditError> {
+        let (level, _) = split_stored_hash_index(index);
+        if level < CACHED_LEVEL {
+            return self.read_stored_hash(index);
+        }
+        // A poisoned lock only means a reader panicked; the map is still whole.
+        if let Some(h) = self
+            .upper
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&index)
+        {
+            return Ok(*h);
+        }
+        let h = self.read_stored_hash(index)?;
+        self.upper
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(index, h);
+        Ok(h)
+    }
+}
+
+impl Store {
+    /// Reads a stored hash from sled.
+    fn read_stored_hash(&self, index: u64) -> Result<Hash, AuditError> {
         let record = record_of_stored_hash(index);
         let offset = usize::try_from(index - stored_hash_index(0, record))
             .map_err(|_| AuditError::Internal("stored hash offset overflow"))?
