@@ -3,11 +3,12 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use ketenpoort::audit::hash::stored_hash_index;
 use ketenpoort::audit::keys::load_signers;
 use ketenpoort::audit::store::{CHECKPOINT_PREFIX, ENTRY_PREFIX, Store, hashes_key, numbered_key};
-use ketenpoort::audit::verify::verify_dir;
+use ketenpoort::audit::verify::verify_log;
 use ketenpoort::audit::{AuditConfig, AuditError, AuditLog, Verifier};
 use ketenpoort::proto::v1::{AuditEntry, AuditEvent};
 
@@ -37,6 +38,22 @@ fn build(data: &Path) -> Vec<Verifier> {
     verifiers
 }
 
+/// Opens the log directory, waiting (with a deadline) for the previous handle's background
+/// threads to release sled's file lock.
+fn open_store(data: &Path) -> (sled::Db, Store) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Store::open_dir(&data.join("audit")) {
+            Ok(pair) => return pair,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("waiting for the log lock: {e}");
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("cannot reopen the log: {e}"),
+        }
+    }
+}
+
 /// Flips one bit of the value at `key`, in its middle; returns the original value.
 fn flip(data: &Path, key: &[u8]) -> Vec<u8> {
     flip_at(data, key, None)
@@ -44,7 +61,7 @@ fn flip(data: &Path, key: &[u8]) -> Vec<u8> {
 
 /// Flips one bit of the value at `key` at `offset` (default: the middle).
 fn flip_at(data: &Path, key: &[u8], offset: Option<usize>) -> Vec<u8> {
-    let (db, store) = Store::open_dir(&data.join("audit")).unwrap();
+    let (db, store) = open_store(data);
     let old = store.tree().get(key).unwrap().unwrap().to_vec();
     let mut bad = old.clone();
     let at = offset.unwrap_or(bad.len() / 2);
@@ -55,13 +72,14 @@ fn flip_at(data: &Path, key: &[u8], offset: Option<usize>) -> Vec<u8> {
 }
 
 fn restore(data: &Path, key: &[u8], value: Vec<u8>) {
-    let (db, store) = Store::open_dir(&data.join("audit")).unwrap();
+    let (db, store) = open_store(data);
     store.tree().insert(key, value).unwrap();
     db.flush().unwrap();
 }
 
 fn bad_index(data: &Path, verifiers: &[Verifier]) -> u64 {
-    match verify_dir(&data.join("audit"), verifiers, &mut |_| {}) {
+    let (_db, store) = open_store(data);
+    match verify_log(&store, verifiers, &mut |_| {}) {
         Err(AuditError::Corrupt { index, .. }) => index,
         other => panic!("expected a corrupt index, got {other:?}"),
     }
@@ -84,7 +102,10 @@ fn flipped_bytes_are_found_and_named() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
     let verifiers = build(data);
-    let report = verify_dir(&data.join("audit"), &verifiers, &mut |_| {}).unwrap();
+    let report = {
+        let (_db, store) = open_store(data);
+        verify_log(&store, &verifiers, &mut |_| {}).unwrap()
+    };
     assert_eq!(report.entries, 50);
     assert!(cli_verify(data).0);
 
@@ -115,7 +136,7 @@ fn flipped_bytes_are_found_and_named() {
 
     // A checkpoint's signature (the checkpoint of size 8 covers indexes up to 7).
     let key = numbered_key(CHECKPOINT_PREFIX, 8);
-    let (db, store) = Store::open_dir(&data.join("audit")).unwrap();
+    let (db, store) = open_store(data);
     let note = String::from_utf8(store.tree().get(&key).unwrap().unwrap().to_vec()).unwrap();
     let forged = note.replace("\n8\n", "\n9\n");
     store.tree().insert(&key, forged.as_bytes()).unwrap();
