@@ -152,10 +152,7 @@ impl AuditLog {
                 config.origin
             )));
         }
-        let db = sled::Config::new()
-            .path(&config.dir)
-            .cache_capacity(config.cache_capacity)
-            .open()?;
+        let db = super::store::open_db(&config.dir, config.cache_capacity)?;
         let store = Store::open(&db)?;
         let verifiers: Vec<Verifier> = signers.iter().map(Signer::verifier).collect();
         let (size, signed, frontier) = recover(&store, &config.origin, &signers, &verifiers)?;

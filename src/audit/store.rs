@@ -48,6 +48,28 @@ pub fn key_number(key: &[u8]) -> Option<u64> {
 /// (one per 2^level records), and every proof needs some of them.
 const CACHED_LEVEL: u32 = 6;
 
+/// Opens the sled database at `dir`. sled releases its file lock lazily (its page cache is freed
+/// by epoch-based reclamation), so reopening a log just closed in this process may briefly see
+/// the old lock; that case is retried for up to three seconds.
+pub fn open_db(dir: &std::path::Path, cache_capacity: u64) -> Result<sled::Db, AuditError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_capacity)
+            .open()
+        {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 /// Read access to the stored log.
 #[derive(Clone)]
 pub struct Store {
@@ -78,10 +100,7 @@ impl Store {
                 dir.display()
             )));
         }
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(64 * 1024 * 1024)
-            .open()?;
+        let db = open_db(dir, 64 * 1024 * 1024)?;
         let store = Store::open(&db)?;
         Ok((db, store))
     }
