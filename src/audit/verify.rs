@@ -102,24 +102,18 @@ pub fn verify_log(
             });
         }
         let start = stored_hash_index(0, index);
-        for (j, want) in frontier.push(leaf_hash(&entry)).into_iter().enumerate() {
+        let wanted = frontier.push(leaf_hash(&entry));
+        let missing = || AuditError::Corrupt {
+            index,
+            reason: format!("stored hashes at {start} are missing"),
+        };
+        let (hk, hv) = hashes.next().ok_or_else(missing)??;
+        if key_number(&hk) != Some(start) || hv.len() != wanted.len() * 32 {
+            return Err(missing());
+        }
+        for (j, (want, stored)) in wanted.iter().zip(hv.chunks_exact(32)).enumerate() {
             let pos = start + j as u64;
-            let (hk, hv) = match hashes.next() {
-                Some(h) => h?,
-                None => {
-                    return Err(AuditError::Corrupt {
-                        index,
-                        reason: format!("stored hash {pos} is missing"),
-                    });
-                }
-            };
-            if key_number(&hk) != Some(pos) {
-                return Err(AuditError::Corrupt {
-                    index,
-                    reason: format!("stored hash {pos} is missing"),
-                });
-            }
-            if hv.as_ref() != want {
+            if stored != want {
                 let what = if j == 0 {
                     "entry does not match its stored leaf hash".to_owned()
                 } else {
