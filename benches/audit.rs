@@ -103,19 +103,33 @@ fn config(dir: &Path, batch_max: usize) -> AuditConfig {
     c
 }
 
+/// CPU time (user + system) this process has used, from /proc/self/stat; it shows the cost per
+/// append independently of other load on the machine.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports in USER_HZ, which is 100 on every mainstream architecture.
+    Some(Duration::from_millis(ticks * 10))
+}
+
 fn bench_appends(c: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     let signer = Signer::generate(ORIGIN).expect("key");
     let log = rt
-        .block_on(async { AuditLog::open(config(dir.path(), 1024), vec![signer]) })
+        .block_on(async { AuditLog::open(config(dir.path(), 4096), vec![signer]) })
         .expect("open");
     let mut group = c.benchmark_group("audit_append");
     group.throughput(Throughput::Elements(1));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
-    for writers in [64u64, 256] {
-        let mut next = 0u64;
+    let mut next = 0u64;
+    for writers in [256u64, 1024] {
+        let cpu_before = cpu_time();
+        let first = next;
         group.bench_function(format!("durable_group_commit_{writers}_writers"), |b| {
             b.iter_custom(|iters| {
                 let d = rt.block_on(append_concurrently(&log, writers, iters, next));
@@ -123,6 +137,13 @@ fn bench_appends(c: &mut Criterion) {
                 d
             })
         });
+        if let (Some(a), Some(b)) = (cpu_before, cpu_time()) {
+            let n = (next - first).max(1);
+            eprintln!(
+                "{writers} writers: {n} appends used {:.1} µs of CPU each (all threads)",
+                (b - a).as_secs_f64() * 1e6 / n as f64
+            );
+        }
     }
     group.finish();
     rt.block_on(log.shutdown());
@@ -139,7 +160,7 @@ fn bench_large_log(c: &mut Criterion) {
     let log = rt
         .block_on(async { AuditLog::open(config(dir.path(), 8192), vec![signer.clone()]) })
         .expect("open");
-    let built = rt.block_on(append_concurrently(&log, 512, entries, 0));
+    let built = rt.block_on(append_concurrently(&log, 1024, entries, 0));
     eprintln!(
         "built a {entries}-entry log in {:.1}s ({:.0} entries/s)",
         built.as_secs_f64(),

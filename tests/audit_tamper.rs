@@ -3,11 +3,12 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use ketenpoort::audit::hash::stored_hash_index;
 use ketenpoort::audit::keys::load_signers;
-use ketenpoort::audit::store::{CHECKPOINT_PREFIX, ENTRY_PREFIX, HASH_PREFIX, Store, numbered_key};
-use ketenpoort::audit::verify::verify_dir;
+use ketenpoort::audit::store::{CHECKPOINT_PREFIX, ENTRY_PREFIX, Store, hashes_key, numbered_key};
+use ketenpoort::audit::verify::verify_log;
 use ketenpoort::audit::{AuditConfig, AuditError, AuditLog, Verifier};
 use ketenpoort::proto::v1::{AuditEntry, AuditEvent};
 
@@ -37,26 +38,48 @@ fn build(data: &Path) -> Vec<Verifier> {
     verifiers
 }
 
-/// Flips one bit of the value at `key`; returns the original value.
+/// Opens the log directory, waiting (with a deadline) for the previous handle's background
+/// threads to release sled's file lock.
+fn open_store(data: &Path) -> (sled::Db, Store) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Store::open_dir(&data.join("audit")) {
+            Ok(pair) => return pair,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("waiting for the log lock: {e}");
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("cannot reopen the log: {e}"),
+        }
+    }
+}
+
+/// Flips one bit of the value at `key`, in its middle; returns the original value.
 fn flip(data: &Path, key: &[u8]) -> Vec<u8> {
-    let (db, store) = Store::open_dir(&data.join("audit")).unwrap();
+    flip_at(data, key, None)
+}
+
+/// Flips one bit of the value at `key` at `offset` (default: the middle).
+fn flip_at(data: &Path, key: &[u8], offset: Option<usize>) -> Vec<u8> {
+    let (db, store) = open_store(data);
     let old = store.tree().get(key).unwrap().unwrap().to_vec();
     let mut bad = old.clone();
-    let mid = bad.len() / 2;
-    bad[mid] ^= 0x01;
+    let at = offset.unwrap_or(bad.len() / 2);
+    bad[at] ^= 0x01;
     store.tree().insert(key, bad).unwrap();
     db.flush().unwrap();
     old
 }
 
 fn restore(data: &Path, key: &[u8], value: Vec<u8>) {
-    let (db, store) = Store::open_dir(&data.join("audit")).unwrap();
+    let (db, store) = open_store(data);
     store.tree().insert(key, value).unwrap();
     db.flush().unwrap();
 }
 
 fn bad_index(data: &Path, verifiers: &[Verifier]) -> u64 {
-    match verify_dir(&data.join("audit"), verifiers, &mut |_| {}) {
+    let (_db, store) = open_store(data);
+    match verify_log(&store, verifiers, &mut |_| {}) {
         Err(AuditError::Corrupt { index, .. }) => index,
         other => panic!("expected a corrupt index, got {other:?}"),
     }
@@ -79,7 +102,10 @@ fn flipped_bytes_are_found_and_named() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
     let verifiers = build(data);
-    let report = verify_dir(&data.join("audit"), &verifiers, &mut |_| {}).unwrap();
+    let report = {
+        let (_db, store) = open_store(data);
+        verify_log(&store, &verifiers, &mut |_| {}).unwrap()
+    };
     assert_eq!(report.entries, 50);
     assert!(cli_verify(data).0);
 
@@ -98,8 +124,9 @@ fn flipped_bytes_are_found_and_named() {
         (stored_hash_index(0, 30), 30),
         (stored_hash_index(1, 10), 21),
     ] {
-        let key = numbered_key(HASH_PREFIX, pos);
-        let old = flip(data, &key);
+        let key = hashes_key(record);
+        let offset = (pos - stored_hash_index(0, record)) as usize * 32 + 5;
+        let old = flip_at(data, &key, Some(offset));
         assert_eq!(bad_index(data, &verifiers), record);
         let (ok, stderr) = cli_verify(data);
         assert!(!ok);
@@ -109,7 +136,7 @@ fn flipped_bytes_are_found_and_named() {
 
     // A checkpoint's signature (the checkpoint of size 8 covers indexes up to 7).
     let key = numbered_key(CHECKPOINT_PREFIX, 8);
-    let (db, store) = Store::open_dir(&data.join("audit")).unwrap();
+    let (db, store) = open_store(data);
     let note = String::from_utf8(store.tree().get(&key).unwrap().unwrap().to_vec()).unwrap();
     let forged = note.replace("\n8\n", "\n9\n");
     store.tree().insert(&key, forged.as_bytes()).unwrap();
@@ -126,7 +153,8 @@ fn open_refuses_a_log_whose_hashes_no_longer_match_the_checkpoint() {
     let data = tmp.path();
     build(data);
     // The root of the first 32 records is part of the tree of size 50 that open recomputes.
-    flip(data, &numbered_key(HASH_PREFIX, stored_hash_index(5, 0)));
+    // It is the last of the six hashes written with record 31.
+    flip_at(data, &hashes_key(31), Some(5 * 32 + 3));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let signers = load_signers(&data.join("keys"), ORIGIN).unwrap();

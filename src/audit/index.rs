@@ -1,7 +1,12 @@
 //! Search indexes over the log, kept as keys in the log's own tree so that they commit
-//! atomically with their entries. Each key is `i/<field tag>/<u32 BE length><value><u64 BE index>`
-//! with an empty value; all keys of one field value sort by entry index, which makes an AND of
-//! filters a leapfrog join over ordered scans.
+//! atomically with their entries.
+//!
+//! Each group commit writes one posting list per field value it contains: the key is
+//! `i/<field tag>/<u32 BE length><value><u64 BE first index>` and the value the entry indexes
+//! (u64 BE each, ascending) of that commit with that field value. One key per value and commit,
+//! rather than per entry, keeps the number of sled writes per entry low (sled copies a node on
+//! every insert). Lists of one value sort by index and never overlap, so an AND of filters is a
+//! leapfrog join over ordered scans.
 
 use std::collections::BinaryHeap;
 
@@ -74,8 +79,8 @@ fn entry_seconds(entry: &AuditEntry) -> i64 {
     entry.time.as_ref().map(|t| t.seconds).unwrap_or(0)
 }
 
-/// The index keys of `entry` stored at `index`.
-pub fn index_keys(entry: &AuditEntry, index: u64) -> Vec<Vec<u8>> {
+/// The posting-list prefixes `entry` belongs to (without the trailing first-index).
+pub fn index_prefixes(entry: &AuditEntry) -> Vec<Vec<u8>> {
     let mut prefixes: Vec<Vec<u8>> = Vec::with_capacity(8);
     for party in [&entry.requester_party, &entry.counterpart_party] {
         if !party.is_empty() {
@@ -99,12 +104,41 @@ pub fn index_keys(entry: &AuditEntry, index: u64) -> Vec<Vec<u8>> {
     prefixes.sort();
     prefixes.dedup();
     prefixes
-        .into_iter()
-        .map(|mut p| {
-            p.extend_from_slice(&index.to_be_bytes());
-            p
+}
+
+/// Collects the posting lists of one commit: each prefix with its ascending entry indexes.
+#[derive(Debug, Default)]
+pub struct PostingLists {
+    lists: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl PostingLists {
+    /// Records that entry `index` has every one of `prefixes`; indexes must come in ascending order.
+    pub fn add(&mut self, prefixes: &[Vec<u8>], index: u64) {
+        for p in prefixes {
+            self.lists
+                .entry(p.clone())
+                .or_default()
+                .extend_from_slice(&index.to_be_bytes());
+        }
+    }
+
+    /// The keys and values to write: `prefix ‖ first index` → the indexes.
+    pub fn into_writes(self) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
+        self.lists.into_iter().map(|(mut key, list)| {
+            key.extend_from_slice(&list[..8]);
+            (key, list)
         })
-        .collect()
+    }
+}
+
+/// The indexes of a posting-list value.
+fn postings(value: &[u8]) -> impl DoubleEndedIterator<Item = u64> + '_ {
+    value.chunks_exact(8).map(|c| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        u64::from_be_bytes(b)
+    })
 }
 
 /// Runs a search over the log tree.
@@ -120,7 +154,7 @@ pub fn search(tree: &sled::Tree, q: &SearchQuery) -> Result<Vec<u64>, AuditError
             None => return Ok(Vec::new()),
         },
     };
-    let mut prefixes = Vec::new();
+    let mut prefixes: Vec<Vec<u8>> = Vec::new();
     if let Some(p) = &q.party {
         prefixes.push(field_prefix(TAG_PARTY, p.as_bytes()));
     }
@@ -140,7 +174,9 @@ pub fn search(tree: &sled::Tree, q: &SearchQuery) -> Result<Vec<u64>, AuditError
         prefixes.push(field_prefix(TAG_EVENT, &(e as i32).to_be_bytes()));
     }
     let timed = q.time_from.is_some() || q.time_until.is_some();
-    if prefixes.is_empty() {
+    // With no field filter, every entry is a candidate: walk the entries themselves.
+    let all_entries = prefixes.is_empty();
+    if all_entries {
         if timed {
             return search_time_only(tree, q, start, limit);
         }
@@ -153,7 +189,12 @@ pub fn search(tree: &sled::Tree, q: &SearchQuery) -> Result<Vec<u64>, AuditError
         let mut agreed = 0;
         let mut i = 0;
         while agreed < prefixes.len() {
-            let Some(found) = seek(tree, &prefixes[i], candidate)? else {
+            let found = if all_entries {
+                seek_entry(tree, candidate)?
+            } else {
+                seek(tree, &prefixes[i], candidate)?
+            };
+            let Some(found) = found else {
                 break 'join;
             };
             if found == candidate {
@@ -178,14 +219,35 @@ pub fn search(tree: &sled::Tree, q: &SearchQuery) -> Result<Vec<u64>, AuditError
     Ok(out)
 }
 
-/// The smallest index ≥ `from` under `prefix`.
-fn seek(tree: &sled::Tree, prefix: &[u8], from: u64) -> Result<Option<u64>, AuditError> {
-    let lo = numbered_key(prefix, from);
-    let mut hi = prefix.to_vec();
-    hi.extend_from_slice(&[0xff; 9]);
-    match tree.range(lo..hi).next() {
+/// The smallest stored entry index ≥ `from`.
+fn seek_entry(tree: &sled::Tree, from: u64) -> Result<Option<u64>, AuditError> {
+    let lo = numbered_key(ENTRY_PREFIX, from);
+    let hi = numbered_key(ENTRY_PREFIX, u64::MAX);
+    match tree.range(lo..=hi).next() {
         None => Ok(None),
         Some(kv) => Ok(key_number(&kv?.0)),
+    }
+}
+
+/// The smallest index ≥ `from` in the posting lists under `prefix`.
+fn seek(tree: &sled::Tree, prefix: &[u8], from: u64) -> Result<Option<u64>, AuditError> {
+    let first = numbered_key(prefix, 0);
+    let at = numbered_key(prefix, from);
+    let last = numbered_key(prefix, u64::MAX);
+    // The list starting at or before `from` may still hold indexes ≥ `from`.
+    if let Some(kv) = tree.range(first..=at.clone()).next_back() {
+        let (_, v) = kv?;
+        if let Some(found) = postings(&v).find(|&i| i >= from) {
+            return Ok(Some(found));
+        }
+    }
+    // Otherwise the first index of the next list.
+    match tree.range(at..=last).next() {
+        None => Ok(None),
+        Some(kv) => {
+            let (_, v) = kv?;
+            Ok(postings(&v).find(|&i| i >= from))
+        }
     }
 }
 
@@ -216,21 +278,20 @@ fn search_time_only(
     };
     let time_scope = time_prefix(0);
     for kv in range {
-        let (k, _) = kv?;
+        let (k, v) = kv?;
         if !k.starts_with(&time_scope[..INDEX_PREFIX.len() + 2]) {
             break;
         }
-        let Some(index) = key_number(&k) else {
-            continue;
-        };
-        if index < start {
-            continue;
-        }
-        if best.len() < limit {
-            best.push(index);
-        } else if best.peek().is_some_and(|&top| index < top) {
-            best.pop();
-            best.push(index);
+        for index in postings(&v) {
+            if index < start {
+                continue;
+            }
+            if best.len() < limit {
+                best.push(index);
+            } else if best.peek().is_some_and(|&top| index < top) {
+                best.pop();
+                best.push(index);
+            }
         }
     }
     Ok(best.into_sorted_vec())

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::checkpoint::Checkpoint;
 use super::error::AuditError;
 use super::hash::{Frontier, Hash, leaf_hash, prove_record, prove_tree};
-use super::index::{SearchQuery, index_keys, search};
+use super::index::{SearchQuery, index_prefixes, search};
 use super::keys::{Signer, Verifier};
 use super::note;
 use super::proof::{Receipt, TlogProof};
@@ -152,10 +152,7 @@ impl AuditLog {
                 config.origin
             )));
         }
-        let db = sled::Config::new()
-            .path(&config.dir)
-            .cache_capacity(config.cache_capacity)
-            .open()?;
+        let db = super::store::open_db(&config.dir, config.cache_capacity)?;
         let store = Store::open(&db)?;
         let verifiers: Vec<Verifier> = signers.iter().map(Signer::verifier).collect();
         let (size, signed, frontier) = recover(&store, &config.origin, &signers, &verifiers)?;
@@ -204,13 +201,7 @@ impl AuditLog {
             return Err(AuditError::NotAccepting);
         }
         // Encoding and index keys are computed here, on the caller's task, off the writer.
-        let index_prefixes = index_keys(entry, 0)
-            .into_iter()
-            .map(|mut k| {
-                k.truncate(k.len() - 8);
-                k
-            })
-            .collect();
+        let index_prefixes = index_prefixes(entry);
         let (reply, rx) = oneshot::channel();
         let append = Append {
             entry: entry.encode_to_vec(),

@@ -4,13 +4,18 @@
 //! | prefix | key suffix              | value                          |
 //! |--------|-------------------------|--------------------------------|
 //! | `e/`   | entry index (u64 BE)    | entry bytes (the Merkle leaf)  |
-//! | `h/`   | stored-hash index (BE)  | 32-byte hash, Go tlog layout   |
+//! | `h/`   | `StoredHashIndex(0, n)` | `StoredHashes(n)`, 32 B each   |
 //! | `c/`   | tree size (u64 BE)      | signed checkpoint note         |
-//! | `i/`   | see `index.rs`          | empty                          |
+//! | `i/`   | field value ‖ first idx | posting list (see `index.rs`)  |
 //! | `s/`   | the gateway's own keys  | the gateway's own values       |
 
 use super::error::AuditError;
-use super::hash::{Hash, HashReader};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use super::hash::{
+    Hash, HashReader, record_of_stored_hash, split_stored_hash_index, stored_hash_index,
+};
 
 /// The name of the sled tree that holds the whole log.
 pub const LOG_TREE: &[u8] = b"audit";
@@ -39,16 +44,46 @@ pub fn key_number(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(tail))
 }
 
+/// Stored hashes at this level and above are kept in memory once read: they are immutable, few
+/// (one per 2^level records), and every proof needs some of them.
+const CACHED_LEVEL: u32 = 6;
+
+/// Opens the sled database at `dir`. sled releases its file lock lazily (its page cache is freed
+/// by epoch-based reclamation), so reopening a log just closed in this process may briefly see
+/// the old lock; that case is retried for up to three seconds.
+pub fn open_db(dir: &std::path::Path, cache_capacity: u64) -> Result<sled::Db, AuditError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_capacity)
+            .open()
+        {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 /// Read access to the stored log.
 #[derive(Clone)]
 pub struct Store {
     tree: sled::Tree,
+    upper: Arc<RwLock<HashMap<u64, Hash>>>,
 }
 
 impl Store {
     /// Wraps the log tree.
     pub fn new(tree: sled::Tree) -> Store {
-        Store { tree }
+        Store {
+            tree,
+            upper: Arc::default(),
+        }
     }
 
     /// Opens the log tree of an already opened sled database.
@@ -65,10 +100,7 @@ impl Store {
                 dir.display()
             )));
         }
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(64 * 1024 * 1024)
-            .open()?;
+        let db = open_db(dir, 64 * 1024 * 1024)?;
         let store = Store::open(&db)?;
         Ok((db, store))
     }
@@ -111,18 +143,50 @@ impl Store {
     }
 }
 
+/// The key of the stored hashes written with record `n`: Go's tlog asks a store to write
+/// `StoredHashes(n)` starting at `StoredHashIndex(0, n)`, and we keep them as one value there.
+pub fn hashes_key(n: u64) -> Vec<u8> {
+    numbered_key(HASH_PREFIX, stored_hash_index(0, n))
+}
+
 impl HashReader for Store {
     fn read_hash(&self, index: u64) -> Result<Hash, AuditError> {
-        let v = self
-            .tree
-            .get(numbered_key(HASH_PREFIX, index))?
-            .ok_or_else(|| AuditError::Corrupt {
-                index: super::hash::record_of_stored_hash(index),
-                reason: format!("stored hash {index} is missing"),
-            })?;
-        v.as_ref().try_into().map_err(|_| AuditError::Corrupt {
-            index: super::hash::record_of_stored_hash(index),
-            reason: format!("stored hash {index} is not 32 bytes"),
-        })
+        let (level, _) = split_stored_hash_index(index);
+        if level < CACHED_LEVEL {
+            return self.read_stored_hash(index);
+        }
+        // A poisoned lock only means a reader panicked; the map is still whole.
+        if let Some(h) = self
+            .upper
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&index)
+        {
+            return Ok(*h);
+        }
+        let h = self.read_stored_hash(index)?;
+        self.upper
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(index, h);
+        Ok(h)
+    }
+}
+
+impl Store {
+    /// Reads a stored hash from sled.
+    fn read_stored_hash(&self, index: u64) -> Result<Hash, AuditError> {
+        let record = record_of_stored_hash(index);
+        let offset = usize::try_from(index - stored_hash_index(0, record))
+            .map_err(|_| AuditError::Internal("stored hash offset overflow"))?
+            * 32;
+        let missing = || AuditError::Corrupt {
+            index: record,
+            reason: format!("stored hash {index} is missing"),
+        };
+        let v = self.tree.get(hashes_key(record))?.ok_or_else(missing)?;
+        v.get(offset..offset + 32)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(missing)
     }
 }

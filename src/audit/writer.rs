@@ -13,11 +13,12 @@ use tokio::sync::{mpsc, oneshot};
 use super::checkpoint::Checkpoint;
 use super::error::AuditError;
 use super::hash::{Frontier, Hash, HashReader, leaf_hash, prove_record, stored_hash_index};
+use super::index::PostingLists;
 use super::keys::Signer;
 use super::log::{Shared, StateChange};
 use super::note;
 use super::proof::{Receipt, TlogProof};
-use super::store::{CHECKPOINT_PREFIX, ENTRY_PREFIX, HASH_PREFIX, Store, numbered_key};
+use super::store::{CHECKPOINT_PREFIX, ENTRY_PREFIX, Store, hashes_key, numbered_key};
 
 /// One queued append: the encoded entry, its index keys without the index, the caller's state
 /// changes, and where to send the outcome.
@@ -161,26 +162,28 @@ impl Writer {
         // Every hash a proof in this batch needs is a node of the old frontier or new.
         let mut overlay: HashMap<u64, Hash> = frontier.stored().into_iter().collect();
         let mut batch = sled::Batch::default();
+        let mut postings = PostingLists::default();
         for (i, p) in pending.iter().enumerate() {
             let index = first_index + i as u64;
             let start = stored_hash_index(0, index);
-            for (j, h) in frontier.push(leaf_hash(&p.entry)).into_iter().enumerate() {
-                let pos = start + j as u64;
-                batch.insert(numbered_key(HASH_PREFIX, pos), &h[..]);
-                overlay.insert(pos, h);
+            let hashes = frontier.push(leaf_hash(&p.entry));
+            let mut packed = Vec::with_capacity(hashes.len() * 32);
+            for (j, h) in hashes.into_iter().enumerate() {
+                packed.extend_from_slice(&h);
+                overlay.insert(start + j as u64, h);
             }
+            batch.insert(hashes_key(index), packed);
             batch.insert(numbered_key(ENTRY_PREFIX, index), p.entry.as_slice());
-            for prefix in &p.index_prefixes {
-                let mut k = prefix.clone();
-                k.extend_from_slice(&index.to_be_bytes());
-                batch.insert(k, &[][..]);
-            }
+            postings.add(&p.index_prefixes, index);
             for c in &p.changes {
                 match &c.value {
                     Some(v) => batch.insert(c.key.as_slice(), v.as_slice()),
                     None => batch.remove(c.key.as_slice()),
                 }
             }
+        }
+        for (k, v) in postings.into_writes() {
+            batch.insert(k, v);
         }
         let size = frontier.size();
         let checkpoint = Checkpoint {
