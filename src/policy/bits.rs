@@ -28,18 +28,36 @@ impl Bits {
         self.0.iter().zip(&other.0).any(|(a, b)| a & b != 0)
     }
 
-    /// The intersection.
-    pub fn and(&self, other: &Bits) -> Bits {
-        Bits(self.0.iter().zip(&other.0).map(|(a, b)| a & b).collect())
+    /// The indices in both sets, ascending, without building the intersection.
+    pub fn iter_and<'a>(&'a self, other: &'a Bits) -> impl Iterator<Item = usize> + 'a {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .enumerate()
+            .flat_map(|(wi, (a, b))| Ones(a & b).map(move |i| wi * 64 + i))
     }
 
     /// The indices in the set, ascending.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.0.iter().enumerate().flat_map(|(wi, w)| {
-            (0..64)
-                .filter(move |b| w & (1u64 << b) != 0)
-                .map(move |b| wi * 64 + b)
-        })
+        self.0
+            .iter()
+            .enumerate()
+            .flat_map(|(wi, w)| Ones(*w).map(move |i| wi * 64 + i))
+    }
+}
+
+/// The set bits of one word, lowest first.
+struct Ones(u64);
+
+impl Iterator for Ones {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let i = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(i)
     }
 }
 
@@ -56,6 +74,7 @@ mod tests {
         b.insert(129);
         assert!(a.contains(129) && !a.contains(4));
         assert!(a.intersects(&b));
-        assert_eq!(a.and(&b).iter().collect::<Vec<_>>(), vec![129]);
+        assert_eq!(a.iter_and(&b).collect::<Vec<_>>(), vec![129]);
+        assert_eq!(a.iter().collect::<Vec<_>>(), vec![3, 129]);
     }
 }

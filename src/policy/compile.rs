@@ -1,11 +1,10 @@
 //! Compiling the model: dense indices, party and purpose bit sets, and the decision index
-//! (kind × requester → candidate rules), so `decide` never scans every rule.
-
-use std::collections::HashMap;
+//! (kind × requester × counterpart → candidate rules), so `decide` never scans every rule.
 
 use super::bits::Bits;
 use super::decision::RuleRef;
 use super::diagnostic::{Problem, SourceFile};
+use super::idmap::IdMap;
 use super::load::Model;
 use super::model::{Conditions, Effect, ObligationSpec, Selector, Window};
 use super::request::ALL_KINDS;
@@ -59,10 +58,10 @@ impl CompiledRule {
     }
 
     /// The counterparts matched for a given requester.
-    fn counterparts_for(&self, set: &PolicySet, requester: usize) -> Bits {
+    fn counterparts_for<'s>(&'s self, set: &'s PolicySet, requester: usize) -> &'s Bits {
         match &self.counterpart {
-            CounterpartSet::Parties(b) => b.clone(),
-            CounterpartSet::SameOrganisation => set.org_mates[requester].clone(),
+            CounterpartSet::Parties(b) => b,
+            CounterpartSet::SameOrganisation => &set.org_mates[requester],
         }
     }
 }
@@ -80,7 +79,7 @@ fn party_bits(model: &Model, sel: &Selector) -> Bits {
 /// Compiles a checked model; fails on forms that cannot be ordered in overlapping permits.
 pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, Vec<Problem>> {
     let np = model.parties.len();
-    let party_ix: HashMap<String, usize> = model
+    let party_ix: IdMap = model
         .parties
         .iter()
         .enumerate()
@@ -100,7 +99,7 @@ pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, V
         })
         .collect();
     let nu = model.purposes.len();
-    let purpose_ix: HashMap<String, usize> = model
+    let purpose_ix: IdMap = model
         .purposes
         .iter()
         .enumerate()
@@ -124,7 +123,7 @@ pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, V
             b
         })
         .collect();
-    let field_ix: HashMap<String, usize> = model
+    let field_ix: IdMap = model
         .fields
         .iter()
         .enumerate()
@@ -181,14 +180,22 @@ pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, V
         }
     }
 
-    let mut index = vec![Vec::new(); ALL_KINDS.len() * np];
+    // Candidates by kind, requester and counterpart: decide then only tests purpose,
+    // validity and conditions.
+    let mut index = vec![Vec::new(); ALL_KINDS.len() * np * np];
     for (ri, r) in rules.iter().enumerate() {
         for k in ALL_KINDS {
             if r.kinds & (1 << k.index()) == 0 {
                 continue;
             }
             for p in r.requester.iter() {
-                index[k.index() * np + p].push(ri as u32);
+                let counterparts = match &r.counterpart {
+                    CounterpartSet::Parties(b) => b,
+                    CounterpartSet::SameOrganisation => &org_mates[p],
+                };
+                for c in counterparts.iter() {
+                    index[(k.index() * np + p) * np + c].push(ri as u32);
+                }
             }
         }
     }
@@ -233,14 +240,13 @@ pub(crate) fn can_overlap(set: &PolicySet, a: &CompiledRule, b: &CompiledRule) -
     if w.is_empty() {
         return false;
     }
-    let req = a.requester.and(&b.requester);
     match (&a.counterpart, &b.counterpart) {
         (CounterpartSet::Parties(x), CounterpartSet::Parties(y)) => {
-            req.iter().next().is_some() && x.intersects(y)
+            a.requester.intersects(&b.requester) && x.intersects(y)
         }
-        _ => req.iter().any(|r| {
+        _ => a.requester.iter_and(&b.requester).any(|r| {
             a.counterparts_for(set, r)
-                .intersects(&b.counterparts_for(set, r))
+                .intersects(b.counterparts_for(set, r))
         }),
     }
 }
@@ -261,16 +267,12 @@ fn overlaps(
         }
     }
     let mut errors = Vec::new();
-    let mut shared: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
-    let mut memo: HashMap<(usize, usize), bool> = HashMap::new();
+    let mut shared: Vec<(usize, usize, usize)> = Vec::new();
     for (fi, users) in by_field.iter().enumerate() {
         let ty = set.fields[fi].ty;
         for (x, &(ra, ka)) in users.iter().enumerate() {
             for &(rb, kb) in &users[x + 1..] {
-                let overlap = *memo
-                    .entry((ra, rb))
-                    .or_insert_with(|| can_overlap(set, &set.rules[ra], &set.rules[rb]));
-                if !overlap {
+                if !can_overlap(set, &set.rules[ra], &set.rules[rb]) {
                     continue;
                 }
                 let (fa, fb) = (set.rules[ra].release[ka].1, set.rules[rb].release[kb].1);
@@ -287,18 +289,18 @@ fn overlaps(
                         Some("release the field in one form, or make the rules disjoint (kinds, parties, purposes or validity)".to_owned()),
                     ));
                 } else {
-                    shared.entry((ra, rb)).or_default().push(fi);
+                    shared.push((ra, rb, fi));
                 }
             }
         }
     }
-    let mut pairs: Vec<_> = shared.into_iter().collect();
-    pairs.sort();
-    let warnings = pairs
-        .into_iter()
-        .map(|((ra, rb), fields)| {
+    shared.sort_unstable();
+    let warnings = shared
+        .chunk_by(|x, y| (x.0, x.1) == (y.0, y.1))
+        .map(|group| {
+            let (ra, rb) = (group[0].0, group[0].1);
             let o = &origins[rb];
-            let names: Vec<&str> = fields.iter().map(|f| set.fields[*f].id.as_str()).collect();
+            let names: Vec<&str> = group.iter().map(|g| set.fields[g.2].id.as_str()).collect();
             Problem::at(
                 &files[o.file],
                 o.span.start..o.span.start,

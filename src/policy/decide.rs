@@ -200,7 +200,8 @@ impl PolicySet {
             }
         }
         let np = self.parties.len();
-        let candidates = &self.index[req.kind.index() * np + ctx.requester];
+        let candidates =
+            &self.index[(req.kind.index() * np + ctx.requester) * np + ctx.counterpart];
 
         // Forbids first: forbid beats permit.
         let mut removed: Vec<usize> = Vec::new();
@@ -209,7 +210,6 @@ impl PolicySet {
         for &ri in candidates {
             let rule = &self.rules[ri as usize];
             if rule.effect != Effect::Forbid
-                || !rule.matches_counterpart(self, ctx.requester, ctx.counterpart)
                 || !rule.purposes.contains(ctx.purpose)
                 || ctx.holds(rule).is_err()
             {
@@ -237,10 +237,7 @@ impl PolicySet {
         let mut best: (u8, ReasonCode) = (4, ReasonCode::NoMatchingPermit);
         for &ri in candidates {
             let rule = &self.rules[ri as usize];
-            if rule.effect != Effect::Permit
-                || !rule.matches_counterpart(self, ctx.requester, ctx.counterpart)
-                || !rule.purposes.contains(ctx.purpose)
-            {
+            if rule.effect != Effect::Permit || !rule.purposes.contains(ctx.purpose) {
                 continue;
             }
             match ctx.holds(rule) {
@@ -282,9 +279,13 @@ impl PolicySet {
                 };
             }
             let Some((form, ri)) = allowed else { continue };
-            let form = def
-                .ty
-                .meet(requested.unwrap_or(form), form, &def.transforms);
+            // The allowed form is in the catalogue (checked at load): only a different
+            // requested form needs the order.
+            let form = match requested {
+                None => form,
+                Some(r) if r == form => form,
+                Some(r) => def.ty.meet(r, form, &def.transforms),
+            };
             if form != Transform::Drop {
                 fields.push(FieldGrant {
                     field: def.id.clone(),

@@ -12,6 +12,7 @@ mod digest;
 mod explain;
 mod fixture;
 pub mod generate;
+mod idmap;
 mod load;
 mod model;
 mod raw;

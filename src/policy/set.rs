@@ -1,32 +1,32 @@
 //! The compiled, immutable policy set that the gateway holds in an `Arc`.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use super::bits::Bits;
 use super::compile::CompiledRule;
 use super::diagnostic::{LoadError, Problem, SourceFile};
+use super::idmap::IdMap;
 use super::model::{Agreement, FieldDef, LegalBasis, Party, Purpose, Role};
 
 /// A compiled policy set: checked, indexed and digested. `Send + Sync`, never mutated.
 #[derive(Debug)]
 pub struct PolicySet {
     pub(crate) parties: Vec<Party>,
-    pub(crate) party_ix: HashMap<String, usize>,
+    pub(crate) party_ix: IdMap,
     /// `org_mates[p]`: the parties of `p`'s organisation (including `p`).
     pub(crate) org_mates: Vec<Bits>,
     pub(crate) roles: Vec<Role>,
     pub(crate) purposes: Vec<Purpose>,
-    pub(crate) purpose_ix: HashMap<String, usize>,
+    pub(crate) purpose_ix: IdMap,
     /// `ancestors[p]`: `p` and every ancestor of `p`.
     pub(crate) ancestors: Vec<Bits>,
     pub(crate) legal_bases: Vec<LegalBasis>,
     pub(crate) fields: Vec<FieldDef>,
-    pub(crate) field_ix: HashMap<String, usize>,
+    pub(crate) field_ix: IdMap,
     pub(crate) agreements: Vec<Agreement>,
     /// Every rule, sorted by (agreement id, rule id): the canonical order.
     pub(crate) rules: Vec<CompiledRule>,
-    /// `index[kind * parties + requester]`: candidate rules by kind and requester.
+    /// `index[(kind * parties + requester) * parties + counterpart]`: candidate rules.
     pub(crate) index: Vec<Vec<u32>>,
     pub(crate) digest: [u8; 32],
     pub(crate) warnings: Vec<Problem>,
