@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod call;
 mod pki;
 mod policy;
 mod serve;
@@ -24,6 +25,8 @@ enum Command {
     Pki(pki::PkiArgs),
     /// Verify and inspect the signed audit log.
     Audit(audit::AuditArgs),
+    /// Call the gateway as a party (for trying it by hand).
+    Call(call::CallArgs),
     /// Run the gateway (mutual-TLS gRPC) until Ctrl-C.
     Serve(serve::ServeArgs),
     /// Check, test, explain, digest and diff policy sets.
@@ -37,6 +40,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Pki(args) => pki::run(args).map(|()| ExitCode::SUCCESS),
         Command::Audit(args) => audit::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Call(args) => call::run(args).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Policy(cmd) => policy::run(cmd),
     };
