@@ -2,6 +2,7 @@
 //! between police and their partners in care and welfare.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod identity;
 pub mod proto;
 pub mod secret_file;

@@ -1,0 +1,22 @@
+//! Client side of the wire contract: a mutual-TLS connector and a generic (reflection-based)
+//! caller for every RPC.
+//!
+//! - [`tls`]: a party's client identity (from a dev PKI directory or PEM paths) and a tonic
+//!   [`tonic::transport::Channel`] built on it with rustls and the ring provider.
+//! - [`dynamic`]: the descriptor pool of every callable service, a [`tonic::codec::Codec`] for
+//!   [`prost_reflect::DynamicMessage`] and a unary call with the actor metadata.
+//! - [`error_json`]: a failed call as JSON, with its rich error details.
+//!
+//! The CLI (`ketenpoort call`), the benchmark, the demo and black-box tests all use this module, so
+//! a client is written once.
+
+pub mod dynamic;
+pub mod error_json;
+pub mod tls;
+
+pub use dynamic::{
+    ACTOR_METADATA, CallContext, DynamicCodec, RpcCatalog, TRACE_METADATA, call_unary,
+    message_from_json, message_to_json, rpc_path,
+};
+pub use error_json::status_to_json;
+pub use tls::{ClientError, ClientTls, connect, connect_lazy, endpoint};
