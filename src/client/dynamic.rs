@@ -45,7 +45,7 @@ pub enum CatalogError {
         candidates: String,
     },
     /// The JSON does not match the request message.
-    #[error("invalid JSON for {message}: {source}")]
+    #[error("invalid JSON for {message}")]
     Json {
         /// The request message type.
         message: String,
@@ -146,6 +146,18 @@ pub fn message_from_json(
     .map_err(wrap)?;
     deserializer.end().map_err(wrap)?;
     Ok(value)
+}
+
+/// A message as pretty-printed proto3 JSON text, fields in declaration order (a
+/// [`serde_json::Value`] would sort them); with `emit_defaults`, default values are shown too.
+pub fn message_to_json_text(message: &DynamicMessage, emit_defaults: bool) -> String {
+    let options = SerializeOptions::new().skip_default_fields(!emit_defaults);
+    let mut serializer = serde_json::Serializer::pretty(Vec::new());
+    match message.serialize_with_options(&mut serializer, &options) {
+        // serde_json writes UTF-8 only.
+        Ok(()) => String::from_utf8_lossy(&serializer.into_inner()).into_owned(),
+        Err(_) => message_to_json(message, emit_defaults).to_string(),
+    }
 }
 
 /// A message as proto3 JSON; with `emit_defaults`, fields with default values are shown too.
@@ -334,13 +346,19 @@ mod tests {
         );
         let with_defaults = message_to_json(&decoded, true);
         assert_eq!(with_defaults["justification"], "");
+        let text = message_to_json_text(&decoded, false);
+        assert!(
+            text.find("subject") < text.find("purpose"),
+            "declaration order: {text}"
+        );
     }
 
     #[test]
     fn unknown_fields_and_bad_types_are_refused() {
         let method = catalog().find("Lookup").unwrap();
         let typo = message_from_json(&method.input(), r#"{"purpos":"x"}"#).unwrap_err();
-        assert!(typo.to_string().contains("purpos"), "{typo}");
+        let cause = std::error::Error::source(&typo).unwrap().to_string();
+        assert!(cause.contains("purpos"), "{cause}");
         assert!(message_from_json(&method.input(), r#"{"purpose":5}"#).is_err());
         assert!(message_from_json(&method.input(), r#"{} trailing"#).is_err());
     }

@@ -6,17 +6,20 @@
 //! - [`dynamic`]: the descriptor pool of every callable service, a [`tonic::codec::Codec`] for
 //!   [`prost_reflect::DynamicMessage`] and a unary call with the actor metadata.
 //! - [`error_json`]: a failed call as JSON, with its rich error details.
+//! - [`template`]: a JSON skeleton of a request, for `ketenpoort call --list`.
 //!
 //! The CLI (`ketenpoort call`), the benchmark, the demo and black-box tests all use this module, so
 //! a client is written once.
 
 pub mod dynamic;
 pub mod error_json;
+pub mod template;
 pub mod tls;
 
 pub use dynamic::{
     ACTOR_METADATA, CallContext, DynamicCodec, RpcCatalog, TRACE_METADATA, call_unary,
-    message_from_json, message_to_json, rpc_path,
+    message_from_json, message_to_json, message_to_json_text, rpc_path,
 };
 pub use error_json::status_to_json;
+pub use template::json_template;
 pub use tls::{ClientError, ClientTls, connect, connect_lazy, endpoint};

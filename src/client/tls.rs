@@ -23,7 +23,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 #[non_exhaustive]
 pub enum ClientError {
     /// A PEM file could not be read (a key file must also be mode 0600).
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -46,7 +46,7 @@ pub enum ClientError {
         reason: String,
     },
     /// The TCP connection or TLS handshake failed.
-    #[error("cannot connect to {address}: {source}")]
+    #[error("cannot connect to {address}")]
     Connect {
         /// The address.
         address: String,
