@@ -2,7 +2,14 @@
 //! between police and their partners in care and welfare.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod client;
+pub mod config;
+pub mod exchange;
+pub mod grpc;
 pub mod identity;
+pub mod policy;
 pub mod proto;
+pub mod release;
 pub mod secret_file;
+pub mod store;

@@ -4,8 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
 mod call;
 mod pki;
+mod policy;
+mod serve;
 
 /// Ketenpoort: minimal, policy-checked and audited information exchange between police and care partners.
 #[derive(Debug, Parser)]
@@ -20,6 +23,13 @@ struct Cli {
 enum Command {
     /// Make or extend the development PKI.
     Pki(pki::PkiArgs),
+    /// Verify and inspect the signed audit log.
+    Audit(audit::AuditArgs),
+    /// Run the gateway (mutual-TLS gRPC) until Ctrl-C.
+    Serve(serve::ServeArgs),
+    /// Check, test, explain, digest and diff policy sets.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Call one RPC of the gateway with a JSON request and print the JSON response.
     Call(call::CallArgs),
 }
@@ -28,12 +38,15 @@ enum Command {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Pki(args) => pki::run(args),
+        Command::Pki(args) => pki::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Audit(args) => audit::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Policy(cmd) => policy::run(cmd),
         // `call` prints its own errors as JSON and picks its exit code.
-        Command::Call(args) => return call::run(args),
+        Command::Call(args) => Ok(call::run(args)),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -18,10 +18,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
-/// Metadata key naming the staff member inside the calling party (see `common.proto`).
-pub const ACTOR_METADATA: &str = "ketenpoort-actor";
-/// Optional metadata key with the caller's trace id, copied into the audit entry.
-pub const TRACE_METADATA: &str = "ketenpoort-trace-id";
+pub use crate::grpc::auth::{ACTOR_METADATA, TRACE_METADATA};
 
 /// The packages whose services `ketenpoort call` offers.
 const CALLABLE_PACKAGES: [&str; 2] = ["ketenpoort.v1", "grpc.health.v1"];

@@ -57,7 +57,11 @@ impl Authenticator {
             )
         })?;
         let party = party_id_from_chain(&certs).map_err(|error| {
-            with_reason(Code::Unauthenticated, error.to_string(), "NO_PARTY_IDENTITY")
+            with_reason(
+                Code::Unauthenticated,
+                error.to_string(),
+                "NO_PARTY_IDENTITY",
+            )
         })?;
         if self.policy.party(&party).is_none() {
             tracing::info!(%party, "certificate names a party unknown to the policy");
@@ -121,8 +125,12 @@ impl Interceptor for Authenticator {
 
 /// The authenticated caller of a request; present on every request that passed the interceptor.
 pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
-    request.extensions().get::<Caller>().cloned().ok_or_else(|| {
-        // Only reachable if a service was mounted without the interceptor: fail closed.
-        with_reason(Code::Unauthenticated, "unauthenticated", "NO_CALLER")
-    })
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| {
+            // Only reachable if a service was mounted without the interceptor: fail closed.
+            with_reason(Code::Unauthenticated, "unauthenticated", "NO_CALLER")
+        })
 }

@@ -11,8 +11,7 @@ use prost::Message;
 use crate::audit::{AuditError, AuditLog, StateChange};
 
 pub use records::{
-    AskedField, CaseRecord, ConsentRecord, GrantRecord, ReferenceRecord, SignalRecord,
-    TicketRecord,
+    AskedField, CaseRecord, ConsentRecord, GrantRecord, ReferenceRecord, SignalRecord, TicketRecord,
 };
 
 /// Why stored state could not be read.
@@ -199,6 +198,9 @@ mod tests {
         };
         let change = put(ticket_key("t1"), &ticket);
         let bytes = change.value.expect("put has a value");
-        assert_eq!(TicketRecord::decode(bytes.as_slice()).expect("decodes"), ticket);
+        assert_eq!(
+            TicketRecord::decode(bytes.as_slice()).expect("decodes"),
+            ticket
+        );
     }
 }

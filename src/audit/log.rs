@@ -1,0 +1,470 @@
+//! The audit log: an append-only RFC 6962 log in one sled tree, written by a group-commit writer
+//! and read concurrently by anyone holding an [`AuditLog`].
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use prost::Message;
+use tokio::sync::{mpsc, oneshot};
+
+use super::checkpoint::Checkpoint;
+use super::error::AuditError;
+use super::hash::{Frontier, Hash, leaf_hash, prove_record, prove_tree};
+use super::index::{SearchQuery, index_keys, search};
+use super::keys::{Signer, Verifier};
+use super::note;
+use super::proof::{Receipt, TlogProof};
+use super::store::{CHECKPOINT_PREFIX, STATE_PREFIX, Store, numbered_key};
+use super::writer::{Append, Writer};
+use crate::proto::v1::AuditEntry;
+
+/// How the log is opened and how the writer batches.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// The sled directory of the log (conventionally `<data-dir>/audit`).
+    pub dir: PathBuf,
+    /// The checkpoint origin, the log's permanent identity; also the signing key's name.
+    pub origin: String,
+    /// The most entries in one group commit.
+    pub batch_max: usize,
+    /// How long the writer waits for more appends before committing a batch that is not full;
+    /// zero commits whatever is queued at once (appends that arrive during a flush still share
+    /// the next commit).
+    pub batch_delay: Duration,
+    /// Capacity of the append queue; a full queue makes `append` wait (back-pressure).
+    pub queue_capacity: usize,
+    /// The sled page cache, in bytes.
+    pub cache_capacity: u64,
+}
+
+impl AuditConfig {
+    /// The defaults for a log in `dir` with the given origin.
+    pub fn new(dir: impl Into<PathBuf>, origin: impl Into<String>) -> AuditConfig {
+        AuditConfig {
+            dir: dir.into(),
+            origin: origin.into(),
+            batch_max: 1024,
+            batch_delay: Duration::ZERO,
+            queue_capacity: 8192,
+            cache_capacity: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// A change to the gateway's own state, committed atomically with an audit entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// The key; must start with `s/`.
+    pub key: Vec<u8>,
+    /// The new value, or `None` to delete the key.
+    pub value: Option<Vec<u8>>,
+}
+
+impl StateChange {
+    /// Sets `key` to `value`.
+    pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> StateChange {
+        StateChange {
+            key: key.into(),
+            value: Some(value.into()),
+        }
+    }
+
+    /// Deletes `key`.
+    pub fn delete(key: impl Into<Vec<u8>>) -> StateChange {
+        StateChange {
+            key: key.into(),
+            value: None,
+        }
+    }
+}
+
+/// State shared by the handle and the writer.
+pub(crate) struct Shared {
+    pub store: Store,
+    pub accepting: AtomicBool,
+    size: AtomicU64,
+    /// The latest checkpoint's size and signed note, replaced after each durable commit.
+    latest: RwLock<(u64, String)>,
+}
+
+impl Shared {
+    /// Makes a durable checkpoint the one readers see.
+    pub fn publish(&self, size: u64, signed: String) {
+        // A poisoned lock only means a reader panicked; the value is still whole.
+        let mut latest = self.latest.write().unwrap_or_else(|e| e.into_inner());
+        *latest = (size, signed);
+        self.size.store(size, Ordering::Release);
+    }
+
+    fn latest(&self) -> (u64, String) {
+        self.latest
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    db: sled::Db,
+    tx: mpsc::Sender<Append>,
+    verifiers: Vec<Verifier>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    close: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+/// A handle on the audit log; cheap to clone, usable from any task.
+#[derive(Clone)]
+pub struct AuditLog {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("size", &self.size())
+            .field("accepting", &self.is_accepting())
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// Opens (or creates) the log and starts its writer on the current tokio runtime.
+    ///
+    /// `signers[0]` is the current key; every signer signs every checkpoint, which is how a key
+    /// rotation overlaps. On open, the root recomputed from the stored hashes must equal the
+    /// last signed checkpoint, whose signature must verify; otherwise opening fails.
+    pub fn open(config: AuditConfig, signers: Vec<Signer>) -> Result<AuditLog, AuditError> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| AuditError::Config("AuditLog::open needs a tokio runtime".into()))?;
+        if signers.is_empty() {
+            return Err(AuditError::Config("at least one signer is needed".into()));
+        }
+        if let Some(s) = signers.iter().find(|s| s.name() != config.origin) {
+            return Err(AuditError::Config(format!(
+                "signer {:?} is not named after the origin {:?}",
+                s.name(),
+                config.origin
+            )));
+        }
+        let db = sled::Config::new()
+            .path(&config.dir)
+            .cache_capacity(config.cache_capacity)
+            .open()?;
+        let store = Store::open(&db)?;
+        let verifiers: Vec<Verifier> = signers.iter().map(Signer::verifier).collect();
+        let (size, signed, frontier) = recover(&store, &config.origin, &signers, &verifiers)?;
+        let shared = Arc::new(Shared {
+            store,
+            accepting: AtomicBool::new(true),
+            size: AtomicU64::new(size),
+            latest: RwLock::new((size, signed)),
+        });
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let (close_tx, close_rx) = oneshot::channel::<()>();
+        let writer = Writer {
+            shared: shared.clone(),
+            frontier,
+            signers,
+            origin: config.origin.clone(),
+            batch_max: config.batch_max,
+            batch_delay: config.batch_delay,
+        };
+        let handle = runtime.spawn(writer.run(rx, close_rx));
+        Ok(AuditLog {
+            inner: Arc::new(Inner {
+                shared,
+                db,
+                tx,
+                verifiers,
+                writer: Mutex::new(Some(handle)),
+                close: Mutex::new(Some(close_tx)),
+            }),
+        })
+    }
+
+    /// Appends `entry` together with the caller's state changes, and returns its receipt once
+    /// the batch holding both is durable. A full queue makes this wait (back-pressure).
+    pub async fn append(
+        &self,
+        entry: &AuditEntry,
+        changes: Vec<StateChange>,
+    ) -> Result<Receipt, AuditError> {
+        if changes.iter().any(|c| !c.key.starts_with(STATE_PREFIX)) {
+            return Err(AuditError::BadStateKey);
+        }
+        if !self.is_accepting() {
+            return Err(AuditError::NotAccepting);
+        }
+        // Encoding and index keys are computed here, on the caller's task, off the writer.
+        let index_prefixes = index_keys(entry, 0)
+            .into_iter()
+            .map(|mut k| {
+                k.truncate(k.len() - 8);
+                k
+            })
+            .collect();
+        let (reply, rx) = oneshot::channel();
+        let append = Append {
+            entry: entry.encode_to_vec(),
+            index_prefixes,
+            changes,
+            reply,
+        };
+        self.inner
+            .tx
+            .send(append)
+            .await
+            .map_err(|_| AuditError::NotAccepting)?;
+        rx.await.map_err(|_| AuditError::NotAccepting)?
+    }
+
+    /// Stops taking appends, commits what is queued, and waits for the writer to finish, so
+    /// that the database can be reopened once every handle is dropped.
+    pub async fn shutdown(&self) {
+        let close = self
+            .inner
+            .close
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(close) = close {
+            let _ = close.send(());
+        }
+        let handle = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+        self.inner.shared.accepting.store(false, Ordering::Release);
+    }
+
+    /// Whether appends are accepted: false after a failed commit (fail closed) or a shutdown.
+    pub fn is_accepting(&self) -> bool {
+        self.inner.shared.accepting.load(Ordering::Acquire)
+    }
+
+    /// The number of durable entries.
+    pub fn size(&self) -> u64 {
+        self.inner.shared.size.load(Ordering::Acquire)
+    }
+
+    /// The latest signed checkpoint, as note text.
+    pub fn checkpoint(&self) -> Result<String, AuditError> {
+        Ok(self.inner.shared.latest().1)
+    }
+
+    /// The signed checkpoint stored for tree size `size`, if a commit ended at that size.
+    pub fn checkpoint_at(&self, size: u64) -> Result<Option<String>, AuditError> {
+        let v = self
+            .inner
+            .shared
+            .store
+            .tree()
+            .get(numbered_key(CHECKPOINT_PREFIX, size))?;
+        Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The verifier keys of the signers, current key first, in note format.
+    pub fn verifier_keys(&self) -> Vec<String> {
+        self.inner.verifiers.iter().map(|v| v.to_string()).collect()
+    }
+
+    /// The verifiers of the signers, current key first.
+    pub fn verifiers(&self) -> &[Verifier] {
+        &self.inner.verifiers
+    }
+
+    /// The bytes of entry `index`.
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>, AuditError> {
+        let size = self.size();
+        if index >= size {
+            return Err(AuditError::OutOfRange { index, size });
+        }
+        self.inner
+            .shared
+            .store
+            .entry(index)?
+            .ok_or_else(|| AuditError::Corrupt {
+                index,
+                reason: "entry is missing".into(),
+            })
+    }
+
+    /// Entry `index`, decoded.
+    pub fn decoded_entry(&self, index: u64) -> Result<AuditEntry, AuditError> {
+        let bytes = self.entry(index)?;
+        AuditEntry::decode(bytes.as_slice()).map_err(|source| AuditError::Decode { index, source })
+    }
+
+    /// The RFC 6962 leaf hash of entry `index`, read from the stored hashes.
+    pub fn leaf_hash(&self, index: u64) -> Result<Hash, AuditError> {
+        let size = self.size();
+        if index >= size {
+            return Err(AuditError::OutOfRange { index, size });
+        }
+        use super::hash::HashReader;
+        self.inner
+            .shared
+            .store
+            .read_hash(super::hash::stored_hash_index(0, index))
+    }
+
+    /// The inclusion proof of entry `index` in the tree of size `size`.
+    pub fn prove_inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, AuditError> {
+        let current = self.size();
+        if size > current {
+            return Err(AuditError::OutOfRange {
+                index: size,
+                size: current,
+            });
+        }
+        prove_record(size, index, &self.inner.shared.store)
+    }
+
+    /// The consistency proof from the tree of size `old` to the tree of size `new`.
+    pub fn prove_consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>, AuditError> {
+        let current = self.size();
+        if new > current {
+            return Err(AuditError::OutOfRange {
+                index: new,
+                size: current,
+            });
+        }
+        prove_tree(new, old, &self.inner.shared.store)
+    }
+
+    /// A receipt for entry `index` against the latest checkpoint.
+    pub fn receipt(&self, index: u64) -> Result<Receipt, AuditError> {
+        let (size, signed) = self.inner.shared.latest();
+        if index >= size {
+            return Err(AuditError::OutOfRange { index, size });
+        }
+        let entry = self.entry(index)?;
+        let proof = TlogProof {
+            extra: None,
+            index,
+            hashes: prove_record(size, index, &self.inner.shared.store)?,
+            signed_checkpoint: signed,
+        };
+        Ok(Receipt {
+            index,
+            entry,
+            proof: proof.format(),
+        })
+    }
+
+    /// Searches the indexes; see [`SearchQuery`].
+    pub fn search(&self, q: &SearchQuery) -> Result<Vec<u64>, AuditError> {
+        let mut found = search(self.inner.shared.store.tree(), q)?;
+        // Index keys of a commit become visible with it; never return past the published size.
+        let size = self.size();
+        found.retain(|&i| i < size);
+        Ok(found)
+    }
+
+    /// Reads a gateway state key (under `s/`).
+    pub fn state_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, AuditError> {
+        if !key.starts_with(STATE_PREFIX) {
+            return Err(AuditError::BadStateKey);
+        }
+        Ok(self.inner.shared.store.tree().get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Iterates the gateway state keys under `prefix` (which must start with `s/`), in order.
+    pub fn state_scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), AuditError>> + use<> {
+        let iter = if prefix.starts_with(STATE_PREFIX) {
+            Some(self.inner.shared.store.tree().scan_prefix(prefix))
+        } else {
+            None
+        };
+        let refused = iter.is_none();
+        iter.into_iter()
+            .flatten()
+            .map(|kv| {
+                kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(AuditError::from)
+            })
+            .chain(refused.then_some(Err(AuditError::BadStateKey)))
+    }
+
+    /// The sled database, for the gateway's own trees (operational state that needs no audit).
+    pub fn db(&self) -> &sled::Db {
+        &self.inner.db
+    }
+}
+
+/// Reads the last signed checkpoint, checks its signature, and recomputes the root from the
+/// stored hashes; a fresh log gets a signed checkpoint of size 0.
+fn recover(
+    store: &Store,
+    origin: &str,
+    signers: &[Signer],
+    verifiers: &[Verifier],
+) -> Result<(u64, String, Frontier), AuditError> {
+    let Some((size, signed)) = store.latest_checkpoint()? else {
+        if let Some(last) = store.last_entry_index()? {
+            return Err(AuditError::CheckpointMismatch(format!(
+                "entries up to index {last} exist but there is no checkpoint"
+            )));
+        }
+        let frontier = Frontier::new();
+        let cp = Checkpoint {
+            origin: origin.to_owned(),
+            size: 0,
+            root: frontier.root(),
+        };
+        let signed = note::sign(&cp.body(), signers)?;
+        store
+            .tree()
+            .insert(numbered_key(CHECKPOINT_PREFIX, 0), signed.as_bytes())?;
+        store.tree().flush()?;
+        return Ok((0, signed, frontier));
+    };
+    let cp = Checkpoint::open(&signed, verifiers).map_err(|e| {
+        AuditError::CheckpointMismatch(format!(
+            "last checkpoint (size {size}) does not verify: {e}"
+        ))
+    })?;
+    if cp.size != size || cp.origin != origin {
+        return Err(AuditError::CheckpointMismatch(format!(
+            "checkpoint stored for size {size} says origin {:?} size {}, expected origin {origin:?}",
+            cp.origin, cp.size
+        )));
+    }
+    let frontier = Frontier::load(size, store)?;
+    if frontier.root() != cp.root {
+        return Err(AuditError::CheckpointMismatch(format!(
+            "the stored hashes give a different root at size {size}; run `ketenpoort audit verify`"
+        )));
+    }
+    let expected_last = size.checked_sub(1);
+    if store.last_entry_index()? != expected_last {
+        return Err(AuditError::CheckpointMismatch(format!(
+            "entries beyond the checkpoint size {size} are stored"
+        )));
+    }
+    if size > 0 {
+        let last = expected_last.unwrap_or(0);
+        let entry = store.entry(last)?.ok_or_else(|| AuditError::Corrupt {
+            index: last,
+            reason: "entry is missing".into(),
+        })?;
+        use super::hash::HashReader;
+        if leaf_hash(&entry) != store.read_hash(super::hash::stored_hash_index(0, last))? {
+            return Err(AuditError::CheckpointMismatch(format!(
+                "entry {last} does not match its stored leaf hash"
+            )));
+        }
+    }
+    Ok((size, signed, frontier))
+}

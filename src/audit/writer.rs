@@ -1,0 +1,234 @@
+//! The group-commit writer: one tokio task drains the append queue in batches and, per batch,
+//! makes one atomic sled write (entries, stored hashes, the signed checkpoint, index keys and the
+//! callers' state changes), flushes it, and only then answers every waiter with its receipt.
+//! A failed write or flush fails the whole batch and closes the log for appends (fail closed).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::checkpoint::Checkpoint;
+use super::error::AuditError;
+use super::hash::{Frontier, Hash, HashReader, leaf_hash, prove_record, stored_hash_index};
+use super::keys::Signer;
+use super::log::{Shared, StateChange};
+use super::note;
+use super::proof::{Receipt, TlogProof};
+use super::store::{CHECKPOINT_PREFIX, ENTRY_PREFIX, HASH_PREFIX, Store, numbered_key};
+
+/// One queued append: the encoded entry, its index keys without the index, the caller's state
+/// changes, and where to send the outcome.
+pub(crate) struct Append {
+    pub entry: Vec<u8>,
+    pub index_prefixes: Vec<Vec<u8>>,
+    pub changes: Vec<StateChange>,
+    pub reply: oneshot::Sender<Result<Receipt, AuditError>>,
+}
+
+/// What the writer owns between batches.
+pub(crate) struct Writer {
+    pub shared: Arc<Shared>,
+    pub frontier: Frontier,
+    pub signers: Vec<Signer>,
+    pub origin: String,
+    pub batch_max: usize,
+    pub batch_delay: Duration,
+}
+
+/// The data of one batch, moved to a blocking thread for the commit.
+struct Pending {
+    entry: Vec<u8>,
+    index_prefixes: Vec<Vec<u8>>,
+    changes: Vec<StateChange>,
+}
+
+impl Writer {
+    /// Runs until every sender is gone or the queue is closed and drained.
+    /// On `close` (or when its sender is dropped) the queue is closed and then drained.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Append>, mut close: oneshot::Receiver<()>) {
+        let batch_max = self.batch_max.max(1);
+        let mut closing = false;
+        loop {
+            let next = if closing {
+                rx.recv().await
+            } else {
+                tokio::select! {
+                    a = rx.recv() => a,
+                    _ = &mut close => {
+                        closing = true;
+                        rx.close();
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = next else { break };
+            let mut batch = vec![first];
+            let deadline = tokio::time::Instant::now() + self.batch_delay;
+            while batch.len() < batch_max {
+                match rx.try_recv() {
+                    Ok(a) => batch.push(a),
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        if self.batch_delay.is_zero() {
+                            break;
+                        }
+                        match tokio::time::timeout_at(deadline, rx.recv()).await {
+                            Ok(Some(a)) => batch.push(a),
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                }
+            }
+            self = self.commit_batch(batch).await;
+        }
+    }
+
+    async fn commit_batch(mut self, batch: Vec<Append>) -> Writer {
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut pending = Vec::with_capacity(batch.len());
+        for a in batch {
+            replies.push(a.reply);
+            pending.push(Pending {
+                entry: a.entry,
+                index_prefixes: a.index_prefixes,
+                changes: a.changes,
+            });
+        }
+        if !self.shared.accepting.load(Ordering::Acquire) {
+            for r in replies {
+                let _ = r.send(Err(AuditError::NotAccepting));
+            }
+            return self;
+        }
+        let shared = self.shared.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = self.commit(pending);
+            (self, result)
+        })
+        .await;
+        let (writer, result) = match joined {
+            Ok(pair) => pair,
+            Err(_) => {
+                // The commit thread panicked: nothing of this batch is known to be durable.
+                shared.accepting.store(false, Ordering::Release);
+                tracing::error!("audit commit panicked; the log refuses appends until reopened");
+                for r in replies {
+                    let _ = r.send(Err(AuditError::CommitFailed("commit panicked".into())));
+                }
+                // Without the writer state there is nothing left to do; a reopen recovers.
+                return Writer::closed(shared);
+            }
+        };
+        match result {
+            Ok(receipts) => {
+                for (r, receipt) in replies.into_iter().zip(receipts) {
+                    // A caller that gave up still has a durable entry; nothing to undo.
+                    let _ = r.send(Ok(receipt));
+                }
+            }
+            Err(e) => {
+                writer.shared.accepting.store(false, Ordering::Release);
+                tracing::error!(error = %e, "audit commit failed; the log refuses appends until reopened");
+                let msg = e.to_string();
+                for r in replies {
+                    let _ = r.send(Err(AuditError::CommitFailed(msg.clone())));
+                }
+            }
+        }
+        writer
+    }
+
+    /// A writer that only refuses; used after its state was lost.
+    fn closed(shared: Arc<Shared>) -> Writer {
+        Writer {
+            shared,
+            frontier: Frontier::new(),
+            signers: Vec::new(),
+            origin: String::new(),
+            batch_max: 1,
+            batch_delay: Duration::ZERO,
+        }
+    }
+
+    /// Commits one batch durably and returns the receipts, in order. Blocking.
+    fn commit(&mut self, pending: Vec<Pending>) -> Result<Vec<Receipt>, AuditError> {
+        let store = &self.shared.store;
+        let mut frontier = self.frontier.clone();
+        let first_index = frontier.size();
+        // Every hash a proof in this batch needs is a node of the old frontier or new.
+        let mut overlay: HashMap<u64, Hash> = frontier.stored().into_iter().collect();
+        let mut batch = sled::Batch::default();
+        for (i, p) in pending.iter().enumerate() {
+            let index = first_index + i as u64;
+            let start = stored_hash_index(0, index);
+            for (j, h) in frontier.push(leaf_hash(&p.entry)).into_iter().enumerate() {
+                let pos = start + j as u64;
+                batch.insert(numbered_key(HASH_PREFIX, pos), &h[..]);
+                overlay.insert(pos, h);
+            }
+            batch.insert(numbered_key(ENTRY_PREFIX, index), p.entry.as_slice());
+            for prefix in &p.index_prefixes {
+                let mut k = prefix.clone();
+                k.extend_from_slice(&index.to_be_bytes());
+                batch.insert(k, &[][..]);
+            }
+            for c in &p.changes {
+                match &c.value {
+                    Some(v) => batch.insert(c.key.as_slice(), v.as_slice()),
+                    None => batch.remove(c.key.as_slice()),
+                }
+            }
+        }
+        let size = frontier.size();
+        let checkpoint = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root: frontier.root(),
+        };
+        let signed = note::sign(&checkpoint.body(), &self.signers)?;
+        batch.insert(numbered_key(CHECKPOINT_PREFIX, size), signed.as_bytes());
+        store.tree().apply_batch(batch)?;
+        store.tree().flush()?;
+        self.frontier = frontier;
+        self.shared.publish(size, signed.clone());
+
+        let reader = Overlay {
+            map: &overlay,
+            store,
+        };
+        let mut receipts = Vec::with_capacity(pending.len());
+        for (i, p) in pending.into_iter().enumerate() {
+            let index = first_index + i as u64;
+            let proof = TlogProof {
+                extra: None,
+                index,
+                hashes: prove_record(size, index, &reader)?,
+                signed_checkpoint: signed.clone(),
+            };
+            receipts.push(Receipt {
+                index,
+                entry: p.entry,
+                proof: proof.format(),
+            });
+        }
+        Ok(receipts)
+    }
+}
+
+/// Hashes of the batch just written, in memory, over the store.
+struct Overlay<'a> {
+    map: &'a HashMap<u64, Hash>,
+    store: &'a Store,
+}
+
+impl HashReader for Overlay<'_> {
+    fn read_hash(&self, index: u64) -> Result<Hash, AuditError> {
+        match self.map.get(&index) {
+            Some(h) => Ok(*h),
+            None => self.store.read_hash(index),
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! Audit reads, scoped per auditor by the policy's `audit` kind.
+//!
+//! An entry is in the caller's scope when the policy allows kind `audit`, purpose
+//! `audit-supervision`, field `audit.entry`, against either party the entry names; the supervisor
+//! sees everything. Out-of-scope positions come back as leaf hashes only, so anyone can still
+//! recompute the tree. Reads that return entries are themselves appended to the log.
+
+use std::collections::HashMap;
+
+use prost::Message;
+
+use crate::audit::{AuditError, SearchQuery, hash};
+use crate::policy::{ExchangeKind, ExchangeRequest, FieldRequest, Grounds};
+use crate::proto::v1::{
+    AuditEntry, AuditEvent, GetCheckpointResponse, GetConsistencyProofRequest,
+    GetConsistencyProofResponse, GetEntriesRequest, GetEntriesResponse, GetInclusionProofRequest,
+    GetInclusionProofResponse, LogLeaf, SearchEntriesRequest, SearchEntriesResponse,
+    SubjectReportLine, SubjectReportRequest, SubjectReportResponse, Verdict, log_leaf,
+};
+
+use super::convert::from_timestamp;
+use super::{Caller, ExchangeError, Gateway};
+
+/// The purpose of every audit read.
+const AUDIT_PURPOSE: &str = "audit-supervision";
+/// The catalogue field that stands for an entry.
+const AUDIT_FIELD: &str = "audit.entry";
+/// Roles that see every entry.
+const SUPERVISOR_ROLES: [&str; 1] = ["supervisor"];
+/// Roles that may see entries naming no party (operational events without personal data).
+const AUDITOR_ROLES: [&str; 2] = ["auditor", "supervisor"];
+/// Default and largest page of entries.
+const DEFAULT_ENTRIES: u64 = 100;
+const MAX_ENTRIES: u64 = 1_000;
+
+fn log_error(error: AuditError) -> ExchangeError {
+    match error {
+        AuditError::OutOfRange { .. } => {
+            ExchangeError::invalid("index", "beyond the log's current size")
+        }
+        other => ExchangeError::Internal(other.to_string()),
+    }
+}
+
+/// The caller's audit scope, with decisions cached per named party for one request.
+struct Scope<'a> {
+    gateway: &'a Gateway,
+    caller: &'a Caller,
+    everything: bool,
+    auditor: bool,
+    parties: HashMap<String, bool>,
+}
+
+impl<'a> Scope<'a> {
+    fn new(gateway: &'a Gateway, caller: &'a Caller) -> Self {
+        Self {
+            everything: gateway.has_role(&caller.party, &SUPERVISOR_ROLES),
+            auditor: gateway.has_role(&caller.party, &AUDITOR_ROLES),
+            gateway,
+            caller,
+            parties: HashMap::new(),
+        }
+    }
+
+    fn party_in_scope(&mut self, party: &str) -> bool {
+        if let Some(known) = self.parties.get(party) {
+            return *known;
+        }
+        let request = ExchangeRequest {
+            kind: ExchangeKind::Audit,
+            requester: self.caller.party.clone(),
+            counterpart: party.to_owned(),
+            purpose: AUDIT_PURPOSE.to_owned(),
+            subject: String::new(),
+            fields: vec![FieldRequest {
+                field: AUDIT_FIELD.to_owned(),
+                form: None,
+            }],
+            justification: None,
+        };
+        let allowed = self
+            .gateway
+            .inner
+            .policy
+            .decide(&request, &Grounds::default(), self.gateway.now())
+            .is_allowed();
+        self.parties.insert(party.to_owned(), allowed);
+        allowed
+    }
+
+    fn sees(&mut self, entry: &AuditEntry) -> bool {
+        if self.everything {
+            return true;
+        }
+        let named: Vec<String> = [&entry.requester_party, &entry.counterpart_party]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .cloned()
+            .collect();
+        if named.is_empty() {
+            return self.auditor;
+        }
+        named.iter().any(|p| self.party_in_scope(p))
+    }
+}
+
+impl Gateway {
+    /// The tree size of the latest signed checkpoint (its second line).
+    fn checkpoint_size(&self, checkpoint: &str) -> Result<u64, ExchangeError> {
+        checkpoint
+            .lines()
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .ok_or_else(|| ExchangeError::Internal("checkpoint has no tree size".into()))
+    }
+
+    fn latest(&self) -> Result<(String, u64), ExchangeError> {
+        let checkpoint = self.inner.log.checkpoint().map_err(log_error)?;
+        let size = self.checkpoint_size(&checkpoint)?;
+        Ok((checkpoint, size))
+    }
+
+    /// The latest signed checkpoint and the verifier keys.
+    pub fn get_checkpoint(&self) -> Result<GetCheckpointResponse, ExchangeError> {
+        let (checkpoint, tree_size) = self.latest()?;
+        Ok(GetCheckpointResponse {
+            checkpoint,
+            verifier_keys: self.inner.log.verifier_keys(),
+            tree_size,
+        })
+    }
+
+    /// An inclusion proof; proofs reveal only hashes, so they are not scoped.
+    pub fn get_inclusion_proof(
+        &self,
+        request: GetInclusionProofRequest,
+    ) -> Result<GetInclusionProofResponse, ExchangeError> {
+        let (_, latest) = self.latest()?;
+        let tree_size = if request.tree_size == 0 {
+            latest
+        } else {
+            request.tree_size
+        };
+        if tree_size > latest {
+            return Err(ExchangeError::invalid(
+                "tree_size",
+                "beyond the latest checkpoint",
+            ));
+        }
+        if request.index >= tree_size {
+            return Err(ExchangeError::invalid("index", "not inside the tree"));
+        }
+        let hashes = self
+            .inner
+            .log
+            .prove_inclusion(request.index, tree_size)
+            .map_err(log_error)?;
+        let leaf = self.inner.log.leaf_hash(request.index).map_err(log_error)?;
+        Ok(GetInclusionProofResponse {
+            hashes: hashes.iter().map(|h| h.to_vec()).collect(),
+            tree_size,
+            leaf_hash: leaf.to_vec(),
+        })
+    }
+
+    /// A consistency proof between two tree sizes.
+    pub fn get_consistency_proof(
+        &self,
+        request: GetConsistencyProofRequest,
+    ) -> Result<GetConsistencyProofResponse, ExchangeError> {
+        let (_, latest) = self.latest()?;
+        let new_size = if request.new_size == 0 {
+            latest
+        } else {
+            request.new_size
+        };
+        if new_size > latest {
+            return Err(ExchangeError::invalid(
+                "new_size",
+                "beyond the latest checkpoint",
+            ));
+        }
+        if request.old_size > new_size {
+            return Err(ExchangeError::invalid("old_size", "larger than new_size"));
+        }
+        let hashes = self
+            .inner
+            .log
+            .prove_consistency(request.old_size, new_size)
+            .map_err(log_error)?;
+        Ok(GetConsistencyProofResponse {
+            hashes: hashes.iter().map(|h| h.to_vec()).collect(),
+            new_size,
+        })
+    }
+
+    /// A leaf as the scope allows: the entry, or only its hash.
+    fn scoped_leaf(
+        &self,
+        scope: &mut Scope<'_>,
+        index: u64,
+    ) -> Result<(LogLeaf, bool), ExchangeError> {
+        let bytes = self.inner.log.entry(index).map_err(log_error)?;
+        let entry = AuditEntry::decode(bytes.as_slice())
+            .map_err(|_| ExchangeError::Internal(format!("entry {index} does not decode")))?;
+        let visible = scope.sees(&entry);
+        let content = if visible {
+            log_leaf::Content::Entry(bytes)
+        } else {
+            log_leaf::Content::LeafHash(hash::leaf_hash(&bytes).to_vec())
+        };
+        Ok((
+            LogLeaf {
+                index,
+                content: Some(content),
+            },
+            visible,
+        ))
+    }
+
+    /// Logs an audit read that returned entries: who read, how many, which operation.
+    async fn log_read(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        shown: usize,
+        subject: Option<Vec<u8>>,
+    ) -> Result<(), ExchangeError> {
+        if shown == 0 {
+            return Ok(());
+        }
+        let mut entry = self.entry(caller, operation, AuditEvent::AuditAccess);
+        entry.purpose = AUDIT_PURPOSE.to_owned();
+        entry.verdict = Verdict::Allow as i32;
+        entry.reason_code = "AUDIT_READ".to_owned();
+        entry.subject_pseudonym = subject.unwrap_or_default();
+        entry.detail = format!("entries_shown={shown}");
+        self.commit(&entry, Vec::new()).await.map(|_| ())
+    }
+
+    /// A range of the log: entries in scope, leaf hashes for the rest.
+    pub async fn get_entries(
+        &self,
+        caller: &Caller,
+        request: GetEntriesRequest,
+    ) -> Result<GetEntriesResponse, ExchangeError> {
+        let (_, size) = self.latest()?;
+        let count = match u64::from(request.count) {
+            0 => DEFAULT_ENTRIES,
+            n => n.min(MAX_ENTRIES),
+        };
+        let end = request.start.saturating_add(count).min(size);
+        let mut scope = Scope::new(self, caller);
+        let mut leaves = Vec::new();
+        let mut shown = 0;
+        for index in request.start..end {
+            let (leaf, visible) = self.scoped_leaf(&mut scope, index)?;
+            shown += usize::from(visible);
+            leaves.push(leaf);
+        }
+        self.log_read(caller, "GetEntries", shown, None).await?;
+        Ok(GetEntriesResponse { leaves })
+    }
+
+    /// Entries in scope that match every filter.
+    pub async fn search_entries(
+        &self,
+        caller: &Caller,
+        request: SearchEntriesRequest,
+    ) -> Result<SearchEntriesResponse, ExchangeError> {
+        let subject = match request.subject.as_ref() {
+            Some(s) if !s.number.is_empty() => {
+                Some(self.pseudonymise(Some(s), "subject")?.as_bytes().to_vec())
+            }
+            _ => None,
+        };
+        let after = if request.page_token.is_empty() {
+            None
+        } else {
+            Some(
+                request
+                    .page_token
+                    .parse::<u64>()
+                    .map_err(|_| ExchangeError::invalid("page_token", "not a page token"))?,
+            )
+        };
+        let limit = match usize::try_from(request.page_size) {
+            Ok(0) | Err(_) => DEFAULT_ENTRIES as usize,
+            Ok(n) => n.min(MAX_ENTRIES as usize),
+        };
+        let time = request.time.as_ref();
+        let mut query = SearchQuery {
+            party: Some(request.party.clone()).filter(|p| !p.is_empty()),
+            subject_pseudonym: subject.clone(),
+            exchange_id: Some(request.exchange_id.clone()).filter(|e| !e.is_empty()),
+            agreement: Some(request.agreement.clone()).filter(|a| !a.is_empty()),
+            verdict: Verdict::try_from(request.verdict)
+                .ok()
+                .filter(|v| *v != Verdict::Unspecified),
+            event: None,
+            time_from: time
+                .and_then(|t| t.start_time.as_ref())
+                .and_then(from_timestamp)
+                .map(|t| t.unix_timestamp()),
+            time_until: time
+                .and_then(|t| t.end_time.as_ref())
+                .and_then(from_timestamp)
+                .map(|t| t.unix_timestamp()),
+            after,
+            limit,
+        };
+        let mut scope = Scope::new(self, caller);
+        let mut entries = Vec::new();
+        let mut next_page_token = String::new();
+        // Out-of-scope matches are skipped; keep searching until the page is full or the log ends.
+        'pages: loop {
+            let found = self.inner.log.search(&query).map_err(log_error)?;
+            let exhausted = found.len() < limit;
+            for index in &found {
+                let (leaf, visible) = self.scoped_leaf(&mut scope, *index)?;
+                query.after = Some(*index);
+                if visible {
+                    entries.push(leaf);
+                    if entries.len() == limit {
+                        next_page_token = index.to_string();
+                        break 'pages;
+                    }
+                }
+            }
+            if exhausted {
+                break;
+            }
+        }
+        self.log_read(caller, "SearchEntries", entries.len(), subject)
+            .await?;
+        Ok(SearchEntriesResponse {
+            entries,
+            next_page_token,
+        })
+    }
+
+    /// Every entry about one subject in the caller's scope (GDPR art. 15, LED art. 25).
+    pub async fn subject_report(
+        &self,
+        caller: &Caller,
+        request: SubjectReportRequest,
+    ) -> Result<SubjectReportResponse, ExchangeError> {
+        let pseudonym = self.pseudonymise(request.subject.as_ref(), "subject")?;
+        let mut query = SearchQuery {
+            subject_pseudonym: Some(pseudonym.as_bytes().to_vec()),
+            limit: MAX_ENTRIES as usize,
+            ..SearchQuery::default()
+        };
+        let mut scope = Scope::new(self, caller);
+        let mut lines = Vec::new();
+        let mut withheld = 0;
+        loop {
+            let found = self.inner.log.search(&query).map_err(log_error)?;
+            for index in &found {
+                let bytes = self.inner.log.entry(*index).map_err(log_error)?;
+                let entry = AuditEntry::decode(bytes.as_slice()).map_err(|_| {
+                    ExchangeError::Internal(format!("entry {index} does not decode"))
+                })?;
+                if scope.sees(&entry) {
+                    lines.push(SubjectReportLine {
+                        index: *index,
+                        entry: Some(entry),
+                    });
+                } else {
+                    withheld += 1;
+                }
+                query.after = Some(*index);
+            }
+            if found.len() < query.limit {
+                break;
+            }
+        }
+        self.log_read(
+            caller,
+            "SubjectReport",
+            lines.len(),
+            Some(pseudonym.as_bytes().to_vec()),
+        )
+        .await?;
+        Ok(SubjectReportResponse {
+            subject_pseudonym: pseudonym.to_hex(),
+            lines,
+            withheld,
+        })
+    }
+}

@@ -1,0 +1,254 @@
+//! The reference directory: holders register that they know a subject; police and partners look up
+//! who knows a subject, as far as the policy lets them learn it.
+
+use crate::policy::{Decision, ExchangeKind, ExchangeRequest, FieldRequest, ReasonCode};
+use crate::proto::v1::{
+    AuditEvent, LookupHit, LookupRequest, LookupResponse, RegisterReferenceRequest,
+    RegisterReferenceResponse, WithdrawReferenceRequest, WithdrawReferenceResponse,
+};
+use crate::store::{self, ReferenceRecord};
+
+use super::entry::record_decision;
+use super::{Caller, ExchangeError, Gateway, ids};
+
+/// Catalogue fields a lookup asks for: whether there is a hit, who the holder is, and how to reach it.
+const LOOKUP_FIELDS: [&str; 3] = [
+    "reference.hit",
+    "reference.holder",
+    "reference.contact_point",
+];
+
+/// Longest holder reference accepted.
+const MAX_HOLDER_REFERENCE: usize = 128;
+
+/// Order in which refusal reasons are reported when every holder is refused: the one closest to
+/// success first, as in the policy engine's own choice of reason.
+const REASON_PREFERENCE: [ReasonCode; 6] = [
+    ReasonCode::CaseRequired,
+    ReasonCode::ConsentRequired,
+    ReasonCode::JustificationRequired,
+    ReasonCode::OutsideValidity,
+    ReasonCode::Forbidden,
+    ReasonCode::NothingReleasable,
+];
+
+impl Gateway {
+    /// Registers (or replaces) the caller's reference to a subject.
+    pub async fn register_reference(
+        &self,
+        caller: &Caller,
+        request: RegisterReferenceRequest,
+    ) -> Result<RegisterReferenceResponse, ExchangeError> {
+        let subject = self
+            .pseudonymise(request.subject.as_ref(), "subject")?
+            .to_hex();
+        let holder_reference = request.holder_reference.trim().to_owned();
+        if holder_reference.chars().count() > MAX_HOLDER_REFERENCE {
+            return Err(ExchangeError::invalid(
+                "holder_reference",
+                "must be at most 128 characters",
+            ));
+        }
+        let key = store::reference_key(&subject, &caller.party);
+        let _guard = self.inner.locks.lock(&key).await;
+        let record = ReferenceRecord {
+            holder: caller.party.clone(),
+            holder_reference,
+            registered: self.now().unix_timestamp(),
+        };
+        let mut entry = self.entry(caller, "RegisterReference", AuditEvent::Grounds);
+        entry.subject_pseudonym = hex_bytes(&subject);
+        entry.counterpart_party = caller.party.clone();
+        let receipt = self.commit(&entry, vec![store::put(key, &record)]).await?;
+        Ok(RegisterReferenceResponse {
+            subject_pseudonym: subject,
+            receipt: Some(receipt),
+        })
+    }
+
+    /// Withdraws the caller's reference to a subject; withdrawing an absent reference is logged and
+    /// succeeds, so the answer never says whether one existed.
+    pub async fn withdraw_reference(
+        &self,
+        caller: &Caller,
+        request: WithdrawReferenceRequest,
+    ) -> Result<WithdrawReferenceResponse, ExchangeError> {
+        let subject = self
+            .pseudonymise(request.subject.as_ref(), "subject")?
+            .to_hex();
+        let key = store::reference_key(&subject, &caller.party);
+        let _guard = self.inner.locks.lock(&key).await;
+        let mut entry = self.entry(caller, "WithdrawReference", AuditEvent::Grounds);
+        entry.subject_pseudonym = hex_bytes(&subject);
+        entry.counterpart_party = caller.party.clone();
+        let receipt = self.commit(&entry, vec![store::delete(key)]).await?;
+        Ok(WithdrawReferenceResponse {
+            receipt: Some(receipt),
+        })
+    }
+
+    /// Who knows the subject, as far as the policy allows the caller to learn.
+    ///
+    /// The caller is refused only when the policy allows it a lookup against no party at all for
+    /// this purpose: that depends on the policy and the grounds, never on the directory. Otherwise
+    /// the answer lists the holders that registered the subject and that the caller may learn
+    /// about; a holder it may not learn about is indistinguishable from one that knows nothing.
+    pub async fn lookup(
+        &self,
+        caller: &Caller,
+        request: LookupRequest,
+    ) -> Result<LookupResponse, ExchangeError> {
+        let subject = self
+            .pseudonymise(request.subject.as_ref(), "subject")?
+            .to_hex();
+        let now = self.now();
+        let lookup_id = ids::new_id("l", now)?;
+        let grounds = self.grounds_for(&subject)?;
+        let policy = self.inner.policy.clone();
+        let fields: Vec<FieldRequest> = LOOKUP_FIELDS
+            .iter()
+            .filter(|f| policy.field(f).is_some())
+            .map(|f| FieldRequest {
+                field: (*f).to_owned(),
+                form: None,
+            })
+            .collect();
+        let justification = Some(request.justification.trim().to_owned()).filter(|j| !j.is_empty());
+        let decide = |holder: &str| -> Decision {
+            let exchange = ExchangeRequest {
+                kind: ExchangeKind::Lookup,
+                requester: caller.party.clone(),
+                counterpart: holder.to_owned(),
+                purpose: request.purpose.clone(),
+                subject: subject.clone(),
+                fields: fields.clone(),
+                justification: justification.clone(),
+            };
+            policy.decide(&exchange, &grounds, now)
+        };
+
+        let mut entry = self.entry(caller, "Lookup", AuditEvent::Exchange);
+        entry.exchange_id = lookup_id.clone();
+        entry.exchange_kind = ExchangeKind::Lookup.as_str().to_owned();
+        entry.subject_pseudonym = hex_bytes(&subject);
+        entry.purpose = request.purpose.clone();
+
+        // Whether any lookup at all is allowed: evaluated over every party, not over the holders
+        // that registered the subject, so the outcome cannot depend on the directory.
+        let mut best_refusal: Option<Decision> = None;
+        let mut any_allowed = false;
+        for party in policy.parties().filter(|p| p.id != caller.party) {
+            let decision = decide(&party.id);
+            if decision.is_allowed() {
+                any_allowed = true;
+                break;
+            }
+            let better = match &best_refusal {
+                None => true,
+                Some(best) => preference(decision.reason) < preference(best.reason),
+            };
+            if better {
+                best_refusal = Some(decision);
+            }
+        }
+        if !any_allowed {
+            let decision = match best_refusal {
+                Some(d) => d,
+                // A network of one party: decide against the caller itself for a reasoned refusal.
+                None => decide(&caller.party),
+            };
+            return Err(self.refuse(entry, &decision).await);
+        }
+
+        let mut hits = Vec::new();
+        let mut combined: Option<Decision> = None;
+        let mut holders = Vec::new();
+        for reference in self
+            .inner
+            .store
+            .scan::<ReferenceRecord>(&store::references_prefix(&subject))?
+        {
+            let decision = decide(&reference.holder);
+            if !decision.is_allowed() {
+                continue;
+            }
+            let Some(holder) = policy.party(&reference.holder) else {
+                continue;
+            };
+            let granted = |f: &str| decision.grant(f).is_some();
+            hits.push(LookupHit {
+                holder: holder.id.clone(),
+                holder_name: if granted("reference.holder") {
+                    holder.name.clone()
+                } else {
+                    String::new()
+                },
+                contact_point: if granted("reference.contact_point") {
+                    holder.contact_point.clone()
+                } else {
+                    String::new()
+                },
+            });
+            holders.push(holder.id.clone());
+            merge_decision(&mut combined, decision);
+        }
+        match &combined {
+            Some(decision) => record_decision(&mut entry, decision),
+            None => {
+                entry.verdict = crate::proto::v1::Verdict::Allow as i32;
+                entry.reason_code = ReasonCode::Permitted.as_str().to_owned();
+            }
+        }
+        // Party ids, not personal data: which holders the caller learnt about.
+        entry.detail = format!("hits={}", holders.join(","));
+        let receipt = self.commit(&entry, Vec::new()).await?;
+        Ok(LookupResponse {
+            lookup_id,
+            hits,
+            receipt: Some(receipt),
+        })
+    }
+}
+
+fn preference(reason: ReasonCode) -> usize {
+    REASON_PREFERENCE
+        .iter()
+        .position(|r| *r == reason)
+        .unwrap_or(REASON_PREFERENCE.len())
+}
+
+/// Accumulates the allowed decisions of several holders into one for the audit entry.
+fn merge_decision(into: &mut Option<Decision>, decision: Decision) {
+    match into {
+        None => *into = Some(decision),
+        Some(acc) => {
+            for rule in decision.matched {
+                if !acc.matched.contains(&rule) {
+                    acc.matched.push(rule);
+                }
+            }
+            for basis in decision.legal_bases {
+                if !acc.legal_bases.contains(&basis) {
+                    acc.legal_bases.push(basis);
+                }
+            }
+            for ground in decision.ground_refs {
+                if !acc.ground_refs.contains(&ground) {
+                    acc.ground_refs.push(ground);
+                }
+            }
+            for grant in decision.fields {
+                if acc.grant(&grant.field).is_none() {
+                    acc.fields.push(grant);
+                }
+            }
+            acc.obligations.review |= decision.obligations.review;
+            acc.obligations.notify |= decision.obligations.notify;
+        }
+    }
+}
+
+/// The bytes of a hex pseudonym we produced ourselves.
+pub(crate) fn hex_bytes(hex_text: &str) -> Vec<u8> {
+    hex::decode(hex_text).unwrap_or_default()
+}

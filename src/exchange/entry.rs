@@ -1,0 +1,141 @@
+//! Building audit entries and appending them, for allowed and refused exchanges alike.
+
+use crate::audit::StateChange;
+use crate::policy::{Decision, Effect, Verdict};
+use crate::proto::v1::{self as pb, AuditEntry, AuditEvent, Receipt};
+
+use super::{Caller, ExchangeError, Gateway};
+
+/// Format version of the entries this gateway writes.
+const ENTRY_VERSION: u32 = 1;
+
+/// The wire form of a policy rule reference.
+pub(crate) fn rule_ref(rule: &crate::policy::RuleRef) -> pb::RuleRef {
+    pb::RuleRef {
+        agreement: rule.agreement.clone(),
+        rule: rule.rule.clone(),
+        effect: match rule.effect {
+            Effect::Permit => "permit".to_owned(),
+            Effect::Forbid => "forbid".to_owned(),
+        },
+    }
+}
+
+/// The wire form of a verdict.
+pub(crate) fn verdict(v: Verdict) -> pb::Verdict {
+    match v {
+        Verdict::Allow => pb::Verdict::Allow,
+        Verdict::Deny => pb::Verdict::Deny,
+    }
+}
+
+/// The wire form of a decision (no data, only what was decided and why).
+pub(crate) fn decision_message(decision: &Decision) -> pb::Decision {
+    pb::Decision {
+        verdict: verdict(decision.verdict) as i32,
+        reason_code: decision.reason.as_str().to_owned(),
+        matched_rules: decision.matched.iter().map(rule_ref).collect(),
+        fields: decision
+            .fields
+            .iter()
+            .map(|g| pb::FieldGrant {
+                field: g.field.clone(),
+                form: g.form.as_str().to_owned(),
+                rule: Some(rule_ref(&g.rule)),
+            })
+            .collect(),
+        obligations: Some(obligations(decision)),
+        legal_bases: decision.legal_bases.clone(),
+        ground_refs: decision.ground_refs.clone(),
+        policy_digest: decision.policy_digest.to_vec(),
+    }
+}
+
+fn obligations(decision: &Decision) -> pb::Obligations {
+    pb::Obligations {
+        retention_days: decision.obligations.retention_days.unwrap_or(0),
+        review: decision.obligations.review,
+        notify: decision.obligations.notify,
+    }
+}
+
+/// Copies a decision into an entry: verdict, reason, rules, bases, grounds, obligations and the
+/// names and forms of the fields it allows (the values are added, as a commitment, by the caller).
+pub(crate) fn record_decision(entry: &mut AuditEntry, decision: &Decision) {
+    entry.verdict = verdict(decision.verdict) as i32;
+    entry.reason_code = decision.reason.as_str().to_owned();
+    entry.rules = decision.matched.iter().map(rule_ref).collect();
+    entry.legal_bases = decision.legal_bases.clone();
+    entry.ground_refs = decision.ground_refs.clone();
+    entry.policy_digest = decision.policy_digest.to_vec();
+    entry.obligations = Some(obligations(decision));
+    entry.released_fields = decision
+        .fields
+        .iter()
+        .map(|g| pb::ReleasedField {
+            field: g.field.clone(),
+            form: g.form.as_str().to_owned(),
+        })
+        .collect();
+}
+
+impl Gateway {
+    /// A new entry for `caller` doing `operation`, stamped with the clock and the policy digest.
+    pub(crate) fn entry(&self, caller: &Caller, operation: &str, event: AuditEvent) -> AuditEntry {
+        let now = self.now();
+        AuditEntry {
+            version: ENTRY_VERSION,
+            time: Some(super::convert::timestamp(now)),
+            event: event as i32,
+            operation: operation.to_owned(),
+            requester_party: caller.party.clone(),
+            actor: caller.actor.clone(),
+            trace_id: caller.trace_id.clone(),
+            policy_digest: self.inner.policy.digest().to_vec(),
+            ..AuditEntry::default()
+        }
+    }
+
+    /// Appends `entry` with its state `changes` in one durable write and returns the receipt.
+    pub(crate) async fn commit(
+        &self,
+        entry: &AuditEntry,
+        changes: Vec<StateChange>,
+    ) -> Result<Receipt, ExchangeError> {
+        let receipt = self
+            .inner
+            .log
+            .append(entry, changes)
+            .await
+            .map_err(|e| ExchangeError::Unavailable(e.to_string()))?;
+        Ok(Receipt {
+            index: receipt.index,
+            entry: receipt.entry,
+            proof: receipt.proof,
+        })
+    }
+
+    /// Logs a refusal and returns the error to give the caller: FAILED_PRECONDITION for a missing
+    /// case or consent, PERMISSION_DENIED otherwise. If the refusal cannot be logged, the caller
+    /// gets UNAVAILABLE instead (fail closed).
+    pub(crate) async fn refuse(&self, entry: AuditEntry, decision: &Decision) -> ExchangeError {
+        let mut entry = entry;
+        record_decision(&mut entry, decision);
+        // A refusal releases nothing, so it must not list fields.
+        entry.released_fields.clear();
+        if let Err(error) = self.commit(&entry, Vec::new()).await {
+            return error;
+        }
+        refusal(decision)
+    }
+}
+
+/// The error for a refused decision, after it has been logged.
+pub(crate) fn refusal(decision: &Decision) -> ExchangeError {
+    let reason = decision.reason.as_str().to_owned();
+    if decision.reason.is_missing_ground() {
+        ExchangeError::Precondition { reason }
+    } else {
+        ExchangeError::Denied { reason }
+    }
+}

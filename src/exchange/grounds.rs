@@ -1,0 +1,289 @@
+//! Grounds: 458ter case consultations and consents, the dynamic facts policy conditions refer to.
+
+use crate::proto::v1::{
+    AuditEvent, CloseCaseRequest, CloseCaseResponse, OpenCaseRequest, OpenCaseResponse,
+    RecordConsentRequest, RecordConsentResponse, RevokeConsentRequest, RevokeConsentResponse,
+};
+use crate::store::{self, CaseRecord, ConsentRecord};
+
+use super::convert::from_timestamp;
+use super::directory::hex_bytes;
+use super::{Caller, ExchangeError, Gateway, Violation, ids};
+
+/// Roles that may open a case consultation: coordinators (e.g. a Family Justice Centre) and the
+/// prosecutor who authorises one.
+const CASE_OPENER_ROLES: [&str; 2] = ["coordinator", "prosecutor"];
+/// Longest reference text (authorisation, evidence) accepted.
+const MAX_REFERENCE: usize = 256;
+
+impl Gateway {
+    fn check_parties(&self, parties: &[String], path: &str, violations: &mut Vec<Violation>) {
+        if parties.is_empty() {
+            violations.push(Violation::new(path, "name at least one party"));
+        }
+        for (i, p) in parties.iter().enumerate() {
+            if self.inner.policy.party(p).is_none() {
+                violations.push(Violation::new(format!("{path}[{i}]"), "unknown party"));
+            }
+        }
+    }
+
+    fn check_purpose(&self, purpose: &str, violations: &mut Vec<Violation>) {
+        if self.inner.policy.purpose(purpose).is_none() {
+            violations.push(Violation::new("purpose", "unknown purpose"));
+        }
+    }
+
+    /// Opens a case consultation with fixed participants, subjects and purpose.
+    pub async fn open_case(
+        &self,
+        caller: &Caller,
+        request: OpenCaseRequest,
+    ) -> Result<OpenCaseResponse, ExchangeError> {
+        if !self.has_role(&caller.party, &CASE_OPENER_ROLES) {
+            return Err(ExchangeError::NotAllowed {
+                reason: "ROLE_REQUIRED".into(),
+            });
+        }
+        let mut violations = Vec::new();
+        self.check_purpose(&request.purpose, &mut violations);
+        self.check_parties(&request.participants, "participants", &mut violations);
+        if request.authorisation.chars().count() > MAX_REFERENCE {
+            violations.push(Violation::new(
+                "authorisation",
+                "must be at most 256 characters",
+            ));
+        }
+        if !request.case_id.is_empty() && !ids::is_well_formed(&request.case_id) {
+            violations.push(Violation::new(
+                "case_id",
+                "use lower-case letters, digits and '-'",
+            ));
+        }
+        if request.subjects.is_empty() {
+            violations.push(Violation::new("subjects", "name at least one subject"));
+        }
+        let mut subjects = Vec::new();
+        for (i, s) in request.subjects.iter().enumerate() {
+            match self.pseudonymise(Some(s), &format!("subjects[{i}]")) {
+                Ok(p) => subjects.push(p.to_hex()),
+                Err(ExchangeError::InvalidArgument(mut v)) => violations.append(&mut v),
+                Err(other) => return Err(other),
+            }
+        }
+        if !violations.is_empty() {
+            return Err(ExchangeError::InvalidArgument(violations));
+        }
+        let now = self.now();
+        let case_id = if request.case_id.is_empty() {
+            ids::new_id("case", now)?
+        } else {
+            request.case_id.clone()
+        };
+        let _guard = self.inner.locks.lock(&case_id).await;
+        if self
+            .inner
+            .store
+            .get::<CaseRecord>(&store::case_key(&case_id))?
+            .is_some()
+        {
+            return Err(ExchangeError::Precondition {
+                reason: "CASE_EXISTS".into(),
+            });
+        }
+        let mut participants = request.participants.clone();
+        participants.sort();
+        participants.dedup();
+        subjects.sort();
+        subjects.dedup();
+        let case = CaseRecord {
+            id: case_id.clone(),
+            opener: caller.party.clone(),
+            purpose: request.purpose.clone(),
+            participants: participants.clone(),
+            subjects: subjects.clone(),
+            authorisation: request.authorisation.clone(),
+            opened: now.unix_timestamp(),
+            closed: None,
+        };
+        let mut changes = vec![store::put(store::case_key(&case_id), &case)];
+        changes.extend(
+            subjects
+                .iter()
+                .map(|s| store::mark(store::case_subject_key(s, &case_id))),
+        );
+        let mut entry = self.entry(caller, "OpenCase", AuditEvent::Grounds);
+        entry.exchange_id = format!("case:{case_id}");
+        entry.purpose = request.purpose.clone();
+        entry.ground_refs = vec![format!("case:{case_id}")];
+        // One subject fits the entry's subject field; with several, they are counted, not named.
+        if let [only] = subjects.as_slice() {
+            entry.subject_pseudonym = hex_bytes(only);
+        }
+        entry.detail = format!(
+            "participants={} subjects={}",
+            participants.join(","),
+            subjects.len()
+        );
+        let receipt = self.commit(&entry, changes).await?;
+        Ok(OpenCaseResponse {
+            case_id,
+            receipt: Some(receipt),
+        })
+    }
+
+    /// Closes a case consultation; only its opener may.
+    pub async fn close_case(
+        &self,
+        caller: &Caller,
+        request: CloseCaseRequest,
+    ) -> Result<CloseCaseResponse, ExchangeError> {
+        if !ids::is_well_formed(&request.case_id) {
+            return Err(ExchangeError::invalid("case_id", "not a case id"));
+        }
+        let _guard = self.inner.locks.lock(&request.case_id).await;
+        let mut case = self
+            .inner
+            .store
+            .get::<CaseRecord>(&store::case_key(&request.case_id))?
+            .filter(|c| c.opener == caller.party)
+            .ok_or(ExchangeError::NotFound { kind: "case" })?;
+        if case.closed.is_some() {
+            return Err(ExchangeError::Precondition {
+                reason: "CASE_CLOSED".into(),
+            });
+        }
+        case.closed = Some(self.now().unix_timestamp());
+        let mut entry = self.entry(caller, "CloseCase", AuditEvent::Grounds);
+        entry.exchange_id = format!("case:{}", case.id);
+        entry.purpose = case.purpose.clone();
+        entry.ground_refs = vec![format!("case:{}", case.id)];
+        let receipt = self
+            .commit(&entry, vec![store::put(store::case_key(&case.id), &case)])
+            .await?;
+        Ok(CloseCaseResponse {
+            receipt: Some(receipt),
+        })
+    }
+
+    /// Records a subject's consent obtained by the caller.
+    pub async fn record_consent(
+        &self,
+        caller: &Caller,
+        request: RecordConsentRequest,
+    ) -> Result<RecordConsentResponse, ExchangeError> {
+        let mut violations = Vec::new();
+        let subject = match self.pseudonymise(request.subject.as_ref(), "subject") {
+            Ok(p) => Some(p.to_hex()),
+            Err(ExchangeError::InvalidArgument(mut v)) => {
+                violations.append(&mut v);
+                None
+            }
+            Err(other) => return Err(other),
+        };
+        self.check_purpose(&request.purpose, &mut violations);
+        self.check_parties(&request.recipients, "recipients", &mut violations);
+        if request.evidence.trim().is_empty() {
+            violations.push(Violation::new(
+                "evidence",
+                "a reference to the evidence is required",
+            ));
+        } else if request.evidence.chars().count() > MAX_REFERENCE {
+            violations.push(Violation::new("evidence", "must be at most 256 characters"));
+        }
+        let now = self.now();
+        let given = match request.give_time.as_ref() {
+            None => Some(now),
+            Some(t) => from_timestamp(t).filter(|g| *g <= now).or_else(|| {
+                violations.push(Violation::new(
+                    "give_time",
+                    "must be a valid time, not in the future",
+                ));
+                None
+            }),
+        };
+        let expires = match request.expire_time.as_ref().and_then(from_timestamp) {
+            Some(e) if given.is_some_and(|g| e > g) => Some(e),
+            _ => {
+                violations.push(Violation::new(
+                    "expire_time",
+                    "required, and after give_time",
+                ));
+                None
+            }
+        };
+        let (Some(subject), Some(given), Some(expires), true) =
+            (subject, given, expires, violations.is_empty())
+        else {
+            return Err(ExchangeError::InvalidArgument(violations));
+        };
+        let consent_id = ids::new_id("consent", now)?;
+        let mut recipients = request.recipients.clone();
+        recipients.sort();
+        recipients.dedup();
+        let consent = ConsentRecord {
+            id: consent_id.clone(),
+            recorder: caller.party.clone(),
+            subject: subject.clone(),
+            purpose: request.purpose.clone(),
+            recipients: recipients.clone(),
+            evidence: request.evidence.trim().to_owned(),
+            given: given.unix_timestamp(),
+            expires: expires.unix_timestamp(),
+            revoked: None,
+        };
+        let mut entry = self.entry(caller, "RecordConsent", AuditEvent::Grounds);
+        entry.exchange_id = format!("consent:{consent_id}");
+        entry.subject_pseudonym = hex_bytes(&subject);
+        entry.purpose = request.purpose.clone();
+        entry.ground_refs = vec![format!("consent:{consent_id}")];
+        entry.detail = format!("recipients={}", recipients.join(","));
+        let changes = vec![
+            store::put(store::consent_key(&consent_id), &consent),
+            store::mark(store::consent_subject_key(&subject, &consent_id)),
+        ];
+        let receipt = self.commit(&entry, changes).await?;
+        Ok(RecordConsentResponse {
+            consent_id,
+            receipt: Some(receipt),
+        })
+    }
+
+    /// Records that a consent was revoked; only the party that recorded it may.
+    pub async fn revoke_consent(
+        &self,
+        caller: &Caller,
+        request: RevokeConsentRequest,
+    ) -> Result<RevokeConsentResponse, ExchangeError> {
+        if !ids::is_well_formed(&request.consent_id) {
+            return Err(ExchangeError::invalid("consent_id", "not a consent id"));
+        }
+        let _guard = self.inner.locks.lock(&request.consent_id).await;
+        let mut consent = self
+            .inner
+            .store
+            .get::<ConsentRecord>(&store::consent_key(&request.consent_id))?
+            .filter(|c| c.recorder == caller.party)
+            .ok_or(ExchangeError::NotFound { kind: "consent" })?;
+        if consent.revoked.is_some() {
+            return Err(ExchangeError::Precondition {
+                reason: "CONSENT_REVOKED".into(),
+            });
+        }
+        consent.revoked = Some(self.now().unix_timestamp());
+        let mut entry = self.entry(caller, "RevokeConsent", AuditEvent::Grounds);
+        entry.exchange_id = format!("consent:{}", consent.id);
+        entry.subject_pseudonym = hex_bytes(&consent.subject);
+        entry.purpose = consent.purpose.clone();
+        entry.ground_refs = vec![format!("consent:{}", consent.id)];
+        let receipt = self
+            .commit(
+                &entry,
+                vec![store::put(store::consent_key(&consent.id), &consent)],
+            )
+            .await?;
+        Ok(RevokeConsentResponse {
+            receipt: Some(receipt),
+        })
+    }
+}

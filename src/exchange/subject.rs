@@ -1,0 +1,79 @@
+//! Subjects on arrival: validate the number, replace it at once by its pseudonym, and load the
+//! grounds (cases, consents) recorded for that pseudonym.
+
+use time::OffsetDateTime;
+
+use super::{ExchangeError, Gateway};
+use crate::identity::{SubjectNumber, SubjectPseudonym};
+use crate::policy::{CaseGround, ConsentGround, Grounds};
+use crate::proto::v1::Subject;
+use crate::store::{self, CaseRecord, ConsentRecord};
+
+/// Converts stored Unix seconds back to a time; out-of-range values fail closed as internal errors.
+pub(crate) fn from_unix(seconds: i64) -> Result<OffsetDateTime, ExchangeError> {
+    OffsetDateTime::from_unix_timestamp(seconds)
+        .map_err(|_| ExchangeError::Internal("stored time out of range".into()))
+}
+
+impl Gateway {
+    /// Validates the subject number at `field` and returns its pseudonym. The error names only
+    /// what is wrong, never the number.
+    pub(crate) fn pseudonymise(
+        &self,
+        subject: Option<&Subject>,
+        field: &str,
+    ) -> Result<SubjectPseudonym, ExchangeError> {
+        let number = subject.map(|s| s.number.as_str()).unwrap_or_default();
+        if number.trim().is_empty() {
+            return Err(ExchangeError::invalid(
+                format!("{field}.number"),
+                "a national register or BIS number is required",
+            ));
+        }
+        let parsed = SubjectNumber::parse(number)
+            .map_err(|e| ExchangeError::invalid(format!("{field}.number"), e.to_string()))?;
+        Ok(self.inner.subjects.pseudonymise(&parsed))
+    }
+
+    /// The cases and consents recorded for the subject with pseudonym `subject` (hex).
+    pub(crate) fn grounds_for(&self, subject: &str) -> Result<Grounds, ExchangeError> {
+        let store = &self.inner.store;
+        let mut grounds = Grounds::default();
+        for id in store.ids_under(&store::case_subject_prefix(subject))? {
+            if let Some(case) = store.get::<CaseRecord>(&store::case_key(&id))? {
+                grounds.cases.push(CaseGround {
+                    id: case.id,
+                    participants: case.participants,
+                    subjects: case.subjects,
+                    purpose: case.purpose,
+                    opened: from_unix(case.opened)?,
+                    closed: case.closed.map(from_unix).transpose()?,
+                });
+            }
+        }
+        for id in store.ids_under(&store::consent_subject_prefix(subject))? {
+            if let Some(consent) = store.get::<ConsentRecord>(&store::consent_key(&id))? {
+                grounds.consents.push(ConsentGround {
+                    id: consent.id,
+                    subject: consent.subject,
+                    purpose: consent.purpose,
+                    recipients: consent.recipients,
+                    given: from_unix(consent.given)?,
+                    expires: from_unix(consent.expires)?,
+                    revoked: consent.revoked.map(from_unix).transpose()?,
+                    evidence: consent.evidence,
+                });
+            }
+        }
+        Ok(grounds)
+    }
+}
+
+impl From<crate::store::StoreError> for ExchangeError {
+    fn from(error: crate::store::StoreError) -> Self {
+        match error {
+            crate::store::StoreError::Audit(e) => ExchangeError::Unavailable(e.to_string()),
+            other => ExchangeError::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Opening everything a gateway needs from a [`Config`]: policies, keys, the audit log, the TLS
+//! identity (a development PKI on first start when none is configured) and the server setup.
+//!
+//! `ketenpoort serve`, the black-box tests and the demo all start the gateway through here, so
+//! they run the same code as production.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::audit::{AuditConfig, AuditError, AuditLog, Signer};
+use crate::config::Config;
+use crate::exchange::{Clock, Gateway, Settings};
+use crate::grpc::auth::Authenticator;
+use crate::grpc::server::ServerSetup;
+use crate::grpc::tls::{self, TlsError, TlsPaths};
+use crate::identity::{DevPki, PkiError, PseudonymError, SubjectKey};
+use crate::policy::PolicySet;
+use crate::release::ReleaseKey;
+
+/// Why the gateway could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LaunchError {
+    /// The policy set does not load; run `ketenpoort policy check` for the full report.
+    #[error("the policies in {dir} do not load ({problems}); run `ketenpoort policy check {dir}`")]
+    Policy {
+        /// The policy directory.
+        dir: String,
+        /// A one-line summary.
+        problems: String,
+    },
+    /// A key file could not be read or created.
+    #[error("key file {path}: {source}")]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
+    /// The subject key could not be read or created.
+    #[error(transparent)]
+    SubjectKey(#[from] PseudonymError),
+    /// The audit log could not be opened.
+    #[error("audit log: {0}")]
+    Audit(#[from] AuditError),
+    /// The development PKI could not be made or opened.
+    #[error("development PKI: {0}")]
+    Pki(#[from] PkiError),
+    /// The TLS configuration is not usable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// A gateway ready to serve, and where its certificates are.
+#[derive(Debug)]
+pub struct Prepared {
+    /// What the server needs.
+    pub setup: ServerSetup,
+    /// The development PKI, when no TLS paths were configured.
+    pub dev_pki: Option<PathBuf>,
+    /// Whether this start created the development PKI.
+    pub created_pki: bool,
+}
+
+/// Length of the release-pseudonym key.
+const RELEASE_KEY_LEN: usize = 32;
+
+/// Loads the release-pseudonym key at `path`, creating it (mode 0600) on first start.
+fn release_key(path: &Path) -> Result<ReleaseKey, LaunchError> {
+    let key_err = |source| LaunchError::Key {
+        path: path.to_owned(),
+        source,
+    };
+    let bytes = match crate::secret_file::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut fresh = [0u8; RELEASE_KEY_LEN];
+            SystemRandom::new()
+                .fill(&mut fresh)
+                .map_err(|_| key_err(io::Error::other("system random source failed")))?;
+            crate::secret_file::write_new(path, &fresh).map_err(key_err)?;
+            fresh.to_vec()
+        }
+        Err(e) => return Err(key_err(e)),
+    };
+    let secret: [u8; RELEASE_KEY_LEN] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| key_err(io::Error::other("the key file must hold exactly 32 bytes")))?;
+    Ok(ReleaseKey::new(&secret))
+}
+
+/// Opens policies, keys, audit log and TLS for `config`. Needs a tokio runtime (the audit log's
+/// writer task). `clock` is injected so that tests can pin time.
+pub fn prepare(config: &Config, clock: Clock) -> Result<Prepared, LaunchError> {
+    let policy = Arc::new(
+        PolicySet::load(&config.policies).map_err(|e| LaunchError::Policy {
+            dir: config.policies.display().to_string(),
+            problems: e.to_string(),
+        })?,
+    );
+    let keys = config.keys_dir();
+    std::fs::create_dir_all(&keys).map_err(|source| LaunchError::Key {
+        path: keys.clone(),
+        source,
+    })?;
+    let signer = Signer::load_or_create(&keys.join("audit.key"), &config.audit.origin)?;
+    let subjects = SubjectKey::load_or_create(&keys.join("subject.key"))?;
+    let release = release_key(&keys.join("release.key"))?;
+
+    let mut audit = AuditConfig::new(config.audit_dir(), config.audit.origin.clone());
+    audit.batch_max = config.audit.batch_max.max(1);
+    audit.batch_delay = Duration::from_millis(config.audit.batch_delay_ms);
+    let log = AuditLog::open(audit, vec![signer])?;
+
+    let (tls_config, dev_pki, created_pki) = match &config.tls {
+        Some(paths) => (
+            tls::server_config(&TlsPaths {
+                cert: &paths.cert,
+                key: &paths.key,
+                client_ca: &paths.client_ca,
+            })?,
+            None,
+            false,
+        ),
+        None => {
+            let dir = config.dev_pki_dir();
+            let created = !DevPki::exists(&dir);
+            let pki = if created {
+                let ids: Vec<&str> = policy.parties().map(|p| p.id.as_str()).collect();
+                DevPki::init(&dir, &ids, &["localhost"])?
+            } else {
+                DevPki::open(&dir)?
+            };
+            let server = tls::server_config(&TlsPaths {
+                cert: &pki.server_cert_path(),
+                key: &pki.server_key_path(),
+                client_ca: &pki.ca_cert_path(),
+            })?;
+            (server, Some(dir), created)
+        }
+    };
+
+    let settings = Settings {
+        ticket_ttl: Duration::from_secs(u64::from(config.exchange.ticket_ttl_days) * 86_400),
+        default_retention: Duration::from_secs(
+            u64::from(config.exchange.default_retention_days) * 86_400,
+        ),
+        ..Settings::default()
+    };
+    let gateway = Gateway::new(policy.clone(), log, subjects, release, clock, settings);
+    let authenticator = Authenticator::new(
+        policy,
+        config.limits.requests_per_second,
+        config.limits.burst,
+    );
+    Ok(Prepared {
+        setup: ServerSetup {
+            gateway,
+            authenticator,
+            tls: tls_config,
+        },
+        dev_pki,
+        created_pki,
+    })
+}

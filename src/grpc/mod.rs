@@ -1,0 +1,15 @@
+//! The tonic adapters: mutual TLS, authentication, status mapping, the services and the server.
+//!
+//! Everything here is thin: it authenticates, turns a call into a use-case call on
+//! [`crate::exchange::Gateway`], and maps the result back.
+
+pub mod auth;
+pub mod launch;
+pub mod server;
+pub mod services;
+pub mod status;
+pub mod tls;
+
+pub use auth::{ACTOR_METADATA, Authenticator, TRACE_METADATA};
+pub use launch::{LaunchError, Prepared, prepare};
+pub use server::{ServeError, ServerSetup, bind, serve};

@@ -1,0 +1,139 @@
+//! Server assembly: the four Ketenpoort services behind the authenticator, plus health and
+//! reflection, served over the mutual-TLS acceptor until the shutdown signal fires.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::exchange::Gateway;
+use crate::grpc::auth::Authenticator;
+use crate::grpc::services::Services;
+use crate::grpc::tls;
+use crate::proto::v1 as pb;
+
+/// How often the health reporter looks at the audit log.
+const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The reflection service could not read a descriptor set.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The listener could not be set up.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The names under which health is reported: the overall server ("") and each service.
+const HEALTH_NAMES: [&str; 5] = [
+    "",
+    "ketenpoort.v1.Exchange",
+    "ketenpoort.v1.Grounds",
+    "ketenpoort.v1.Audit",
+    "ketenpoort.v1.Policies",
+];
+
+async fn report_health(reporter: &HealthReporter, status: ServingStatus) {
+    for name in HEALTH_NAMES {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
+/// Keeps health in step with the audit log: NOT_SERVING while it refuses appends, because then
+/// nothing can be released.
+async fn watch_log(reporter: HealthReporter, gateway: Gateway) {
+    let mut last = None;
+    let mut ticker = tokio::time::interval(HEALTH_INTERVAL);
+    loop {
+        ticker.tick().await;
+        let status = if gateway.log().is_accepting() {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        if last != Some(status) {
+            if status == ServingStatus::NotServing {
+                tracing::error!("audit log refuses appends; reporting NOT_SERVING");
+            }
+            report_health(&reporter, status).await;
+            last = Some(status);
+        }
+    }
+}
+
+/// Everything the server needs besides the socket.
+#[derive(Debug, Clone)]
+pub struct ServerSetup {
+    /// The use cases.
+    pub gateway: Gateway,
+    /// Party authentication and rate limits.
+    pub authenticator: Authenticator,
+    /// The mutual-TLS configuration.
+    pub tls: Arc<rustls::ServerConfig>,
+}
+
+/// Binds `address` and returns the listener and its actual address (useful with port 0).
+pub async fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
+    let listener = TcpListener::bind(address).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// Serves on `listener` until `shutdown` completes, then drains in-flight calls.
+pub async fn serve(
+    setup: ServerSetup,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    report_health(&reporter, ServingStatus::Serving).await;
+    let health_task = tokio::spawn(watch_log(reporter, setup.gateway.clone()));
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let services = Services::new(setup.gateway.clone());
+    let auth = setup.authenticator.clone();
+    let incoming = tls::incoming(listener, setup.tls.clone());
+    let result = Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(pb::exchange_server::ExchangeServer::with_interceptor(
+            services.clone(),
+            auth.clone(),
+        ))
+        .add_service(pb::grounds_server::GroundsServer::with_interceptor(
+            services.clone(),
+            auth.clone(),
+        ))
+        .add_service(pb::audit_server::AuditServer::with_interceptor(
+            services.clone(),
+            auth.clone(),
+        ))
+        .add_service(pb::policies_server::PoliciesServer::with_interceptor(
+            services, auth,
+        ))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    health_task.abort();
+    result.map_err(ServeError::from)
+}

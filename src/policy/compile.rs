@@ -1,0 +1,319 @@
+//! Compiling the model: dense indices, party and purpose bit sets, and the decision index
+//! (kind × requester → candidate rules), so `decide` never scans every rule.
+
+use std::collections::HashMap;
+
+use super::bits::Bits;
+use super::decision::RuleRef;
+use super::diagnostic::{Problem, SourceFile};
+use super::load::Model;
+use super::model::{Conditions, Effect, ObligationSpec, Selector, Window};
+use super::request::ALL_KINDS;
+use super::set::PolicySet;
+use super::transform::Transform;
+
+/// Which counterparts a rule matches.
+#[derive(Debug, Clone)]
+pub(crate) enum CounterpartSet {
+    /// These parties.
+    Parties(Bits),
+    /// Any party in the requester's organisation.
+    SameOrganisation,
+}
+
+/// A rule ready for evaluation.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledRule {
+    pub agreement: usize,
+    pub rref: RuleRef,
+    pub effect: Effect,
+    /// Bit `k` set when the rule matches kind index `k`.
+    pub kinds: u8,
+    pub requester: Bits,
+    pub counterpart: CounterpartSet,
+    /// Bit `p` set when a request with purpose `p` matches.
+    pub purposes: Bits,
+    pub agreement_window: Window,
+    pub rule_window: Window,
+    pub conditions: Conditions,
+    /// (field index, most revealing form), sorted by field.
+    pub release: Vec<(usize, Transform)>,
+    /// Forbid only: field indices removed; `None` forbids the exchange.
+    pub forbidden: Option<Vec<usize>>,
+    pub obligations: ObligationSpec,
+}
+
+impl CompiledRule {
+    /// Whether the rule matches this counterpart for this requester.
+    #[inline]
+    pub fn matches_counterpart(
+        &self,
+        set: &PolicySet,
+        requester: usize,
+        counterpart: usize,
+    ) -> bool {
+        match &self.counterpart {
+            CounterpartSet::Parties(b) => b.contains(counterpart),
+            CounterpartSet::SameOrganisation => set.org_mates[requester].contains(counterpart),
+        }
+    }
+
+    /// The counterparts matched for a given requester.
+    fn counterparts_for(&self, set: &PolicySet, requester: usize) -> Bits {
+        match &self.counterpart {
+            CounterpartSet::Parties(b) => b.clone(),
+            CounterpartSet::SameOrganisation => set.org_mates[requester].clone(),
+        }
+    }
+}
+
+fn party_bits(model: &Model, sel: &Selector) -> Bits {
+    let mut b = Bits::new(model.parties.len());
+    for (i, p) in model.parties.iter().enumerate() {
+        if sel.matches_party(p) {
+            b.insert(i);
+        }
+    }
+    b
+}
+
+/// Compiles a checked model; fails on forms that cannot be ordered in overlapping permits.
+pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, Vec<Problem>> {
+    let np = model.parties.len();
+    let party_ix: HashMap<String, usize> = model
+        .parties
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id.clone(), i))
+        .collect();
+    let org_mates: Vec<Bits> = model
+        .parties
+        .iter()
+        .map(|p| {
+            let mut b = Bits::new(np);
+            for (j, q) in model.parties.iter().enumerate() {
+                if q.organisation == p.organisation {
+                    b.insert(j);
+                }
+            }
+            b
+        })
+        .collect();
+    let nu = model.purposes.len();
+    let purpose_ix: HashMap<String, usize> = model
+        .purposes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id.clone(), i))
+        .collect();
+    // ancestors[p] = p and every ancestor of p (the tree is checked acyclic at load).
+    let ancestors: Vec<Bits> = (0..nu)
+        .map(|p| {
+            let mut b = Bits::new(nu);
+            let mut cur = Some(p);
+            let mut guard = 0;
+            while let Some(c) = cur {
+                b.insert(c);
+                guard += 1;
+                cur = model.purposes[c]
+                    .parent
+                    .as_ref()
+                    .and_then(|x| purpose_ix.get(x).copied())
+                    .filter(|_| guard <= nu);
+            }
+            b
+        })
+        .collect();
+    let field_ix: HashMap<String, usize> = model
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.id.clone(), i))
+        .collect();
+
+    let mut rules = Vec::new();
+    let mut origins = Vec::new();
+    for (ai, a) in model.agreements.iter().enumerate() {
+        for (ri, r) in a.rules.iter().enumerate() {
+            let mut named = Bits::new(nu);
+            for p in &r.purposes {
+                if let Some(&i) = purpose_ix.get(p) {
+                    named.insert(i);
+                }
+            }
+            let mut purposes = Bits::new(nu);
+            for (p, anc) in ancestors.iter().enumerate() {
+                if r.any_purpose || anc.intersects(&named) {
+                    purposes.insert(p);
+                }
+            }
+            rules.push(CompiledRule {
+                agreement: ai,
+                rref: RuleRef {
+                    agreement: a.id.clone(),
+                    rule: r.id.clone(),
+                    effect: r.effect,
+                },
+                effect: r.effect,
+                kinds: r.kinds.iter().fold(0u8, |m, k| m | (1 << k.index())),
+                requester: party_bits(&model, &r.requester),
+                counterpart: if r.counterpart.same_organisation {
+                    CounterpartSet::SameOrganisation
+                } else {
+                    CounterpartSet::Parties(party_bits(&model, &r.counterpart))
+                },
+                purposes,
+                agreement_window: a.validity,
+                rule_window: r.validity,
+                conditions: r.conditions,
+                release: r
+                    .release
+                    .iter()
+                    .filter_map(|rel| field_ix.get(&rel.field).map(|&f| (f, rel.form)))
+                    .collect(),
+                forbidden: r
+                    .forbidden_fields
+                    .as_ref()
+                    .map(|v| v.iter().filter_map(|f| field_ix.get(f).copied()).collect()),
+                obligations: r.obligations,
+            });
+            origins.push(model.origins[ai][ri].clone());
+        }
+    }
+
+    let mut index = vec![Vec::new(); ALL_KINDS.len() * np];
+    for (ri, r) in rules.iter().enumerate() {
+        for k in ALL_KINDS {
+            if r.kinds & (1 << k.index()) == 0 {
+                continue;
+            }
+            for p in r.requester.iter() {
+                index[k.index() * np + p].push(ri as u32);
+            }
+        }
+    }
+
+    let mut set = PolicySet {
+        parties: model.parties,
+        party_ix,
+        org_mates,
+        roles: model.roles,
+        purposes: model.purposes,
+        purpose_ix,
+        ancestors,
+        legal_bases: model.legal_bases,
+        fields: model.fields,
+        field_ix,
+        agreements: model.agreements,
+        rules,
+        index,
+        digest: [0; 32],
+        warnings: Vec::new(),
+    };
+    set.digest = super::digest::digest(&set);
+    let (errors, warnings) = overlaps(&set, &origins, files);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    set.warnings = warnings;
+    Ok(set)
+}
+
+/// Whether two rules can match one exchange (kind, requester, counterpart, purpose, time);
+/// conditions are ignored because any two can hold together.
+pub(crate) fn can_overlap(set: &PolicySet, a: &CompiledRule, b: &CompiledRule) -> bool {
+    if a.kinds & b.kinds == 0 || !a.purposes.intersects(&b.purposes) {
+        return false;
+    }
+    let w = a
+        .agreement_window
+        .intersect(&a.rule_window)
+        .intersect(&b.agreement_window)
+        .intersect(&b.rule_window);
+    if w.is_empty() {
+        return false;
+    }
+    let req = a.requester.and(&b.requester);
+    match (&a.counterpart, &b.counterpart) {
+        (CounterpartSet::Parties(x), CounterpartSet::Parties(y)) => {
+            req.iter().next().is_some() && x.intersects(y)
+        }
+        _ => req.iter().any(|r| {
+            a.counterparts_for(set, r)
+                .intersects(&b.counterparts_for(set, r))
+        }),
+    }
+}
+
+/// Finds permits that can match one exchange: unorderable forms of one field are errors,
+/// a shared field is a warning.
+fn overlaps(
+    set: &PolicySet,
+    origins: &[super::load::Origin],
+    files: &[SourceFile],
+) -> (Vec<Problem>, Vec<Problem>) {
+    let mut by_field: Vec<Vec<(usize, usize)>> = vec![Vec::new(); set.fields.len()];
+    for (ri, r) in set.rules.iter().enumerate() {
+        if r.effect == Effect::Permit {
+            for (k, (f, _)) in r.release.iter().enumerate() {
+                by_field[*f].push((ri, k));
+            }
+        }
+    }
+    let mut errors = Vec::new();
+    let mut shared: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
+    let mut memo: HashMap<(usize, usize), bool> = HashMap::new();
+    for (fi, users) in by_field.iter().enumerate() {
+        let ty = set.fields[fi].ty;
+        for (x, &(ra, ka)) in users.iter().enumerate() {
+            for &(rb, kb) in &users[x + 1..] {
+                let overlap = *memo
+                    .entry((ra, rb))
+                    .or_insert_with(|| can_overlap(set, &set.rules[ra], &set.rules[rb]));
+                if !overlap {
+                    continue;
+                }
+                let (fa, fb) = (set.rules[ra].release[ka].1, set.rules[rb].release[kb].1);
+                if !ty.comparable(fa, fb) {
+                    let o = &origins[rb];
+                    let span = o.release_spans.get(kb).cloned().unwrap_or(o.span.clone());
+                    errors.push(Problem::at(
+                        &files[o.file],
+                        span,
+                        format!(
+                            "`{}` is released as `{fb}` here and as `{fa}` by {}, and the two rules can match the same exchange, but `{fa}` and `{fb}` cannot be ordered",
+                            set.fields[fi].id, set.rules[ra].rref
+                        ),
+                        Some("release the field in one form, or make the rules disjoint (kinds, parties, purposes or validity)".to_owned()),
+                    ));
+                } else {
+                    shared.entry((ra, rb)).or_default().push(fi);
+                }
+            }
+        }
+    }
+    let mut pairs: Vec<_> = shared.into_iter().collect();
+    pairs.sort();
+    let warnings = pairs
+        .into_iter()
+        .map(|((ra, rb), fields)| {
+            let o = &origins[rb];
+            let names: Vec<&str> = fields.iter().map(|f| set.fields[*f].id.as_str()).collect();
+            Problem::at(
+                &files[o.file],
+                o.span.start..o.span.start,
+                format!(
+                    "{} overlaps {}: both can match the same exchange and release {}",
+                    set.rules[rb].rref,
+                    set.rules[ra].rref,
+                    names.join(", ")
+                ),
+                Some(
+                    "the most revealing form of the two applies; check this is intended".to_owned(),
+                ),
+            )
+            .warning()
+        })
+        .collect();
+    (errors, warnings)
+}

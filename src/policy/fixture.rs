@@ -1,0 +1,307 @@
+//! Policy fixtures (`tests/*.toml`): a request, grounds, a pinned time and the expected
+//! decision. `ketenpoort policy test` and the test suite run them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use time::OffsetDateTime;
+
+use super::decision::{Decision, Verdict};
+use super::diagnostic::{LoadError, Problem, SourceFile};
+use super::model::Effect;
+use super::raw::{Bound, Document, RawCase, instant};
+use super::request::{
+    CaseGround, ConsentGround, ExchangeKind, ExchangeRequest, FieldRequest, Grounds,
+};
+use super::set::PolicySet;
+
+/// What a fixture expects; absent parts are not checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    /// Allow or deny.
+    pub verdict: Verdict,
+    /// The reason code, if pinned.
+    pub reason: Option<String>,
+    /// The exact released fields and forms, if pinned.
+    pub fields: Option<BTreeMap<String, String>>,
+    /// Exactly these permits matched (`agreement/rule`), if pinned.
+    pub rules: Option<Vec<String>>,
+    /// Pinned obligations: retention days, review, notify (each optional).
+    pub obligations: Option<ExpectedObligations>,
+}
+
+/// Pinned obligations; each part is checked only when given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpectedObligations {
+    /// `Some(x)`: the retention must be `x` (`Some(None)` is not expressible in TOML).
+    pub retention_days: Option<u32>,
+    /// The review flag.
+    pub review: Option<bool>,
+    /// The notify flag.
+    pub notify: Option<bool>,
+}
+
+/// One fixture case.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    /// The case name.
+    pub name: String,
+    /// `file:line:column` of the case.
+    pub location: String,
+    /// The pinned decision time.
+    pub now: OffsetDateTime,
+    /// The request.
+    pub request: ExchangeRequest,
+    /// The grounds.
+    pub grounds: Grounds,
+    /// The expected outcome.
+    pub expect: Expectation,
+}
+
+/// Reads every `*.toml` under `dir` (sorted by name) as fixture files.
+pub fn load_fixtures(dir: &Path) -> Result<Vec<Fixture>, LoadError> {
+    let label = dir.display().to_string();
+    let entries = std::fs::read_dir(dir).map_err(|e| LoadError {
+        dir: label.clone(),
+        problems: vec![Problem::general(
+            &label,
+            format!("cannot read fixtures: {e}"),
+        )],
+    })?;
+    let mut paths: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for p in paths {
+        match std::fs::read_to_string(&p) {
+            Ok(t) => files.push(SourceFile::new(p.display().to_string(), t)),
+            Err(e) => problems.push(Problem::general(p.display().to_string(), e.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    for f in &files {
+        out.extend(parse_fixtures(f, &mut problems));
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(LoadError {
+            dir: label,
+            problems,
+        })
+    }
+}
+
+/// Parses the cases of one fixture file, reporting problems.
+pub fn parse_fixtures(f: &SourceFile, problems: &mut Vec<Problem>) -> Vec<Fixture> {
+    let Some(mut doc) = Document::parse(f, problems) else {
+        return Vec::new();
+    };
+    let cases = doc.take_items::<RawCase>("case", problems);
+    doc.reject_rest(&["[[case]]"], problems);
+    let mut out = Vec::new();
+    for c in cases {
+        let span = c.span();
+        let c = c.into_inner();
+        let before = problems.len();
+        let mut time = |d: &toml::Spanned<toml::value::Datetime>, b: Bound| {
+            instant(d.get_ref(), b).unwrap_or_else(|e| {
+                problems.push(Problem::at(
+                    f,
+                    d.span(),
+                    format!("malformed date: {e}"),
+                    None,
+                ));
+                OffsetDateTime::UNIX_EPOCH
+            })
+        };
+        let now = time(&c.now, Bound::Start);
+        let grounds = Grounds {
+            cases: c
+                .grounds
+                .case
+                .iter()
+                .map(|g| CaseGround {
+                    id: g.id.clone(),
+                    participants: g.participants.clone(),
+                    subjects: g.subjects.clone(),
+                    purpose: g.purpose.clone(),
+                    opened: time(&g.opened, Bound::Start),
+                    closed: g.closed.as_ref().map(|d| time(d, Bound::End)),
+                })
+                .collect(),
+            consents: c
+                .grounds
+                .consent
+                .iter()
+                .map(|g| ConsentGround {
+                    id: g.id.clone(),
+                    subject: g.subject.clone(),
+                    purpose: g.purpose.clone(),
+                    recipients: g.recipients.clone(),
+                    given: time(&g.given, Bound::Start),
+                    expires: time(&g.expires, Bound::End),
+                    revoked: g.revoked.as_ref().map(|d| time(d, Bound::Start)),
+                    evidence: g.evidence.clone(),
+                })
+                .collect(),
+        };
+        let kind = ExchangeKind::parse(c.request.kind.get_ref()).unwrap_or_else(|| {
+            problems.push(Problem::at(
+                f,
+                c.request.kind.span(),
+                format!("unknown exchange kind `{}`", c.request.kind.get_ref()),
+                Some("use lookup, request, share or audit".to_owned()),
+            ));
+            ExchangeKind::Lookup
+        });
+        let mut fields = Vec::new();
+        for s in &c.request.fields {
+            match FieldRequest::parse(s.get_ref()) {
+                Ok(fr) => fields.push(fr),
+                Err(e) => problems.push(Problem::at(f, s.span(), e.to_string(), None)),
+            }
+        }
+        let verdict = match c.expect.decision.get_ref().as_str() {
+            "allow" => Verdict::Allow,
+            "deny" => Verdict::Deny,
+            other => {
+                problems.push(Problem::at(
+                    f,
+                    c.expect.decision.span(),
+                    format!("expect.decision must be allow or deny, not `{other}`"),
+                    None,
+                ));
+                Verdict::Deny
+            }
+        };
+        if let Some(r) = &c.expect.reason
+            && super::decision::ReasonCode::parse(r.get_ref()).is_none()
+        {
+            problems.push(Problem::at(
+                f,
+                r.span(),
+                format!("unknown reason code `{}`", r.get_ref()),
+                None,
+            ));
+        }
+        if problems.len() > before {
+            continue;
+        }
+        let (line, col) = f.line_col(span.start);
+        out.push(Fixture {
+            name: c.name,
+            location: format!("{}:{line}:{col}", f.name),
+            now,
+            request: ExchangeRequest {
+                kind,
+                requester: c.request.requester,
+                counterpart: c.request.counterpart,
+                purpose: c.request.purpose,
+                subject: c.request.subject,
+                fields,
+                justification: c.request.justification,
+            },
+            grounds,
+            expect: Expectation {
+                verdict,
+                reason: c.expect.reason.map(|r| r.into_inner()),
+                fields: c.expect.fields,
+                rules: c.expect.rules,
+                obligations: c.expect.obligations.map(|o| ExpectedObligations {
+                    retention_days: o.retention_days,
+                    review: o.review,
+                    notify: o.notify,
+                }),
+            },
+        });
+    }
+    out
+}
+
+impl Fixture {
+    /// Runs the case; on failure returns a diff of expected and actual, one line per mismatch.
+    pub fn check(&self, set: &PolicySet) -> Result<Decision, String> {
+        let d = set.decide(&self.request, &self.grounds, self.now);
+        let mut diff = String::new();
+        let e = &self.expect;
+        if d.verdict != e.verdict {
+            let _ = writeln!(
+                diff,
+                "  decision: - {} + {}",
+                e.verdict.as_str(),
+                d.verdict.as_str()
+            );
+        }
+        if let Some(r) = &e.reason
+            && r != d.reason.as_str()
+        {
+            let _ = writeln!(diff, "  reason:   - {r} + {}", d.reason);
+        }
+        if let Some(fields) = &e.fields {
+            let actual: BTreeMap<String, String> = d
+                .fields
+                .iter()
+                .map(|g| (g.field.clone(), g.form.as_str().to_owned()))
+                .collect();
+            for (k, v) in fields {
+                match actual.get(k) {
+                    Some(a) if a == v => {}
+                    Some(a) => {
+                        let _ = writeln!(diff, "  field {k}: - {v} + {a}");
+                    }
+                    None => {
+                        let _ = writeln!(diff, "  field {k}: - {v} + (not released)");
+                    }
+                }
+            }
+            for (k, a) in &actual {
+                if !fields.contains_key(k) {
+                    let _ = writeln!(diff, "  field {k}: - (not expected) + {a}");
+                }
+            }
+        }
+        if let Some(rules) = &e.rules {
+            let mut want = rules.clone();
+            want.sort();
+            let mut got: Vec<String> = d
+                .matched
+                .iter()
+                .filter(|r| r.effect == Effect::Permit)
+                .map(|r| r.to_string())
+                .collect();
+            got.sort();
+            if want != got {
+                let _ = writeln!(
+                    diff,
+                    "  rules: - [{}] + [{}]",
+                    want.join(", "),
+                    got.join(", ")
+                );
+            }
+        }
+        if let Some(x) = e.obligations {
+            let (review, notify) = (x.review, x.notify);
+            let o = d.obligations;
+            if x.retention_days.is_some() && x.retention_days != o.retention_days {
+                let _ = writeln!(
+                    diff,
+                    "  retention_days: - {:?} + {:?}",
+                    x.retention_days, o.retention_days
+                );
+            }
+            if review.is_some_and(|r| r != o.review) {
+                let _ = writeln!(diff, "  review: - {review:?} + {}", o.review);
+            }
+            if notify.is_some_and(|n| n != o.notify) {
+                let _ = writeln!(diff, "  notify: - {notify:?} + {}", o.notify);
+            }
+        }
+        if diff.is_empty() { Ok(d) } else { Err(diff) }
+    }
+}

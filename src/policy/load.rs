@@ -1,0 +1,931 @@
+//! Loading: files → checked model, collecting every problem before giving up.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::path::Path;
+
+use toml::Spanned;
+
+use super::diagnostic::{LoadError, Problem, SourceFile};
+use super::model::{
+    Agreement, Conditions, Effect, FieldDef, LegalBasis, ObligationSpec, Party, Purpose, Release,
+    Role, Rule, Selector, Sensitivity, Window,
+};
+use super::raw::{
+    Bound, Document, RawAgreement, RawField, RawLegalBasis, RawParty, RawPurpose, RawRole, RawRule,
+    RawSelector, spanned_instant,
+};
+use super::request::ExchangeKind;
+use super::transform::{FieldType, Transform};
+
+/// Where a rule came from, for diagnostics found after loading.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    pub file: usize,
+    pub span: Range<usize>,
+    pub release_spans: Vec<Range<usize>>,
+}
+
+/// The checked model of a policy set, in canonical order (every list sorted by id).
+#[derive(Debug)]
+pub(crate) struct Model {
+    pub parties: Vec<Party>,
+    pub roles: Vec<Role>,
+    pub purposes: Vec<Purpose>,
+    pub legal_bases: Vec<LegalBasis>,
+    pub fields: Vec<FieldDef>,
+    pub agreements: Vec<Agreement>,
+    /// `origins[a][r]` is where rule `r` of agreement `a` is written.
+    pub origins: Vec<Vec<Origin>>,
+}
+
+/// Reads `parties.toml`, `vocabulary.toml`, `catalogue.toml` and `agreements/*.toml` under `dir`.
+pub(crate) fn read_dir(dir: &Path) -> Result<Vec<SourceFile>, LoadError> {
+    let mut problems = Vec::new();
+    let mut files = Vec::new();
+    for name in ["parties.toml", "vocabulary.toml", "catalogue.toml"] {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => files.push(SourceFile::new(path.display().to_string(), text)),
+            Err(e) => problems.push(Problem::general(
+                path.display().to_string(),
+                format!("cannot read {name}: {e}"),
+            )),
+        }
+    }
+    let adir = dir.join("agreements");
+    match std::fs::read_dir(&adir) {
+        Ok(entries) => {
+            let mut paths: Vec<_> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            paths.sort();
+            for path in paths {
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => files.push(SourceFile::new(path.display().to_string(), text)),
+                    Err(e) => problems.push(Problem::general(
+                        path.display().to_string(),
+                        format!("cannot read agreement: {e}"),
+                    )),
+                }
+            }
+        }
+        Err(e) => problems.push(Problem::general(
+            adir.display().to_string(),
+            format!("cannot read the agreements directory: {e}"),
+        )),
+    }
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(LoadError {
+            dir: dir.display().to_string(),
+            problems,
+        })
+    }
+}
+
+fn is_kebab(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn is_field_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|part| {
+            part.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+}
+
+/// Builds the model from source files named `parties.toml`, `vocabulary.toml`, `catalogue.toml`
+/// and anything else (taken as an agreement). The model is built even with problems, so
+/// compile-time checks can report theirs too; it must not be used when problems are returned.
+pub(crate) fn build(files: &[SourceFile]) -> (Model, Vec<Problem>) {
+    let mut b = Builder::default();
+    let kind_of = |f: &SourceFile| {
+        Path::new(&f.name)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    let mut seen = HashSet::new();
+    for name in ["parties.toml", "vocabulary.toml", "catalogue.toml"] {
+        if let Some(i) = files.iter().position(|f| kind_of(f) == name) {
+            seen.insert(i);
+            match name {
+                "parties.toml" => b.parties(&files[i]),
+                "vocabulary.toml" => b.vocabulary(&files[i]),
+                _ => b.catalogue(&files[i]),
+            }
+        } else {
+            b.problems
+                .push(Problem::general(name, format!("{name} is missing")));
+        }
+    }
+    b.check_parties();
+    b.check_purpose_tree();
+    for (i, f) in files.iter().enumerate() {
+        if !seen.contains(&i) {
+            b.agreement(i, f);
+        }
+    }
+    b.finish()
+}
+
+#[derive(Default)]
+struct Builder<'f> {
+    problems: Vec<Problem>,
+    parties: Vec<(Party, &'f SourceFile, RawParty)>,
+    roles: Vec<Role>,
+    purposes: Vec<(Purpose, &'f SourceFile, Option<Range<usize>>)>,
+    legal_bases: Vec<LegalBasis>,
+    fields: Vec<FieldDef>,
+    agreements: Vec<(Agreement, Vec<Origin>)>,
+    party_ids: HashSet<String>,
+    role_ids: HashSet<String>,
+    purpose_ids: HashSet<String>,
+    basis_ids: HashSet<String>,
+    field_ids: HashMap<String, usize>,
+    agreement_ids: HashSet<String>,
+}
+
+impl<'f> Builder<'f> {
+    fn err(&mut self, f: &SourceFile, span: Range<usize>, msg: impl Into<String>, hint: &str) {
+        let hint = (!hint.is_empty()).then(|| hint.to_owned());
+        self.problems.push(Problem::at(f, span, msg, hint));
+    }
+
+    /// Checks an id's spelling and uniqueness within its kind.
+    fn check_id(
+        &mut self,
+        f: &SourceFile,
+        id: &Spanned<String>,
+        kind: &str,
+        field_style: bool,
+        seen: &mut HashSet<String>,
+    ) -> bool {
+        let ok_style = if field_style {
+            is_field_id(id.get_ref())
+        } else {
+            is_kebab(id.get_ref())
+        };
+        if !ok_style {
+            let hint = if field_style {
+                "field ids are dotted snake case, e.g. subject.birth_date"
+            } else {
+                "ids are lower-case kebab-case: [a-z0-9][a-z0-9-]*"
+            };
+            self.err(
+                f,
+                id.span(),
+                format!("malformed {kind} id `{}`", id.get_ref()),
+                hint,
+            );
+        }
+        if !seen.insert(id.get_ref().clone()) {
+            self.err(
+                f,
+                id.span(),
+                format!("duplicate {kind} id `{}`", id.get_ref()),
+                "ids must be unique within their kind",
+            );
+            return false;
+        }
+        ok_style
+    }
+
+    fn parties(&mut self, f: &'f SourceFile) {
+        let Some(mut doc) = Document::parse(f, &mut self.problems) else {
+            return;
+        };
+        let items: Vec<Spanned<RawParty>> = doc.take_items("party", &mut self.problems);
+        doc.reject_rest(&["[[party]]"], &mut self.problems);
+        let mut seen = std::mem::take(&mut self.party_ids);
+        for item in items {
+            let raw = item.into_inner();
+            self.check_id(f, &raw.id, "party", false, &mut seen);
+            let party = Party {
+                id: raw.id.get_ref().clone(),
+                name: raw.name.clone(),
+                roles: raw.roles.iter().map(|r| r.get_ref().clone()).collect(),
+                organisation: raw.organisation.get_ref().clone(),
+                contact_point: raw.contact_point.clone(),
+                dpo: raw.dpo.as_ref().map(|d| d.get_ref().clone()),
+            };
+            self.parties.push((party, f, raw));
+        }
+        self.party_ids = seen;
+    }
+
+    fn vocabulary(&mut self, f: &'f SourceFile) {
+        let Some(mut doc) = Document::parse(f, &mut self.problems) else {
+            return;
+        };
+        let roles: Vec<Spanned<RawRole>> = doc.take_items("role", &mut self.problems);
+        let purposes: Vec<Spanned<RawPurpose>> = doc.take_items("purpose", &mut self.problems);
+        let bases: Vec<Spanned<RawLegalBasis>> = doc.take_items("legal_basis", &mut self.problems);
+        doc.reject_rest(
+            &["[[role]]", "[[purpose]]", "[[legal_basis]]"],
+            &mut self.problems,
+        );
+        let mut seen = HashSet::new();
+        for r in roles {
+            let r = r.into_inner();
+            self.check_id(f, &r.id, "role", false, &mut seen);
+            self.roles.push(Role {
+                id: r.id.into_inner(),
+                title: r.title,
+            });
+        }
+        self.role_ids = seen;
+        let mut seen = HashSet::new();
+        for p in purposes {
+            let p = p.into_inner();
+            self.check_id(f, &p.id, "purpose", false, &mut seen);
+            let parent_span = p.parent.as_ref().map(|s| s.span());
+            self.purposes.push((
+                Purpose {
+                    id: p.id.into_inner(),
+                    title: p.title,
+                    parent: p.parent.map(Spanned::into_inner),
+                    dpv: p.dpv,
+                },
+                f,
+                parent_span,
+            ));
+        }
+        self.purpose_ids = seen;
+        let mut seen = HashSet::new();
+        for l in bases {
+            let l = l.into_inner();
+            self.check_id(f, &l.id, "legal basis", false, &mut seen);
+            self.legal_bases.push(LegalBasis {
+                id: l.id.into_inner(),
+                title: l.title,
+                citation: l.citation,
+            });
+        }
+        self.basis_ids = seen;
+    }
+
+    fn catalogue(&mut self, f: &'f SourceFile) {
+        let Some(mut doc) = Document::parse(f, &mut self.problems) else {
+            return;
+        };
+        let items: Vec<Spanned<RawField>> = doc.take_items("field", &mut self.problems);
+        doc.reject_rest(&["[[field]]"], &mut self.problems);
+        let mut seen = HashSet::new();
+        for item in items {
+            let raw = item.into_inner();
+            let unique = self.check_id(f, &raw.id, "field", true, &mut seen);
+            let Some(ty) = FieldType::parse(raw.ty.get_ref()) else {
+                self.err(
+                    f,
+                    raw.ty.span(),
+                    format!("unknown field type `{}`", raw.ty.get_ref()),
+                    "use one of: text, date, integer, flag, enum, address",
+                );
+                continue;
+            };
+            let sensitivity = Sensitivity::parse(raw.sensitivity.get_ref()).unwrap_or_else(|| {
+                self.err(
+                    f,
+                    raw.sensitivity.span(),
+                    format!("unknown sensitivity `{}`", raw.sensitivity.get_ref()),
+                    "use one of: ordinary, special, judicial",
+                );
+                Sensitivity::Ordinary
+            });
+            let mut transforms = Vec::new();
+            for t in &raw.transforms {
+                match t.get_ref().parse::<Transform>() {
+                    Ok(Transform::Drop) => self.err(
+                        f,
+                        t.span(),
+                        "`drop` is always allowed and is never listed",
+                        "remove `drop` from the list",
+                    ),
+                    Ok(tr) if !ty.supports(tr) => self.err(
+                        f,
+                        t.span(),
+                        format!("a {ty} field cannot be released as `{tr}`"),
+                        &format!(
+                            "a {ty} field allows: {}",
+                            ty.supported()
+                                .iter()
+                                .filter(|t| **t != Transform::Drop)
+                                .map(|t| t.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ),
+                    Ok(tr) if transforms.contains(&tr) => {
+                        self.err(f, t.span(), format!("`{tr}` is listed twice"), "")
+                    }
+                    Ok(tr) => transforms.push(tr),
+                    Err(e) => self.err(
+                        f,
+                        t.span(),
+                        e.to_string(),
+                        "transforms: keep, year_month, year, age_band, postcode, municipality, initials, pseudonym, presence",
+                    ),
+                }
+            }
+            let values = match (&raw.values, ty) {
+                (Some(v), FieldType::Enum) if v.get_ref().is_empty() => {
+                    self.err(f, v.span(), "an enum needs at least one value", "");
+                    Vec::new()
+                }
+                (Some(v), FieldType::Enum) => v.get_ref().clone(),
+                (None, FieldType::Enum) => {
+                    self.err(
+                        f,
+                        raw.ty.span(),
+                        "an enum field needs `values`",
+                        "add values = [\"…\"]",
+                    );
+                    Vec::new()
+                }
+                (Some(v), _) => {
+                    self.err(
+                        f,
+                        v.span(),
+                        "`values` is only for enum fields",
+                        "remove `values` or make the type enum",
+                    );
+                    Vec::new()
+                }
+                (None, _) => Vec::new(),
+            };
+            let def = FieldDef {
+                id: raw.id.get_ref().clone(),
+                title: raw.title,
+                ty,
+                sensitivity,
+                transforms,
+                values,
+            };
+            if unique {
+                self.field_ids.insert(def.id.clone(), self.fields.len());
+            }
+            self.fields.push(def);
+        }
+    }
+
+    fn check_parties(&mut self) {
+        let parties = std::mem::take(&mut self.parties);
+        for (_, f, raw) in &parties {
+            for r in &raw.roles {
+                if !self.role_ids.contains(r.get_ref()) {
+                    self.err(
+                        f,
+                        r.span(),
+                        format!("unknown role `{}`", r.get_ref()),
+                        "roles are declared as [[role]] in vocabulary.toml",
+                    );
+                }
+            }
+            if let Some(d) = &raw.dpo
+                && !self.party_ids.contains(d.get_ref())
+            {
+                self.err(
+                    f,
+                    d.span(),
+                    format!("unknown party `{}` as dpo", d.get_ref()),
+                    "the dpo must be an auditor party in parties.toml",
+                );
+            }
+            if raw.organisation.get_ref().is_empty() {
+                self.err(
+                    f,
+                    raw.organisation.span(),
+                    "organisation must not be empty",
+                    "",
+                );
+            }
+        }
+        self.parties = parties;
+    }
+
+    fn check_purpose_tree(&mut self) {
+        let parents: HashMap<String, Option<String>> = self
+            .purposes
+            .iter()
+            .map(|(p, _, _)| (p.id.clone(), p.parent.clone()))
+            .collect();
+        let purposes = std::mem::take(&mut self.purposes);
+        for (p, f, span) in &purposes {
+            let Some(parent) = &p.parent else { continue };
+            let span = span.clone().unwrap_or(0..0);
+            if !parents.contains_key(parent) {
+                self.err(
+                    f,
+                    span,
+                    format!("unknown parent purpose `{parent}`"),
+                    "declare the parent as a [[purpose]] first",
+                );
+                continue;
+            }
+            // Walk up; a walk longer than the number of purposes has met a cycle.
+            let mut cur = Some(parent.clone());
+            let mut steps = 0;
+            while let Some(c) = cur {
+                if c == p.id || steps > parents.len() {
+                    self.err(
+                        f,
+                        span.clone(),
+                        format!("the purpose tree has a cycle through `{}`", p.id),
+                        "purposes must form a tree",
+                    );
+                    break;
+                }
+                steps += 1;
+                cur = parents.get(&c).cloned().flatten();
+            }
+        }
+        self.purposes = purposes;
+    }
+
+    fn agreement(&mut self, file_idx: usize, f: &SourceFile) {
+        let Some(mut doc) = Document::parse(f, &mut self.problems) else {
+            return;
+        };
+        let had_rules = doc.has("rule");
+        let rules: Vec<Spanned<RawRule>> = doc.take_items("rule", &mut self.problems);
+        let Some(raw) = doc.take_rest::<RawAgreement>(&mut self.problems) else {
+            // Still check the rules, so one bad header does not hide their problems.
+            let mut seen = HashSet::new();
+            for r in rules {
+                let r = r.into_inner();
+                self.check_id(f, &r.id, "rule", false, &mut seen);
+                self.rule(f, r);
+            }
+            return;
+        };
+        let mut seen = std::mem::take(&mut self.agreement_ids);
+        self.check_id(f, &raw.id, "agreement", false, &mut seen);
+        self.agreement_ids = seen;
+        if !self.party_ids.contains(raw.owner.get_ref()) {
+            self.err(
+                f,
+                raw.owner.span(),
+                format!("unknown party `{}` as owner", raw.owner.get_ref()),
+                "the owner must be a party in parties.toml",
+            );
+        }
+        if raw.legal_basis.get_ref().is_empty() {
+            self.err(
+                f,
+                raw.legal_basis.span(),
+                "an agreement needs at least one legal basis",
+                "",
+            );
+        }
+        for l in raw.legal_basis.get_ref() {
+            if !self.basis_ids.contains(l.get_ref()) {
+                self.err(
+                    f,
+                    l.span(),
+                    format!("unknown legal basis `{}`", l.get_ref()),
+                    "legal bases are declared as [[legal_basis]] in vocabulary.toml",
+                );
+            }
+        }
+        let validity = self.window(f, Some(&raw.valid_from), raw.valid_until.as_ref());
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for r in rules {
+            let span = r.span();
+            let r = r.into_inner();
+            self.check_id(f, &r.id, "rule", false, &mut seen);
+            if let Some((rule, release_spans)) = self.rule(f, r) {
+                out.push((
+                    rule,
+                    Origin {
+                        file: file_idx,
+                        span,
+                        release_spans,
+                    },
+                ));
+            }
+        }
+        if !had_rules {
+            self.err(
+                f,
+                raw.id.span(),
+                "an agreement needs at least one [[rule]]",
+                "",
+            );
+        }
+        out.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        let (rules, origins): (Vec<_>, Vec<_>) = out.into_iter().unzip();
+        self.agreements.push((
+            Agreement {
+                id: raw.id.into_inner(),
+                title: raw.title,
+                owner: raw.owner.into_inner(),
+                legal_basis: raw
+                    .legal_basis
+                    .into_inner()
+                    .into_iter()
+                    .map(Spanned::into_inner)
+                    .collect(),
+                validity,
+                description: raw.description,
+                rules,
+            },
+            origins,
+        ));
+    }
+
+    fn window(
+        &mut self,
+        f: &SourceFile,
+        from: Option<&Spanned<toml::value::Datetime>>,
+        until: Option<&Spanned<toml::value::Datetime>>,
+    ) -> Window {
+        let w = Window {
+            from: from.and_then(|d| spanned_instant(f, d, Bound::Start, &mut self.problems)),
+            until: until.and_then(|d| spanned_instant(f, d, Bound::End, &mut self.problems)),
+        };
+        if w.is_empty()
+            && let Some(u) = until
+        {
+            self.err(
+                f,
+                u.span(),
+                "valid_until lies before valid_from",
+                "the window would be empty",
+            );
+        }
+        w
+    }
+
+    fn selector(
+        &mut self,
+        f: &SourceFile,
+        s: &Spanned<RawSelector>,
+        counterpart: bool,
+    ) -> Selector {
+        let raw = s.get_ref();
+        let mut sel = Selector {
+            any: raw.any == Some(true),
+            same_organisation: raw.same_organisation == Some(true),
+            parties: Vec::new(),
+            roles: Vec::new(),
+        };
+        for p in raw.parties.iter().flatten() {
+            if self.party_ids.contains(p.get_ref()) {
+                sel.parties.push(p.get_ref().clone());
+            } else {
+                self.err(
+                    f,
+                    p.span(),
+                    format!("unknown party `{}`", p.get_ref()),
+                    "parties are declared in parties.toml",
+                );
+            }
+        }
+        for r in raw.roles.iter().flatten() {
+            if self.role_ids.contains(r.get_ref()) {
+                sel.roles.push(r.get_ref().clone());
+            } else {
+                self.err(
+                    f,
+                    r.span(),
+                    format!("unknown role `{}`", r.get_ref()),
+                    "roles are declared as [[role]] in vocabulary.toml",
+                );
+            }
+        }
+        sel.parties.sort();
+        sel.parties.dedup();
+        sel.roles.sort();
+        sel.roles.dedup();
+        let listed = raw.parties.as_ref().is_some_and(|v| !v.is_empty())
+            || raw.roles.as_ref().is_some_and(|v| !v.is_empty());
+        if sel.same_organisation && !counterpart {
+            self.err(
+                f,
+                s.span(),
+                "`same_organisation` is only for a counterpart selector",
+                "",
+            );
+        } else if sel.same_organisation && (listed || sel.any) {
+            self.err(
+                f,
+                s.span(),
+                "`same_organisation` cannot be combined with parties, roles or any",
+                "write { same_organisation = true } alone",
+            );
+        } else if !sel.same_organisation && !sel.any && !listed {
+            self.err(
+                f,
+                s.span(),
+                "a party selector must not be empty",
+                "name parties = [...] and/or roles = [...], or write { any = true }",
+            );
+        }
+        sel
+    }
+
+    fn rule(&mut self, f: &SourceFile, r: RawRule) -> Option<(Rule, Vec<Range<usize>>)> {
+        let effect = match r.effect.get_ref().as_str() {
+            "permit" => Effect::Permit,
+            "forbid" => Effect::Forbid,
+            other => {
+                self.err(
+                    f,
+                    r.effect.span(),
+                    format!("unknown effect `{other}`"),
+                    "use permit or forbid",
+                );
+                return None;
+            }
+        };
+        let mut kinds = Vec::new();
+        for k in r.kinds.get_ref() {
+            match ExchangeKind::parse(k.get_ref()) {
+                Some(kind) if !kinds.contains(&kind) => kinds.push(kind),
+                Some(_) => {}
+                None => self.err(
+                    f,
+                    k.span(),
+                    format!("unknown exchange kind `{}`", k.get_ref()),
+                    "use lookup, request, share or audit",
+                ),
+            }
+        }
+        if r.kinds.get_ref().is_empty() {
+            self.err(f, r.kinds.span(), "a rule needs at least one kind", "");
+        }
+        kinds.sort();
+        let requester = self.selector(f, &r.requester, false);
+        let counterpart = self.selector(f, &r.counterpart, true);
+        let mut any_purpose = false;
+        let mut purposes = Vec::new();
+        for p in r.purposes.get_ref() {
+            if p.get_ref() == "*" {
+                any_purpose = true;
+            } else if self.purpose_ids.contains(p.get_ref()) {
+                purposes.push(p.get_ref().clone());
+            } else {
+                self.err(
+                    f,
+                    p.span(),
+                    format!("unknown purpose `{}`", p.get_ref()),
+                    "purposes are declared as [[purpose]] in vocabulary.toml, or write \"*\"",
+                );
+            }
+        }
+        if r.purposes.get_ref().is_empty() {
+            self.err(
+                f,
+                r.purposes.span(),
+                "a rule needs at least one purpose",
+                "",
+            );
+        }
+        if any_purpose {
+            purposes.clear();
+        }
+        purposes.sort();
+        purposes.dedup();
+        let validity = self.window(f, r.valid_from.as_ref(), r.valid_until.as_ref());
+        let conditions = r
+            .conditions
+            .as_ref()
+            .map_or(Conditions::default(), |c| Conditions {
+                case: c.case == Some(true),
+                consent: c.consent == Some(true),
+                urgency: c.urgency.as_ref().map(|u| u.min_justification),
+            });
+        let mut release = Vec::new();
+        let mut release_spans = Vec::new();
+        let mut forbidden_fields = None;
+        let mut obligations = ObligationSpec::default();
+        match effect {
+            Effect::Permit => {
+                if let Some(fl) = &r.fields {
+                    let span = fl.first().map_or(r.id.span(), |x| x.span());
+                    self.err(
+                        f,
+                        span,
+                        "a permit has a release list, not `fields`",
+                        "write [[rule.release]] entries with field and form",
+                    );
+                }
+                let list = r.release.as_deref().unwrap_or_default();
+                if list.is_empty() {
+                    self.err(
+                        f,
+                        r.id.span(),
+                        "a permit must release at least one field",
+                        "add [[rule.release]] entries",
+                    );
+                }
+                for rel in list {
+                    if let Some(x) = self.release(f, rel, &release) {
+                        release.push(x);
+                        release_spans.push(rel.get_ref().field.span());
+                    }
+                }
+                if let Some(o) = &r.obligations {
+                    let o = o.get_ref();
+                    obligations = ObligationSpec {
+                        retention_days: o.retention_days,
+                        review: o.review == Some(true),
+                        notify: o.notify == Some(true),
+                    };
+                }
+            }
+            Effect::Forbid => {
+                if let Some(rel) = r.release.as_ref().and_then(|v| v.first()) {
+                    self.err(
+                        f,
+                        rel.span(),
+                        "a forbid has no release list",
+                        "list the forbidden fields as fields = [...], or omit it to forbid the exchange",
+                    );
+                }
+                if let Some(o) = &r.obligations {
+                    self.err(f, o.span(), "a forbid has no obligations", "");
+                }
+                if let Some(list) = &r.fields {
+                    let mut ids = Vec::new();
+                    for fl in list {
+                        if self.field_ids.contains_key(fl.get_ref()) {
+                            ids.push(fl.get_ref().clone());
+                        } else {
+                            self.err(
+                                f,
+                                fl.span(),
+                                format!("unknown field `{}`", fl.get_ref()),
+                                "fields are declared in catalogue.toml",
+                            );
+                        }
+                    }
+                    ids.sort();
+                    ids.dedup();
+                    forbidden_fields = Some(ids);
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..release.len()).collect();
+        order.sort_by(|a, b| release[*a].field.cmp(&release[*b].field));
+        let release_spans = order.iter().map(|i| release_spans[*i].clone()).collect();
+        let release = order.iter().map(|i| release[*i].clone()).collect();
+        Some((
+            Rule {
+                id: r.id.into_inner(),
+                effect,
+                kinds,
+                requester,
+                counterpart,
+                purposes,
+                any_purpose,
+                validity,
+                description: r.description,
+                conditions,
+                release,
+                forbidden_fields,
+                obligations,
+            },
+            release_spans,
+        ))
+    }
+
+    fn release(
+        &mut self,
+        f: &SourceFile,
+        rel: &Spanned<super::raw::RawRelease>,
+        so_far: &[Release],
+    ) -> Option<Release> {
+        let rel = rel.get_ref();
+        let Some(&fi) = self.field_ids.get(rel.field.get_ref()) else {
+            self.err(
+                f,
+                rel.field.span(),
+                format!("unknown field `{}` in release list", rel.field.get_ref()),
+                "fields are declared as [[field]] in catalogue.toml",
+            );
+            return None;
+        };
+        let def = &self.fields[fi];
+        let (ty, allowed) = (def.ty, def.transforms.clone());
+        let form = match rel.form.get_ref().parse::<Transform>() {
+            Ok(t) => t,
+            Err(e) => {
+                self.err(
+                    f,
+                    rel.form.span(),
+                    e.to_string(),
+                    "transforms: keep, year_month, year, age_band, postcode, municipality, initials, pseudonym, presence",
+                );
+                return None;
+            }
+        };
+        if !ty.supports(form) {
+            self.err(
+                f,
+                rel.form.span(),
+                format!(
+                    "field `{}` is a {ty}, which cannot be released as `{form}`",
+                    rel.field.get_ref()
+                ),
+                &format!(
+                    "a {ty} allows: {}",
+                    ty.supported()
+                        .iter()
+                        .map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            return None;
+        }
+        if form != Transform::Drop && !allowed.contains(&form) {
+            self.err(
+                f,
+                rel.form.span(),
+                format!(
+                    "the catalogue does not allow `{}` as `{form}`",
+                    rel.field.get_ref()
+                ),
+                &format!(
+                    "catalogue.toml allows: {}",
+                    allowed
+                        .iter()
+                        .map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            return None;
+        }
+        if so_far.iter().any(|r| r.field == *rel.field.get_ref()) {
+            self.err(
+                f,
+                rel.field.span(),
+                format!(
+                    "field `{}` is released twice by this rule",
+                    rel.field.get_ref()
+                ),
+                "keep one entry with the most revealing form",
+            );
+            return None;
+        }
+        Some(Release {
+            field: rel.field.get_ref().clone(),
+            form,
+        })
+    }
+
+    fn finish(self) -> (Model, Vec<Problem>) {
+        let mut parties: Vec<Party> = self.parties.into_iter().map(|(p, _, _)| p).collect();
+        parties.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut roles = self.roles;
+        roles.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut purposes: Vec<Purpose> = self.purposes.into_iter().map(|(p, _, _)| p).collect();
+        purposes.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut legal_bases = self.legal_bases;
+        legal_bases.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut fields = self.fields;
+        fields.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut agreements = self.agreements;
+        agreements.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        let (agreements, origins) = agreements.into_iter().unzip();
+        let model = Model {
+            parties,
+            roles,
+            purposes,
+            legal_bases,
+            fields,
+            agreements,
+            origins,
+        };
+        (model, self.problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_spelling() {
+        assert!(is_kebab("pz-gent"));
+        assert!(!is_kebab("PZ_gent"));
+        assert!(is_field_id("subject.birth_date"));
+        assert!(!is_field_id("subject..x"));
+    }
+}

@@ -1,0 +1,35 @@
+//! The policy engine: model → load (diagnostics with file:line:column) → compile (index) →
+//! decide, explain, digest and diff. The file format and the semantics are in
+//! docs/policy-format.md; this module is its only implementation.
+
+mod bits;
+mod compile;
+mod decide;
+mod decision;
+mod diagnostic;
+mod diff;
+mod digest;
+mod explain;
+mod fixture;
+mod load;
+mod model;
+mod raw;
+mod request;
+mod set;
+mod transform;
+
+pub use decide::Check;
+pub use decision::{ALL_REASONS, Decision, FieldGrant, Obligations, ReasonCode, RuleRef, Verdict};
+pub use diagnostic::{LoadError, Problem, SourceFile};
+pub use diff::{AccessChange, diff};
+pub use explain::{Explanation, RuleTrace};
+pub use fixture::{Expectation, ExpectedObligations, Fixture, load_fixtures, parse_fixtures};
+pub use model::{
+    Agreement, Conditions, Effect, FieldDef, LegalBasis, ObligationSpec, Party, Purpose, Release,
+    Role, Rule, Selector, Sensitivity, Window,
+};
+pub use request::{
+    ALL_KINDS, CaseGround, ConsentGround, ExchangeKind, ExchangeRequest, FieldRequest, Grounds,
+};
+pub use set::PolicySet;
+pub use transform::{ALL_FIELD_TYPES, ALL_TRANSFORMS, FieldType, Transform, UnknownTransform};

@@ -1,0 +1,259 @@
+//! The loaded policy model: what the files say, with ids resolved and checked.
+
+use time::OffsetDateTime;
+
+use super::request::ExchangeKind;
+use super::transform::{FieldType, Transform};
+
+/// A party of the network, identified by its certificate's SAN URI `urn:ketenpoort:party:<id>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Party {
+    /// The party id.
+    pub id: String,
+    /// The display name.
+    pub name: String,
+    /// Role ids from the vocabulary.
+    pub roles: Vec<String>,
+    /// The organisation whose DPO audits this party.
+    pub organisation: String,
+    /// A functional contact point, never a person.
+    pub contact_point: String,
+    /// The auditor party a `notify` obligation goes to, if any.
+    pub dpo: Option<String>,
+}
+
+/// A role from the vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// The role id.
+    pub id: String,
+    /// A human title.
+    pub title: String,
+}
+
+/// A purpose in the purpose tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purpose {
+    /// The purpose id.
+    pub id: String,
+    /// A human title.
+    pub title: String,
+    /// The parent purpose, if not a root.
+    pub parent: Option<String>,
+    /// An optional W3C DPV IRI.
+    pub dpv: Option<String>,
+}
+
+/// A legal basis an agreement rests on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegalBasis {
+    /// The legal basis id.
+    pub id: String,
+    /// A human title.
+    pub title: String,
+    /// The legal citation, e.g. `Strafwetboek art. 458ter`.
+    pub citation: Option<String>,
+}
+
+/// How sensitive a field is under the GDPR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Sensitivity {
+    /// Ordinary personal data.
+    Ordinary,
+    /// A special category (GDPR art. 9).
+    Special,
+    /// Criminal-offence data (GDPR art. 10).
+    Judicial,
+}
+
+impl Sensitivity {
+    /// The catalogue spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sensitivity::Ordinary => "ordinary",
+            Sensitivity::Special => "special",
+            Sensitivity::Judicial => "judicial",
+        }
+    }
+
+    /// Parses the catalogue spelling.
+    pub fn parse(s: &str) -> Option<Sensitivity> {
+        [Self::Ordinary, Self::Special, Self::Judicial]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// A field of the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldDef {
+    /// The dotted field id, e.g. `subject.birth_date`.
+    pub id: String,
+    /// A human title.
+    pub title: Option<String>,
+    /// The value type.
+    pub ty: FieldType,
+    /// The GDPR sensitivity.
+    pub sensitivity: Sensitivity,
+    /// The transforms the catalogue allows (without `drop`, which is always allowed).
+    pub transforms: Vec<Transform>,
+    /// The allowed values of an enum field.
+    pub values: Vec<String>,
+}
+
+/// A validity window: `from` inclusive, `until` exclusive; open-ended when absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Window {
+    /// The first instant inside the window.
+    pub from: Option<OffsetDateTime>,
+    /// The first instant after the window.
+    pub until: Option<OffsetDateTime>,
+}
+
+impl Window {
+    /// Whether `now` lies inside the window.
+    pub fn contains(&self, now: OffsetDateTime) -> bool {
+        self.from.is_none_or(|f| f <= now) && self.until.is_none_or(|u| now < u)
+    }
+
+    /// The intersection of two windows.
+    pub fn intersect(&self, other: &Window) -> Window {
+        Window {
+            from: match (self.from, other.from) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            },
+            until: match (self.until, other.until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+
+    /// Whether no instant lies inside the window.
+    pub fn is_empty(&self) -> bool {
+        matches!((self.from, self.until), (Some(f), Some(u)) if f >= u)
+    }
+}
+
+/// Permit or forbid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Effect {
+    /// Allows the listed releases.
+    Permit,
+    /// Removes fields or denies the exchange; beats every permit.
+    Forbid,
+}
+
+impl Effect {
+    /// The policy spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Permit => "permit",
+            Effect::Forbid => "forbid",
+        }
+    }
+}
+
+/// A party selector as written: parties or roles, `any`, or (counterpart only) `same_organisation`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Selector {
+    /// Matches any party.
+    pub any: bool,
+    /// Matches a counterpart of the requester's organisation.
+    pub same_organisation: bool,
+    /// Party ids matched.
+    pub parties: Vec<String>,
+    /// Role ids matched.
+    pub roles: Vec<String>,
+}
+
+impl Selector {
+    /// Whether the selector matches `party` (ignoring `same_organisation`, which needs the requester).
+    pub fn matches_party(&self, party: &Party) -> bool {
+        self.any
+            || self.parties.contains(&party.id)
+            || party.roles.iter().any(|r| self.roles.contains(r))
+    }
+}
+
+/// The closed set of conditions a rule can require.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Conditions {
+    /// An open case consultation with both parties and the subject.
+    pub case: bool,
+    /// A valid consent of the subject for this purpose and recipient.
+    pub consent: bool,
+    /// A written justification of at least this many characters.
+    pub urgency: Option<u32>,
+}
+
+/// One entry of a permit's release list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// The catalogue field id.
+    pub field: String,
+    /// The most revealing form the rule allows.
+    pub form: Transform,
+}
+
+/// Obligations a permit attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ObligationSpec {
+    /// Keep released payloads at most this many days.
+    pub retention_days: Option<u32>,
+    /// Flag the audit entry for the auditors.
+    pub review: bool,
+    /// Notify the holder's DPO.
+    pub notify: bool,
+}
+
+/// A rule of an agreement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// The rule id, unique inside its agreement.
+    pub id: String,
+    /// Permit or forbid.
+    pub effect: Effect,
+    /// The exchange kinds it matches.
+    pub kinds: Vec<ExchangeKind>,
+    /// Who calls.
+    pub requester: Selector,
+    /// The holder asked or the recipient.
+    pub counterpart: Selector,
+    /// Purpose ids (each matches its descendants); empty with `any_purpose`.
+    pub purposes: Vec<String>,
+    /// `purposes = ["*"]`: every purpose.
+    pub any_purpose: bool,
+    /// The rule's own window (the agreement's window applies too).
+    pub validity: Window,
+    /// Free text for the DPO.
+    pub description: Option<String>,
+    /// Conditions that must all hold.
+    pub conditions: Conditions,
+    /// Permit only: what it releases.
+    pub release: Vec<Release>,
+    /// Forbid only: the fields it removes; `None` forbids the whole exchange.
+    pub forbidden_fields: Option<Vec<String>>,
+    /// Permit only: obligations.
+    pub obligations: ObligationSpec,
+}
+
+/// A cooperation agreement or legal ground with its rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agreement {
+    /// The agreement id.
+    pub id: String,
+    /// A human title.
+    pub title: String,
+    /// The owning party id.
+    pub owner: String,
+    /// Legal basis ids, at least one.
+    pub legal_basis: Vec<String>,
+    /// The agreement's window.
+    pub validity: Window,
+    /// Free text for the DPO.
+    pub description: Option<String>,
+    /// The rules, sorted by id.
+    pub rules: Vec<Rule>,
+}

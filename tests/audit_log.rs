@@ -1,0 +1,256 @@
+//! Black-box tests of the audit log: appends, receipts, state changes, search, reopen, and the
+//! start-up check.
+
+use ketenpoort::audit::{
+    AuditConfig, AuditError, AuditLog, Checkpoint, SearchQuery, Signer, StateChange, verify_receipt,
+};
+use ketenpoort::proto::v1::{AuditEntry, AuditEvent, RuleRef, Verdict};
+
+const ORIGIN: &str = "test.ketenpoort.example/audit";
+
+fn entry(i: u64, party: &str, verdict: Verdict) -> AuditEntry {
+    AuditEntry {
+        version: 1,
+        time: Some(prost_types::Timestamp {
+            seconds: 1_700_000_000 + i as i64,
+            nanos: 0,
+        }),
+        event: AuditEvent::Exchange as i32,
+        exchange_id: format!("x-{i}"),
+        requester_party: party.into(),
+        counterpart_party: "ocmw-gent".into(),
+        subject_pseudonym: vec![(i % 3) as u8; 32],
+        rules: vec![RuleRef {
+            agreement: format!("agreement-{}", i % 2),
+            rule: "r1".into(),
+            effect: "permit".into(),
+        }],
+        verdict: verdict as i32,
+        ..Default::default()
+    }
+}
+
+fn config(dir: &std::path::Path) -> AuditConfig {
+    AuditConfig::new(dir.join("audit"), ORIGIN)
+}
+
+#[tokio::test]
+async fn appends_return_receipts_that_verify_and_state_commits_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::generate(ORIGIN).unwrap();
+    let log = AuditLog::open(config(dir.path()), vec![signer.clone()]).unwrap();
+    assert_eq!(log.size(), 0);
+    let cp0 = Checkpoint::open(&log.checkpoint().unwrap(), &[signer.verifier()]).unwrap();
+    assert_eq!(cp0.size, 0);
+
+    let mut receipts = Vec::new();
+    for i in 0..10u64 {
+        let change = StateChange::put(format!("s/ticket/{i}"), vec![i as u8]);
+        let r = log
+            .append(&entry(i, "police-gent", Verdict::Allow), vec![change])
+            .await
+            .unwrap();
+        assert_eq!(r.index, i);
+        let v = r.verify(&signer.verifier_key()).unwrap();
+        assert_eq!(v.checkpoint.size, i + 1);
+        receipts.push(r);
+    }
+    assert_eq!(log.size(), 10);
+    assert_eq!(log.state_get(b"s/ticket/3").unwrap(), Some(vec![3]));
+    let all: Vec<_> = log
+        .state_scan_prefix(b"s/ticket/")
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(all.len(), 10);
+    assert!(matches!(
+        log.state_get(b"e/x"),
+        Err(AuditError::BadStateKey)
+    ));
+    let bad = log
+        .append(
+            &entry(99, "p", Verdict::Allow),
+            vec![StateChange::delete("x/1")],
+        )
+        .await;
+    assert!(matches!(bad, Err(AuditError::BadStateKey)));
+
+    // A fresh receipt against the latest checkpoint, and entry bytes that match.
+    let r = log.receipt(2).unwrap();
+    assert_eq!(r.entry, receipts[2].entry);
+    let v = verify_receipt(&r.proof, &r.entry, &signer.verifier_key()).unwrap();
+    assert_eq!(v.checkpoint.size, 10);
+    assert_eq!(log.entry(2).unwrap(), receipts[2].entry);
+
+    // Deleting state commits with an entry too.
+    log.append(
+        &entry(10, "police-gent", Verdict::Deny),
+        vec![StateChange::delete("s/ticket/3")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(log.state_get(b"s/ticket/3").unwrap(), None);
+    log.shutdown().await;
+    assert!(!log.is_accepting());
+}
+
+#[tokio::test]
+async fn search_ands_filters_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::generate(ORIGIN).unwrap();
+    let log = AuditLog::open(config(dir.path()), vec![signer]).unwrap();
+    for i in 0..30u64 {
+        let party = if i % 2 == 0 {
+            "police-gent"
+        } else {
+            "caw-oost"
+        };
+        let verdict = if i % 5 == 0 {
+            Verdict::Deny
+        } else {
+            Verdict::Allow
+        };
+        log.append(&entry(i, party, verdict), vec![]).await.unwrap();
+    }
+    let q = |f: &dyn Fn(&mut SearchQuery)| {
+        let mut q = SearchQuery::default();
+        f(&mut q);
+        log.search(&q).unwrap()
+    };
+    let police: Vec<u64> = (0..30).filter(|i| i % 2 == 0).collect();
+    assert_eq!(q(&|q| q.party = Some("police-gent".into())), police);
+    assert_eq!(q(&|q| q.party = Some("ocmw-gent".into())).len(), 30);
+    assert_eq!(
+        q(&|q| {
+            q.party = Some("police-gent".into());
+            q.verdict = Some(Verdict::Deny);
+        }),
+        vec![0, 10, 20]
+    );
+    assert_eq!(q(&|q| q.exchange_id = Some("x-7".into())), vec![7]);
+    assert_eq!(
+        q(&|q| {
+            q.subject_pseudonym = Some(vec![1; 32]);
+            q.agreement = Some("agreement-0".into());
+        }),
+        vec![4, 10, 16, 22, 28]
+    );
+    assert_eq!(
+        q(&|q| {
+            q.time_from = Some(1_700_000_005);
+            q.time_until = Some(1_700_000_008);
+        }),
+        vec![5, 6, 7]
+    );
+    assert_eq!(
+        q(&|q| {
+            q.verdict = Some(Verdict::Allow);
+            q.time_from = Some(1_700_000_020);
+        }),
+        vec![21, 22, 23, 24, 26, 27, 28, 29]
+    );
+    // Pages of 4, resumed with the last index.
+    let first = q(&|q| {
+        q.party = Some("police-gent".into());
+        q.limit = 4;
+    });
+    assert_eq!(first, vec![0, 2, 4, 6]);
+    let second = q(&|q| {
+        q.party = Some("police-gent".into());
+        q.limit = 4;
+        q.after = Some(6);
+    });
+    assert_eq!(second, vec![8, 10, 12, 14]);
+    assert_eq!(q(&|q| q.after = Some(27)), vec![28, 29]);
+    assert!(q(&|q| q.party = Some("nobody".into())).is_empty());
+}
+
+#[tokio::test]
+async fn reopen_continues_and_proofs_are_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::generate(ORIGIN).unwrap();
+    let log = AuditLog::open(config(dir.path()), vec![signer.clone()]).unwrap();
+    for i in 0..5u64 {
+        log.append(&entry(i, "p", Verdict::Allow), vec![])
+            .await
+            .unwrap();
+    }
+    let old = Checkpoint::open(&log.checkpoint().unwrap(), &[signer.verifier()]).unwrap();
+    log.shutdown().await;
+    drop(log);
+
+    let log = AuditLog::open(config(dir.path()), vec![signer.clone()]).unwrap();
+    assert_eq!(log.size(), 5);
+    for i in 5..13u64 {
+        log.append(&entry(i, "p", Verdict::Allow), vec![])
+            .await
+            .unwrap();
+    }
+    let new = Checkpoint::open(&log.checkpoint().unwrap(), &[signer.verifier()]).unwrap();
+    let proof = log.prove_consistency(old.size, new.size).unwrap();
+    assert!(ketenpoort::audit::hash::check_tree(
+        &proof, new.size, &new.root, old.size, &old.root
+    ));
+    let inclusion = log.prove_inclusion(3, 13).unwrap();
+    let leaf = log.leaf_hash(3).unwrap();
+    assert_eq!(
+        leaf,
+        ketenpoort::audit::hash::leaf_hash(&log.entry(3).unwrap())
+    );
+    assert!(ketenpoort::audit::hash::check_record(
+        &inclusion, 13, &new.root, 3, &leaf
+    ));
+    assert!(log.prove_inclusion(3, 14).is_err());
+    log.shutdown().await;
+}
+
+#[tokio::test]
+async fn open_refuses_a_log_signed_by_another_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::generate(ORIGIN).unwrap();
+    let log = AuditLog::open(config(dir.path()), vec![signer]).unwrap();
+    log.append(&entry(0, "p", Verdict::Allow), vec![])
+        .await
+        .unwrap();
+    log.shutdown().await;
+    drop(log);
+    let stranger = Signer::generate(ORIGIN).unwrap();
+    let err = AuditLog::open(config(dir.path()), vec![stranger]).unwrap_err();
+    assert!(matches!(err, AuditError::CheckpointMismatch(_)), "{err}");
+}
+
+#[tokio::test]
+async fn rotation_signs_with_both_keys_and_old_receipts_still_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_key = Signer::generate(ORIGIN).unwrap();
+    let log = AuditLog::open(config(dir.path()), vec![old_key.clone()]).unwrap();
+    let before = log
+        .append(&entry(0, "p", Verdict::Allow), vec![])
+        .await
+        .unwrap();
+    log.shutdown().await;
+    drop(log);
+
+    let new_key = Signer::generate(ORIGIN).unwrap();
+    let log = AuditLog::open(config(dir.path()), vec![new_key.clone(), old_key.clone()]).unwrap();
+    assert_eq!(log.verifier_keys()[0], new_key.verifier_key());
+    let during = log
+        .append(&entry(1, "p", Verdict::Allow), vec![])
+        .await
+        .unwrap();
+    // Both the old and the new pinned key accept a checkpoint of the overlap.
+    during.verify(&old_key.verifier_key()).unwrap();
+    during.verify(&new_key.verifier_key()).unwrap();
+    before.verify(&old_key.verifier_key()).unwrap();
+    log.shutdown().await;
+    drop(log);
+
+    // After the overlap the old key is retired; the log opens with the new key alone.
+    let log = AuditLog::open(config(dir.path()), vec![new_key.clone()]).unwrap();
+    let after = log
+        .append(&entry(2, "p", Verdict::Allow), vec![])
+        .await
+        .unwrap();
+    after.verify(&new_key.verifier_key()).unwrap();
+    assert!(after.verify(&old_key.verifier_key()).is_err());
+    log.shutdown().await;
+}
