@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod bench;
 mod call;
 mod pki;
 mod policy;
@@ -32,6 +33,8 @@ enum Command {
     Policy(policy::PolicyCommand),
     /// Call one RPC of the gateway with a JSON request and print the JSON response.
     Call(call::CallArgs),
+    /// Measure the gateway's exchanges against a bare mutual-TLS echo in the same run.
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand; errors are printed once, here.
@@ -44,6 +47,7 @@ pub fn run() -> ExitCode {
         Command::Policy(cmd) => policy::run(cmd),
         // `call` prints its own errors as JSON and picks its exit code.
         Command::Call(args) => Ok(call::run(args)),
+        Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
