@@ -69,6 +69,17 @@ impl LoadReport {
         self.percentile(1.0)
     }
 
+    /// Adds the calls of another run of the same target (time, calls and errors add up).
+    pub fn merge(&mut self, other: LoadReport) {
+        self.latencies_us.extend(other.latencies_us);
+        self.latencies_us.sort_unstable();
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
     /// Builds a report from unsorted latencies.
     pub fn from_samples(
         mut latencies_us: Vec<u32>,
@@ -180,9 +191,13 @@ mod tests {
         assert_eq!(report.percentile(0.99), Duration::from_micros(99));
         assert_eq!(report.max(), Duration::from_micros(100));
         assert!((report.rate() - 50.0).abs() < 1e-9);
-        let empty = LoadReport::from_samples(Vec::new(), 3, Duration::ZERO, None);
+        let mut empty = LoadReport::from_samples(Vec::new(), 3, Duration::ZERO, None);
         assert_eq!(empty.percentile(0.5), Duration::ZERO);
         assert_eq!(empty.rate(), 0.0);
+        empty.merge(report);
+        assert_eq!(empty.calls(), 100);
+        assert_eq!(empty.errors, 3);
+        assert_eq!(empty.percentile(0.5), Duration::from_micros(50));
     }
 
     #[tokio::test]

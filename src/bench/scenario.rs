@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -70,6 +71,8 @@ pub struct BenchSettings {
     pub concurrency: usize,
     /// HTTP/2 connections the callers share, per target.
     pub connections: usize,
+    /// Interleaved rounds the duration is split into (echo, Lookup, RequestContext each round).
+    pub rounds: u32,
     /// The policy directory the gateway loads.
     pub policies: PathBuf,
 }
@@ -191,29 +194,48 @@ async fn prepare_data(address: SocketAddr, pki: &std::path::Path) -> Result<(), 
     Ok(())
 }
 
-/// Warms up, then measures one target.
-async fn measure<F, Fut>(settings: &BenchSettings, call: F) -> LoadReport
-where
-    F: Fn(usize, u64) -> Fut + Send + Sync + Clone + 'static,
-    Fut: std::future::Future<Output = Result<(), Status>> + Send + 'static,
-{
+/// One call to a target, from caller `worker` as the `sequence`-th call of a run.
+type CallFn = Arc<dyn Fn(usize, u64) -> BoxFuture<'static, Result<(), Status>> + Send + Sync>;
+
+/// Runs `call` under `settings` (the driver wants a plain closure).
+async fn drive_target(settings: LoadSettings, call: &CallFn) -> LoadReport {
+    let call = call.clone();
+    drive(settings, move |worker, sequence| call(worker, sequence)).await
+}
+
+/// Warms every target up, then measures them in `rounds` interleaved rounds, so a change in the
+/// machine's background load during the run affects all targets alike.
+async fn measure(settings: &BenchSettings, targets: &[(&'static str, CallFn)]) -> Vec<LoadReport> {
     let concurrency = settings.concurrency.max(1);
     let warmup = LoadSettings {
         concurrency,
         duration: Duration::from_secs(2),
         max_calls: WARMUP_CALLS_PER_CALLER * concurrency as u64,
     };
-    drive(warmup, call.clone()).await;
-    let measured = LoadSettings {
+    for (_, call) in targets {
+        drive_target(warmup, call).await;
+    }
+    let rounds = settings.rounds.max(1);
+    let round = LoadSettings {
         concurrency,
-        duration: settings.duration,
+        duration: settings.duration / rounds,
         // Far above what 2 cores can do, yet a bound on memory (4 bytes per call).
-        max_calls: settings.duration.as_secs().max(1) * 500_000,
+        max_calls: settings.duration.as_secs().max(1) * 500_000 / u64::from(rounds),
     };
-    drive(measured, call).await
+    let mut reports: Vec<Option<LoadReport>> = vec![None; targets.len()];
+    for _ in 0..rounds {
+        for ((_, call), total) in targets.iter().zip(reports.iter_mut()) {
+            let report = drive_target(round, call).await;
+            match total {
+                Some(total) => total.merge(report),
+                None => *total = Some(report),
+            }
+        }
+    }
+    reports.into_iter().flatten().collect()
 }
 
-/// Runs the whole benchmark: echo first, then the gateway's Lookup and RequestContext.
+/// Runs the whole benchmark: the echo, the gateway's Lookup and its RequestContext.
 pub async fn run(settings: &BenchSettings) -> Result<BenchReport, BenchError> {
     let dir = tempfile::tempdir().map_err(BenchError::TempDir)?;
     let config = Config {
@@ -273,18 +295,17 @@ async fn measure_all(
 
     let echo_channels = channels(echo_address, &tls, connections).await?;
     let payload = vec![0x2a_u8; ECHO_PAYLOAD];
-    let echo = measure(settings, move |worker, _| {
+    let echo: CallFn = Arc::new(move |worker, _| {
         let mut client =
             echo_pb::echo_client::EchoClient::new(echo_channels[worker % connections].clone());
         let payload = payload.clone();
-        async move {
+        Box::pin(async move {
             client
                 .echo(echo_pb::EchoRequest { payload })
                 .await
                 .map(drop)
-        }
-    })
-    .await;
+        })
+    });
 
     let gateway_channels = channels(gateway_address, &tls, connections).await?;
     let first = gateway_channels[0].clone();
@@ -298,32 +319,44 @@ async fn measure_all(
         .map_err(setup_failed("RequestContext"))?;
 
     let lookup_channels = gateway_channels.clone();
-    let lookup = measure(settings, move |worker, seq| {
+    let lookup: CallFn = Arc::new(move |worker, seq| {
         let mut client =
             pb::exchange_client::ExchangeClient::new(lookup_channels[worker % connections].clone());
-        async move {
+        Box::pin(async move {
             client
                 .lookup(with_actor(lookup_request(seq)))
                 .await
                 .map(drop)
-        }
-    })
-    .await;
+        })
+    });
 
     let context_channels = gateway_channels;
-    let context = measure(settings, move |worker, seq| {
+    let context: CallFn = Arc::new(move |worker, seq| {
         let mut client = pb::exchange_client::ExchangeClient::new(
             context_channels[worker % connections].clone(),
         );
-        async move {
+        Box::pin(async move {
             client
                 .request_context(with_actor(context_request(seq)))
                 .await
                 .map(drop)
-        }
-    })
-    .await;
+        })
+    });
 
+    let targets = [
+        ("echo", echo),
+        ("Lookup", lookup),
+        ("RequestContext", context),
+    ];
+    let mut reports = measure(settings, &targets).await.into_iter();
+    let mut next = || {
+        reports
+            .next()
+            .unwrap_or_else(|| LoadReport::from_samples(Vec::new(), 0, Duration::ZERO, None))
+    };
+    let echo = next();
+    let lookup = next();
+    let context = next();
     Ok(BenchReport {
         echo,
         exchanges: vec![("Lookup", lookup), ("RequestContext", context)],

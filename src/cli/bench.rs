@@ -27,6 +27,10 @@ pub struct BenchArgs {
     /// HTTP/2 connections shared by the callers, per target.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// Rounds the duration is split into; each round measures echo, Lookup and RequestContext in
+    /// turn, so background load on the machine hits all targets alike.
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
     /// The policy directory the in-process gateway loads.
     #[arg(long, default_value = "policies")]
     policies: PathBuf,
@@ -53,6 +57,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         duration: Duration::from_secs_f64(args.duration),
         concurrency: args.concurrency,
         connections: args.connections,
+        rounds: args.rounds.clamp(1, 100),
         policies: args.policies.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -124,6 +129,7 @@ fn to_json(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>) -> 
         "duration_s": settings.duration.as_secs_f64(),
         "concurrency": settings.concurrency,
         "connections": settings.connections,
+        "rounds": settings.rounds,
         "echo": report_json(&report.echo),
         "exchanges": exchanges,
         "peak_rss_kib": rss,
@@ -132,13 +138,14 @@ fn to_json(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>) -> 
 
 fn print_table(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>) {
     println!(
-        "ketenpoort bench: {} CPUs, {} callers over {} mutual-TLS connections per target, {:.1} s each",
+        "ketenpoort bench: {} CPUs, {} callers over {} mutual-TLS connections per target, {:.1} s each in {} rounds",
         std::thread::available_parallelism()
             .map(usize::from)
             .unwrap_or(1),
         settings.concurrency,
         settings.connections,
-        settings.duration.as_secs_f64()
+        settings.duration.as_secs_f64(),
+        settings.rounds
     );
     println!(
         "{:<22} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
