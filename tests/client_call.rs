@@ -227,3 +227,29 @@ fn list_shows_every_rpc_with_its_request_skeleton() {
     assert!(text.contains("/ketenpoort.v1.Exchange/RequestContext {"));
     assert!(text.contains("/grpc.health.v1.Health/Check {\"service\":\"string\"}"));
 }
+
+#[tokio::test]
+async fn connector_refuses_a_gateway_outside_its_ca() {
+    let gw = TestGateway::start().await;
+    let address = format!("https://127.0.0.1:{}", gw.addr.port());
+    let good = ClientTls::from_pki_dir(&gw.pki, POLICE).expect("identity");
+    assert!(connect(&address, &good).await.is_ok());
+
+    // Same party id, same certificate, but trusting another CA: the server is not ours.
+    let other = tempfile::tempdir().expect("temp dir");
+    ketenpoort::identity::DevPki::init(other.path(), &[POLICE], &[] as &[&str]).expect("pki");
+    let (cert, key) = ketenpoort::client::tls::party_paths(&gw.pki, POLICE);
+    let wrong_root = ClientTls::from_files(&cert, &key, &other.path().join("ca.pem")).expect("id");
+    let error = connect(&address, &wrong_root)
+        .await
+        .expect_err("server certificate not trusted");
+    assert!(matches!(
+        error,
+        ketenpoort::client::ClientError::Connect { .. }
+    ));
+
+    // A name the server certificate does not carry is refused too.
+    let wrong_name = good.with_server_name("gateway.invalid");
+    assert!(connect(&address, &wrong_name).await.is_err());
+    gw.stop().await;
+}
