@@ -253,3 +253,31 @@ async fn connector_refuses_a_gateway_outside_its_ca() {
     assert!(connect(&address, &wrong_name).await.is_err());
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn connector_and_actor_interceptor_serve_generated_clients() {
+    use ketenpoort::client::{ActorInterceptor, Connector};
+    use ketenpoort::proto::v1 as pb;
+
+    let gw = TestGateway::start().await;
+    let connector = Connector::new(format!("https://127.0.0.1:{}", gw.addr.port()), &gw.pki);
+    let channel = connector.channel(POLICE).await.expect("connects");
+    let interceptor = ActorInterceptor::new("agent-0042").expect("ascii actor");
+    let mut policies =
+        pb::policies_client::PoliciesClient::with_interceptor(channel.clone(), interceptor);
+    let agreements = policies
+        .list_agreements(pb::ListAgreementsRequest::default())
+        .await
+        .expect("actor sent by the interceptor")
+        .into_inner();
+    assert!(!agreements.agreements.is_empty());
+
+    // Without the interceptor the same call lacks the actor.
+    let status = pb::policies_client::PoliciesClient::new(channel)
+        .list_agreements(pb::ListAgreementsRequest::default())
+        .await
+        .expect_err("no actor");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(connector.channel("no-such-party").await.is_err());
+    gw.stop().await;
+}
