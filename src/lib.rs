@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod bench;
+pub mod client;
 pub mod config;
 pub mod exchange;
 pub mod grpc;

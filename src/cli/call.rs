@@ -1,296 +1,165 @@
-//! `ketenpoort call`: a small client for trying the gateway by hand over mutual TLS, with a
-//! party's certificate from the dev PKI. Each subcommand is one RPC; the response is printed.
+//! `ketenpoort call <Rpc> --as <party>`: calls any unary RPC of the gateway with a JSON request and
+//! prints the JSON response, like grpcurl but with the descriptors built in and mutual TLS set up
+//! from the dev PKI.
+//!
+//! Output contract, for scripts: the response goes to stdout as one proto3 JSON document, exit 0.
+//! A gRPC error goes to stderr as JSON (`code`, `message`, `error_info.reason`,
+//! `bad_request.field_violations`), exit 2. A local problem (bad arguments, unreadable files,
+//! invalid JSON) goes to stderr as `{"error": "..."}`, exit 1.
 
+use std::io::Read;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use clap::{Args, Subcommand};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use serde_json::json;
 
-use ketenpoort::grpc::ACTOR_METADATA;
-use ketenpoort::proto::v1 as pb;
+use ketenpoort::client::{
+    CallContext, ClientTls, RpcCatalog, call_unary, connect_lazy, json_template, message_from_json,
+    message_to_json_text, rpc_path, status_to_json,
+};
 
-/// Call the gateway as a party.
+/// Where `ketenpoort serve` listens by default.
+pub const DEFAULT_ADDRESS: &str = "https://127.0.0.1:50051";
+/// Where `ketenpoort serve` makes its dev PKI by default (`<data_dir>/pki`, data_dir `./var`).
+pub const DEFAULT_PKI_DIR: &str = "./var/pki";
+
+/// Call one RPC of the gateway with a JSON request and print the JSON response.
 #[derive(Debug, Args)]
 pub struct CallArgs {
+    /// The RPC: short (`Lookup`), with service (`Exchange/Lookup`) or full
+    /// (`ketenpoort.v1.Exchange/Lookup`); `Health/Check` for the health service.
+    #[arg(required_unless_present = "list")]
+    rpc: Option<String>,
+    /// List every RPC with a JSON skeleton of its request, and exit.
+    #[arg(long, conflicts_with = "rpc")]
+    list: bool,
+    /// The calling party: its client certificate is `<pki>/parties/<party>.pem`.
+    #[arg(long = "as", value_name = "PARTY", required_unless_present_any = ["list", "cert"])]
+    party: Option<String>,
+    /// The staff member making the call (metadata `ketenpoort-actor`); every Ketenpoort RPC
+    /// needs one, the health check does not.
+    #[arg(long)]
+    actor: Option<String>,
+    /// A trace id copied into the audit entry (metadata `ketenpoort-trace-id`).
+    #[arg(long)]
+    trace_id: Option<String>,
+    /// The request as proto3 JSON, `@file.json`, or `@-` for stdin.
+    #[arg(long, default_value = "{}")]
+    data: String,
     /// The gateway address.
-    #[arg(long, default_value = "127.0.0.1:50051")]
+    #[arg(long, default_value = DEFAULT_ADDRESS)]
     addr: String,
-    /// The PKI directory holding ca.pem and parties/<id>.pem|.key.
-    #[arg(long, default_value = "./var/pki")]
+    /// The dev PKI directory (as made by `ketenpoort pki init` or `ketenpoort serve`).
+    #[arg(long, default_value = DEFAULT_PKI_DIR, conflicts_with_all = ["cert", "key", "ca"])]
     pki: PathBuf,
-    /// The calling party (its certificate is used).
+    /// Client certificate (PEM), instead of --pki and --as.
+    #[arg(long, requires_all = ["key", "ca"])]
+    cert: Option<PathBuf>,
+    /// Client private key (PEM, mode 0600).
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// CA certificate that issued the gateway's server certificate (PEM).
+    #[arg(long, requires = "cert")]
+    ca: Option<PathBuf>,
+    /// Check the server certificate for this name instead of the address's host.
     #[arg(long)]
-    party: String,
-    /// The staff member making the call (sent as `ketenpoort-actor`).
+    server_name: Option<String>,
+    /// Print fields that have their default value too (0, "", [], false).
     #[arg(long)]
-    actor: String,
-    /// The RPC.
-    #[command(subcommand)]
-    rpc: Rpc,
+    emit_defaults: bool,
+    /// Deadline of the call, in seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
 }
 
-/// The RPCs `call` can make.
-#[derive(Debug, Subcommand)]
-enum Rpc {
-    /// Policies/ListAgreements.
-    Agreements,
-    /// Audit/GetCheckpoint.
-    Checkpoint,
-    /// Exchange/RegisterReference.
-    Register {
-        /// National register or BIS number.
-        #[arg(long)]
-        subject: String,
-        /// The holder's own file reference.
-        #[arg(long, default_value = "")]
-        holder_reference: String,
-    },
-    /// Exchange/Lookup.
-    Lookup {
-        /// National register or BIS number.
-        #[arg(long)]
-        subject: String,
-        /// Purpose from the vocabulary.
-        #[arg(long)]
-        purpose: String,
-        /// Written justification.
-        #[arg(long, default_value = "")]
-        justification: String,
-    },
-    /// Exchange/RequestContext.
-    Request {
-        /// National register or BIS number.
-        #[arg(long)]
-        subject: String,
-        /// The holder asked.
-        #[arg(long)]
-        holder: String,
-        /// Purpose from the vocabulary.
-        #[arg(long)]
-        purpose: String,
-        /// A field, optionally `field:form`; may be repeated.
-        #[arg(long = "field", required = true)]
-        fields: Vec<String>,
-        /// Written justification.
-        #[arg(long, default_value = "")]
-        justification: String,
-    },
-    /// Exchange/ListIncoming.
-    Incoming,
-    /// Exchange/Respond with text values (`field=value`; dates as YYYY-MM-DD).
-    Respond {
-        /// The ticket.
-        #[arg(long)]
-        ticket: String,
-        /// `field=value`; may be repeated.
-        #[arg(long = "value", required = true)]
-        values: Vec<String>,
-    },
-    /// Exchange/GetResult.
-    Result {
-        /// The ticket.
-        #[arg(long)]
-        ticket: String,
-        /// Seconds to wait for an answer.
-        #[arg(long, default_value_t = 0)]
-        wait: i64,
-    },
-    /// Exchange/ListInbox.
-    Inbox,
-}
-
-/// Runs `call`.
-pub fn run(args: CallArgs) -> Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(call(args))
-}
-
-async fn channel(args: &CallArgs) -> Result<Channel> {
-    let read = |p: PathBuf| {
-        std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))
-    };
-    let ca = read(args.pki.join("ca.pem"))?;
-    let cert = read(args.pki.join("parties").join(format!("{}.pem", args.party)))?;
-    let key_path = args.pki.join("parties").join(format!("{}.key", args.party));
-    let key = ketenpoort::secret_file::read(&key_path)
-        .with_context(|| format!("cannot read {}", key_path.display()))?;
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(ca))
-        .identity(Identity::from_pem(cert, key))
-        .domain_name("localhost");
-    Channel::from_shared(format!("https://{}", args.addr))?
-        .tls_config(tls)?
-        .connect_timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {}", args.addr))
-}
-
-fn subject(number: &str) -> Option<pb::Subject> {
-    Some(pb::Subject {
-        number: number.to_owned(),
-    })
-}
-
-/// `field=value`: a date when it parses as YYYY-MM-DD, else text.
-fn entry(spec: &str) -> Result<pb::FieldEntry> {
-    let Some((field, value)) = spec.split_once('=') else {
-        bail!("--value wants field=value, got {spec:?}");
-    };
-    let date = time::Date::parse(
-        value,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .ok();
-    let kind = match date {
-        Some(d) => pb::field_value::Kind::Date(pb::Date {
-            year: d.year(),
-            month: i32::from(u8::from(d.month())),
-            day: i32::from(d.day()),
-        }),
-        None => pb::field_value::Kind::Text(value.to_owned()),
-    };
-    Ok(pb::FieldEntry {
-        field: field.to_owned(),
-        value: Some(pb::FieldValue { kind: Some(kind) }),
-    })
-}
-
-/// The actor named in every request.
-struct Actor(tonic::metadata::AsciiMetadataValue);
-
-impl Actor {
-    /// A request carrying the actor metadata.
-    fn req<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        request
-            .metadata_mut()
-            .insert(ACTOR_METADATA, self.0.clone());
-        request
+/// Runs `call`; prints its own errors as JSON, so it returns the exit code directly.
+pub fn run(args: CallArgs) -> ExitCode {
+    match run_inner(args) {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::RpcFailed) => ExitCode::from(2),
+        Err(error) => {
+            eprintln!("{}", json!({ "error": format!("{error:#}") }));
+            ExitCode::FAILURE
+        }
     }
 }
 
-async fn call(args: CallArgs) -> Result<()> {
-    let channel = channel(&args).await?;
-    let actor = Actor(
-        args.actor
-            .parse()
-            .context("--actor must be printable ASCII")?,
-    );
-    let mut exchange = pb::exchange_client::ExchangeClient::new(channel.clone());
-    let printed = match &args.rpc {
-        Rpc::Agreements => format!(
-            "{:#?}",
-            pb::policies_client::PoliciesClient::new(channel.clone())
-                .list_agreements(actor.req(pb::ListAgreementsRequest {}))
-                .await?
-                .into_inner()
-        ),
-        Rpc::Checkpoint => {
-            let cp = pb::audit_client::AuditClient::new(channel.clone())
-                .get_checkpoint(actor.req(pb::GetCheckpointRequest {}))
-                .await?
-                .into_inner();
-            format!("{}\nverifier keys: {:?}", cp.checkpoint, cp.verifier_keys)
+/// How a call ended when nothing went wrong locally.
+enum Outcome {
+    /// The response was printed.
+    Done,
+    /// The gateway returned an error status, printed on stderr.
+    RpcFailed,
+}
+
+fn run_inner(args: CallArgs) -> Result<Outcome> {
+    let catalog = RpcCatalog::new()?;
+    if args.list {
+        for method in catalog.methods() {
+            let template = json_template(&method.input());
+            println!("{} {}", rpc_path(&method), template);
         }
-        Rpc::Register {
-            subject: s,
-            holder_reference,
-        } => format!(
-            "{:#?}",
-            exchange
-                .register_reference(actor.req(pb::RegisterReferenceRequest {
-                    subject: subject(s),
-                    holder_reference: holder_reference.clone(),
-                }))
-                .await?
-                .into_inner()
-        ),
-        Rpc::Lookup {
-            subject: s,
-            purpose,
-            justification,
-        } => format!(
-            "{:#?}",
-            exchange
-                .lookup(actor.req(pb::LookupRequest {
-                    subject: subject(s),
-                    purpose: purpose.clone(),
-                    justification: justification.clone(),
-                }))
-                .await?
-                .into_inner()
-        ),
-        Rpc::Request {
-            subject: s,
-            holder,
-            purpose,
-            fields,
-            justification,
-        } => format!(
-            "{:#?}",
-            exchange
-                .request_context(
-                    actor.req(pb::RequestContextRequest {
-                        subject: subject(s),
-                        holder: holder.clone(),
-                        purpose: purpose.clone(),
-                        fields: fields
-                            .iter()
-                            .map(|f| {
-                                let (field, form) = f.split_once(':').unwrap_or((f, ""));
-                                pb::FieldRequest {
-                                    field: field.to_owned(),
-                                    form: form.to_owned(),
-                                }
-                            })
-                            .collect(),
-                        justification: justification.clone(),
-                    })
-                )
-                .await?
-                .into_inner()
-        ),
-        Rpc::Incoming => format!(
-            "{:#?}",
-            exchange
-                .list_incoming(actor.req(pb::ListIncomingRequest::default()))
-                .await?
-                .into_inner()
-        ),
-        Rpc::Respond { ticket, values } => format!(
-            "{:#?}",
-            exchange
-                .respond(actor.req(pb::RespondRequest {
-                    ticket_id: ticket.clone(),
-                    fields: values.iter().map(|v| entry(v)).collect::<Result<_>>()?,
-                }))
-                .await?
-                .into_inner()
-        ),
-        Rpc::Result { ticket, wait } => format!(
-            "{:#?}",
-            exchange
-                .get_result(actor.req(pb::GetResultRequest {
-                    ticket_id: ticket.clone(),
-                    wait: Some(prost_types::Duration {
-                        seconds: *wait,
-                        nanos: 0,
-                    }),
-                }))
-                .await?
-                .into_inner()
-        ),
-        Rpc::Inbox => format!(
-            "{:#?}",
-            exchange
-                .list_inbox(actor.req(pb::ListInboxRequest::default()))
-                .await?
-                .into_inner()
-        ),
+        return Ok(Outcome::Done);
+    }
+    let name = args.rpc.as_deref().ok_or_else(|| anyhow!("name an RPC"))?;
+    let method = catalog.find(name)?;
+    let request = message_from_json(&method.input(), &read_data(&args.data)?)?;
+    let mut tls = match (&args.cert, &args.key, &args.ca) {
+        (Some(cert), Some(key), Some(ca)) => ClientTls::from_files(cert, key, ca)?,
+        _ => {
+            let party = args
+                .party
+                .as_deref()
+                .ok_or_else(|| anyhow!("--as <party> is required with --pki"))?;
+            ClientTls::from_pki_dir(&args.pki, party)
+                .with_context(|| format!("no identity for {party} in {}", args.pki.display()))?
+        }
     };
-    println!("{printed}");
-    Ok(())
+    if let Some(name) = &args.server_name {
+        tls = tls.with_server_name(name.clone());
+    }
+    let context = CallContext {
+        actor: args.actor.clone(),
+        trace_id: args.trace_id.clone(),
+        timeout: Some(Duration::from_secs(args.timeout)),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        let channel = connect_lazy(&args.addr, &tls)?;
+        anyhow::Ok(call_unary(channel, &method, request, &context).await)
+    })?;
+    match result {
+        Ok(response) => {
+            println!("{}", message_to_json_text(&response, args.emit_defaults));
+            Ok(Outcome::Done)
+        }
+        Err(status) => {
+            eprintln!(
+                "{}",
+                serde_json::to_string_pretty(&status_to_json(&status))?
+            );
+            Ok(Outcome::RpcFailed)
+        }
+    }
+}
+
+/// The request text: inline JSON, `@path` or `@-` (stdin).
+fn read_data(data: &str) -> Result<String> {
+    match data.strip_prefix('@') {
+        Some("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read the request from stdin")?;
+            Ok(text)
+        }
+        Some("") => bail!("--data @ needs a file name (or @- for stdin)"),
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}")),
+        None => Ok(data.to_owned()),
+    }
 }

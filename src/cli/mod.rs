@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod bench;
 mod call;
 mod pki;
 mod policy;
@@ -25,13 +26,15 @@ enum Command {
     Pki(pki::PkiArgs),
     /// Verify and inspect the signed audit log.
     Audit(audit::AuditArgs),
-    /// Call the gateway as a party (for trying it by hand).
-    Call(call::CallArgs),
     /// Run the gateway (mutual-TLS gRPC) until Ctrl-C.
     Serve(serve::ServeArgs),
     /// Check, test, explain, digest and diff policy sets.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Call one RPC of the gateway with a JSON request and print the JSON response.
+    Call(call::CallArgs),
+    /// Measure the gateway's exchanges against a bare mutual-TLS echo in the same run.
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand; errors are printed once, here.
@@ -40,9 +43,11 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Pki(args) => pki::run(args).map(|()| ExitCode::SUCCESS),
         Command::Audit(args) => audit::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Call(args) => call::run(args).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Policy(cmd) => policy::run(cmd),
+        // `call` prints its own errors as JSON and picks its exit code.
+        Command::Call(args) => Ok(call::run(args)),
+        Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
