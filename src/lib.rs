@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod client;
 pub mod config;
+pub mod demo;
 pub mod exchange;
 pub mod grpc;
 pub mod identity;

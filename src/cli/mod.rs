@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod call;
+mod demo;
 mod pki;
 mod policy;
 mod serve;
@@ -32,6 +33,8 @@ enum Command {
     Policy(policy::PolicyCommand),
     /// Call one RPC of the gateway with a JSON request and print the JSON response.
     Call(call::CallArgs),
+    /// Play an end-to-end story over mutual TLS against an in-process gateway, then audit it.
+    Demo(demo::DemoArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand; errors are printed once, here.
@@ -44,6 +47,7 @@ pub fn run() -> ExitCode {
         Command::Policy(cmd) => policy::run(cmd),
         // `call` prints its own errors as JSON and picks its exit code.
         Command::Call(args) => Ok(call::run(args)),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(code) => code,
