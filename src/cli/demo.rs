@@ -84,6 +84,11 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             summary.pki.display()
         )?;
         writeln!(stdout, "  verifier key to pin: {}", summary.verifier_key)?;
+    } else {
+        writeln!(
+            stdout,
+            "(the data directory was temporary; `ketenpoort demo --keep DIR` keeps it for inspection)"
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -308,7 +308,7 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<DemoSummary, DemoError
         COC,
         "SubjectReport",
         &format!(
-            "{} asks who exchanged what about her (GDPR art. 15, LED art. 25; police data via the COC)",
+            "{} asks who exchanged what about her (GDPR art. 15, LED art. 25, via the COC)",
             lotte.name
         ),
     )?;
@@ -335,7 +335,7 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<DemoSummary, DemoError
             .map(|f| format!("{}:{}", f.field, f.form))
             .collect();
         if !fields.is_empty() {
-            story.say.list("", &fields)?;
+            story.say.sublist(&fields)?;
         }
     }
     story.say.detail(

@@ -15,6 +15,8 @@ use super::cast::{StoryClock, actor};
 const LABEL: usize = 12;
 /// Longest text after the label column before a list wraps.
 const WRAP: usize = 86;
+/// Extra indentation of a list that belongs to the line above it.
+const SUBLIST: usize = 5;
 /// Indentation of a step's detail lines (under the RPC name).
 const INDENT: &str = "         ";
 
@@ -188,22 +190,61 @@ impl<'a> Narrator<'a> {
         Ok(())
     }
 
-    /// A list under a label, wrapped to the page width.
+    /// A list under a label, comma-separated and wrapped to the page width.
     pub fn list(&mut self, label: &str, items: &[String]) -> Result<(), DemoError> {
+        let last = items.len().saturating_sub(1);
+        let pieces = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                if i < last {
+                    format!("{item},")
+                } else {
+                    item.clone()
+                }
+            })
+            .collect();
+        self.flow(label, pieces, 0)
+    }
+
+    /// A list under a label, indented under the line above it.
+    pub fn sublist(&mut self, items: &[String]) -> Result<(), DemoError> {
+        let last = items.len().saturating_sub(1);
+        let pieces = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                if i < last {
+                    format!("{item},")
+                } else {
+                    item.clone()
+                }
+            })
+            .collect();
+        self.flow("", pieces, SUBLIST)
+    }
+
+    /// Prose under a label, wrapped to the page width.
+    pub fn wrap(&mut self, label: &str, text: &str) -> Result<(), DemoError> {
+        self.flow(
+            label,
+            text.split_whitespace().map(str::to_owned).collect(),
+            0,
+        )
+    }
+
+    /// Pieces separated by spaces, as many per line as fit.
+    fn flow(&mut self, label: &str, pieces: Vec<String>, indent: usize) -> Result<(), DemoError> {
         let mut label = label;
-        let mut line = String::new();
-        for (i, item) in items.iter().enumerate() {
-            let piece = if i + 1 < items.len() {
-                format!("{item},")
-            } else {
-                item.clone()
-            };
-            if !line.is_empty() && line.len() + 1 + piece.len() > WRAP {
+        let margin = " ".repeat(indent);
+        let mut line = margin.clone();
+        for piece in pieces {
+            if line.len() > indent && line.chars().count() + 1 + piece.chars().count() > WRAP {
                 self.detail(label, &line)?;
                 label = "";
-                line.clear();
+                line.clone_from(&margin);
             }
-            if !line.is_empty() {
+            if line.len() > indent {
                 line.push(' ');
             }
             line.push_str(&piece);

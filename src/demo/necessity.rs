@@ -123,7 +123,7 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
     )?;
     story
         .say
-        .detail("why", &format!("\"{}\"", pending.justification))?;
+        .wrap("why", &format!("\"{}\"", pending.justification))?;
     story.say.grants("may answer", &pending.fields)?;
 
     story.clock.set(14, 24);

@@ -141,6 +141,17 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
     )?;
     let fields: Vec<String> = signal.released.iter().map(|r| r.field.clone()).collect();
     story.say.list("fields", &fields)?;
+    story
+        .say
+        .wrap("why", &format!("\"{}\"", signal.justification))?;
+
+    story.clock.set(11, 22);
+    let step = "4. parket Acknowledge";
+    story.say.step(
+        PARKET,
+        "Acknowledge",
+        "received; the parket takes it from here, the gateway deletes the payload",
+    )?;
     let acknowledged = allowed(
         step,
         parket
@@ -149,7 +160,6 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
             })
             .await,
     )?;
-    story.say.detail("", "acknowledged")?;
     story.receipt(step, acknowledged.receipt)?;
 
     story.clock.set(11, 25);
