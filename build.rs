@@ -3,6 +3,8 @@
 //! Every `.proto` file under `proto/ketenpoort/v1/` is compiled; adding a file needs no change here.
 //! The encoded descriptor set is written to `OUT_DIR` for server reflection, because
 //! `compile_fds` does not write one.
+//! `proto/ketenpoort/bench/v1/` (the echo baseline of `ketenpoort bench`) is compiled separately, so
+//! it never enters that descriptor set.
 
 use std::path::{Path, PathBuf};
 
@@ -38,5 +40,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .compile_fds(compiler.file_descriptor_set())?;
+
+    let mut bench = protox::Compiler::new(["proto"])?;
+    bench.open_files(["ketenpoort/bench/v1/echo.proto"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(bench.file_descriptor_set())?;
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod bench;
 mod call;
 mod demo;
 mod pki;
@@ -33,6 +34,8 @@ enum Command {
     Policy(policy::PolicyCommand),
     /// Call one RPC of the gateway with a JSON request and print the JSON response.
     Call(call::CallArgs),
+    /// Measure the gateway's exchanges against a bare mutual-TLS echo in the same run.
+    Bench(bench::BenchArgs),
     /// Play an end-to-end story over mutual TLS against an in-process gateway, then audit it.
     Demo(demo::DemoArgs),
 }
@@ -47,6 +50,7 @@ pub fn run() -> ExitCode {
         Command::Policy(cmd) => policy::run(cmd),
         // `call` prints its own errors as JSON and picks its exit code.
         Command::Call(args) => Ok(call::run(args)),
+        Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo::run(args),
     };
     match result {

@@ -91,7 +91,7 @@ impl RpcCatalog {
     /// (`ketenpoort.v1.Exchange/Lookup`, also with a leading `/` or a `.` before the method).
     pub fn find(&self, name: &str) -> Result<MethodDescriptor, CatalogError> {
         let wanted = name.trim().trim_start_matches('/');
-        let matches: Vec<MethodDescriptor> = self
+        let mut matches: Vec<MethodDescriptor> = self
             .methods()
             .into_iter()
             .filter(|m| {
@@ -108,14 +108,15 @@ impl RpcCatalog {
                 .contains(&wanted)
             })
             .collect();
-        match matches.len() {
-            0 => Err(CatalogError::UnknownRpc(name.to_owned())),
-            1 => Ok(matches.into_iter().next().unwrap_or_else(|| unreachable!())),
-            _ => Err(CatalogError::Ambiguous {
+        if matches.len() > 1 {
+            return Err(CatalogError::Ambiguous {
                 name: name.to_owned(),
                 candidates: matches.iter().map(rpc_path).collect::<Vec<_>>().join(", "),
-            }),
+            });
         }
+        matches
+            .pop()
+            .ok_or_else(|| CatalogError::UnknownRpc(name.to_owned()))
     }
 }
 

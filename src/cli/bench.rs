@@ -1,0 +1,195 @@
+//! `ketenpoort bench`: end-to-end exchanges through the gateway against a bare tonic mutual-TLS
+//! echo, both started in-process on 127.0.0.1, measured in the same run on the same cores.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::json;
+
+use ketenpoort::bench::{BenchReport, BenchSettings, LoadReport};
+
+/// DESIGN.md's targets for exchanges: calls per second, share of the echo rate, p99.
+const TARGET_RATE: f64 = 5_000.0;
+const TARGET_SHARE_OF_ECHO: f64 = 0.5;
+const TARGET_P99: Duration = Duration::from_millis(25);
+
+/// Measure the gateway's exchanges against a bare mutual-TLS echo in the same run.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Measured seconds per target (after a short warm-up); fractions allowed.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Concurrent callers per target.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// HTTP/2 connections shared by the callers, per target.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Rounds the duration is split into; each round measures echo, Lookup and RequestContext in
+    /// turn, so background load on the machine hits all targets alike.
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
+    /// The policy directory the in-process gateway loads.
+    #[arg(long, default_value = "policies")]
+    policies: PathBuf,
+    /// Print the figures as one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `bench`.
+pub fn run(args: BenchArgs) -> Result<()> {
+    anyhow::ensure!(
+        args.duration.is_finite() && args.duration > 0.0 && args.duration <= 600.0,
+        "--duration must be between 0 and 600 seconds"
+    );
+    anyhow::ensure!(
+        (1..=10_000).contains(&args.concurrency),
+        "--concurrency must be between 1 and 10000"
+    );
+    anyhow::ensure!(
+        (1..=64).contains(&args.connections),
+        "--connections must be between 1 and 64"
+    );
+    let settings = BenchSettings {
+        duration: Duration::from_secs_f64(args.duration),
+        concurrency: args.concurrency,
+        connections: args.connections,
+        rounds: args.rounds.clamp(1, 100),
+        policies: args.policies.clone(),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let report = runtime
+        .block_on(ketenpoort::bench::run(&settings))
+        .context("benchmark failed")?;
+    let peak_rss_kib = peak_rss_kib();
+    if args.json {
+        println!("{}", to_json(&settings, &report, peak_rss_kib));
+    } else {
+        print_table(&settings, &report, peak_rss_kib);
+    }
+    Ok(())
+}
+
+/// The process's peak resident set size (`VmHWM`), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1_000.0
+}
+
+fn ratio(report: &LoadReport, echo: &LoadReport) -> f64 {
+    if echo.rate() > 0.0 {
+        report.rate() / echo.rate()
+    } else {
+        0.0
+    }
+}
+
+fn meets_targets(report: &LoadReport, echo: &LoadReport) -> bool {
+    report.errors == 0
+        && report.rate() >= TARGET_RATE
+        && ratio(report, echo) >= TARGET_SHARE_OF_ECHO
+        && report.percentile(0.99) <= TARGET_P99
+}
+
+fn report_json(report: &LoadReport) -> serde_json::Value {
+    json!({
+        "calls": report.calls(),
+        "errors": report.errors,
+        "first_error": report.first_error,
+        "seconds": report.elapsed.as_secs_f64(),
+        "rate": report.rate(),
+        "p50_ms": millis(report.percentile(0.50)),
+        "p90_ms": millis(report.percentile(0.90)),
+        "p99_ms": millis(report.percentile(0.99)),
+        "max_ms": millis(report.max()),
+    })
+}
+
+fn to_json(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>) -> serde_json::Value {
+    let exchanges: serde_json::Map<String, serde_json::Value> = report
+        .exchanges
+        .iter()
+        .map(|(name, r)| {
+            let mut value = report_json(r);
+            value["ratio_to_echo"] = json!(ratio(r, &report.echo));
+            value["meets_targets"] = json!(meets_targets(r, &report.echo));
+            ((*name).to_owned(), value)
+        })
+        .collect();
+    json!({
+        "cpus": std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+        "duration_s": settings.duration.as_secs_f64(),
+        "concurrency": settings.concurrency,
+        "connections": settings.connections,
+        "rounds": settings.rounds,
+        "echo": report_json(&report.echo),
+        "exchanges": exchanges,
+        "peak_rss_kib": rss,
+    })
+}
+
+fn print_table(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>) {
+    println!(
+        "ketenpoort bench: {} CPUs, {} callers over {} mutual-TLS connections per target, {:.1} s each in {} rounds",
+        std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1),
+        settings.concurrency,
+        settings.connections,
+        settings.duration.as_secs_f64(),
+        settings.rounds
+    );
+    println!(
+        "{:<22} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "target", "calls", "errors", "calls/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "vs echo"
+    );
+    let row = |name: &str, r: &LoadReport, versus: &str| {
+        println!(
+            "{:<22} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8}",
+            name,
+            r.calls(),
+            r.errors,
+            r.rate(),
+            millis(r.percentile(0.50)),
+            millis(r.percentile(0.90)),
+            millis(r.percentile(0.99)),
+            millis(r.max()),
+            versus
+        );
+    };
+    row("echo (bare tonic mTLS)", &report.echo, "100%");
+    for (name, r) in &report.exchanges {
+        row(name, r, &format!("{:.0}%", ratio(r, &report.echo) * 100.0));
+    }
+    for (name, r) in
+        std::iter::once(("echo", &report.echo)).chain(report.exchanges.iter().map(|(n, r)| (*n, r)))
+    {
+        if let Some(error) = &r.first_error {
+            println!("first error of {name}: {error}");
+        }
+    }
+    match rss {
+        Some(kib) => println!("peak RSS (VmHWM): {:.1} MiB", kib as f64 / 1024.0),
+        None => println!("peak RSS (VmHWM): unavailable"),
+    }
+    for (name, r) in &report.exchanges {
+        println!(
+            "target {name} (>= {TARGET_RATE:.0}/s, >= {:.0}% of echo, p99 <= {} ms, no errors): {}",
+            TARGET_SHARE_OF_ECHO * 100.0,
+            TARGET_P99.as_millis(),
+            if meets_targets(r, &report.echo) {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+    }
+}

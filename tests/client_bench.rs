@@ -1,0 +1,45 @@
+//! `ketenpoort bench` for a tiny duration: it starts both servers on 127.0.0.1, drives them over
+//! mutual TLS and prints sane figures. No duration or rate threshold is asserted.
+
+use serde_json::Value;
+
+#[test]
+fn bench_prints_positive_rates_for_echo_and_exchanges() {
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ketenpoort"))
+        .args([
+            "bench",
+            "--duration",
+            "0.3",
+            "--concurrency",
+            "4",
+            "--connections",
+            "1",
+            "--policies",
+            policies,
+            "--json",
+        ])
+        .output()
+        .expect("runs ketenpoort bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert!(report["echo"]["rate"].as_f64().is_some_and(|r| r > 0.0));
+    assert_eq!(report["echo"]["errors"], 0);
+    for name in ["Lookup", "RequestContext"] {
+        let exchange = &report["exchanges"][name];
+        assert!(
+            exchange["rate"].as_f64().is_some_and(|r| r > 0.0),
+            "{name}: {exchange}"
+        );
+        assert_eq!(exchange["errors"], 0, "{name}: {exchange}");
+        let p50 = exchange["p50_ms"].as_f64().expect("p50");
+        let p99 = exchange["p99_ms"].as_f64().expect("p99");
+        assert!(p50 > 0.0 && p50 <= p99, "{name}: {exchange}");
+        assert!(exchange["ratio_to_echo"].as_f64().is_some_and(|r| r > 0.0));
+    }
+    assert!(report["peak_rss_kib"].as_u64().is_some_and(|kib| kib > 0));
+}
