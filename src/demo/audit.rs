@@ -36,7 +36,7 @@ fn bad(what: &str, why: &str) -> DemoError {
 /// A short base64 form of a root hash.
 fn short_root(root: &Hash) -> String {
     let full = B64.encode(root);
-    format!("{}...", &full[..12])
+    format!("{}...", full.get(..12).unwrap_or_default())
 }
 
 /// What one party could see of the log up to a checkpoint.

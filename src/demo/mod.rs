@@ -164,7 +164,7 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
         "  policies    {} ({} agreements, digest {})",
         config.policies.display(),
         gateway.policy().agreements().count(),
-        &gateway.policy().digest_hex()[..16]
+        gateway.policy().digest_hex().get(..16).unwrap_or_default()
     )?;
     writeln!(out, "  data dir    {}", config.data_dir.display())?;
     writeln!(out, "  pinned key  {pinned_key}")?;
