@@ -329,3 +329,50 @@ impl<'a> Narrator<'a> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn printed(f: impl FnOnce(&mut Narrator<'_>)) -> String {
+        let mut out = Vec::new();
+        let mut narrator = Narrator::new(&mut out, StoryClock::new());
+        f(&mut narrator);
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn long_lists_wrap_under_their_label_and_keep_every_item() {
+        let items: Vec<String> = (0..30).map(|i| format!("field.number_{i}")).collect();
+        let text = printed(|n| n.list("fields", &items).expect("printed"));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.len() > 1);
+        assert!(lines[0].starts_with(&format!("{INDENT}fields")));
+        for line in &lines {
+            assert!(
+                line.chars().count() <= INDENT.len() + LABEL + WRAP,
+                "{line}"
+            );
+        }
+        for item in &items {
+            assert!(text.contains(item.as_str()));
+        }
+        assert_eq!(text.matches(',').count(), items.len() - 1);
+    }
+
+    #[test]
+    fn values_read_as_people_write_them() {
+        use pb::field_value::Kind;
+        let value = |kind| Some(pb::FieldValue { kind: Some(kind) });
+        let date = value(Kind::Date(pb::Date {
+            year: 1991,
+            month: 4,
+            day: 2,
+        }));
+        assert_eq!(value_text(date.as_ref()), "1991-04-02");
+        assert_eq!(value_text(value(Kind::Flag(false)).as_ref()), "no");
+        assert_eq!(value_text(None), "(none)");
+        assert_eq!(psn(&"ab".repeat(32)), "psn:abababababab");
+        assert_eq!(code_name(Code::FailedPrecondition), "FAILED_PRECONDITION");
+    }
+}
