@@ -264,13 +264,23 @@ impl<'a> Narrator<'a> {
             "DENY"
         };
         self.detail("decision", &format!("{verdict} {}", d.reason_code))?;
-        let rules: Vec<String> = d
-            .matched_rules
-            .iter()
-            .map(|r| format!("{}/{} ({})", r.agreement, r.rule, r.effect))
-            .collect();
-        if !rules.is_empty() {
-            self.list("rules", &rules)?;
+        let rules = |effect: &str| -> Vec<String> {
+            d.matched_rules
+                .iter()
+                .filter(|r| r.effect == effect)
+                .map(|r| format!("{}/{}", r.agreement, r.rule))
+                .collect()
+        };
+        let permits = rules("permit");
+        if !permits.is_empty() {
+            self.list("permit", &permits)?;
+        }
+        // A forbid with a field list that matched but was not triggered still removes its
+        // fields from the release: say so, or it reads as if it had refused.
+        let forbids = rules("forbid");
+        if !forbids.is_empty() {
+            self.list("forbid", &forbids)?;
+            self.detail("", "(their fields can never be released in this exchange)")?;
         }
         if !d.legal_bases.is_empty() {
             self.detail("basis", &d.legal_bases.join(", "))?;
