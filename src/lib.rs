@@ -6,6 +6,7 @@ pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod config;
+pub mod demo;
 pub mod exchange;
 pub mod grpc;
 pub mod identity;

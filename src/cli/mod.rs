@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod audit;
 mod bench;
 mod call;
+mod demo;
 mod pki;
 mod policy;
 mod serve;
@@ -35,6 +36,8 @@ enum Command {
     Call(call::CallArgs),
     /// Measure the gateway's exchanges against a bare mutual-TLS echo in the same run.
     Bench(bench::BenchArgs),
+    /// Play an end-to-end story over mutual TLS against an in-process gateway, then audit it.
+    Demo(demo::DemoArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand; errors are printed once, here.
@@ -48,6 +51,7 @@ pub fn run() -> ExitCode {
         // `call` prints its own errors as JSON and picks its exit code.
         Command::Call(args) => Ok(call::run(args)),
         Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,415 @@
+//! Act 7: the auditors. The supervisor (COC) verifies, offline and against the verifier key pinned
+//! out of band, every signed checkpoint and every receipt handed out during the story, recomputes
+//! the tree from the entries, and checks that every checkpoint is consistent with the last one. The
+//! DPO of the CGG sees only entries naming the CGG (the rest as leaf hashes) and can still
+//! recompute the tree. Then a subject-access report for Lotte.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use prost::Message;
+
+use crate::audit::hash::{Frontier, Hash, check_tree, leaf_hash};
+use crate::audit::{AuditError, Checkpoint, Receipt, Verifier};
+use crate::proto::v1 as pb;
+
+use super::cast::{COC, DPO_CGG};
+use super::narrate::{allowed, psn};
+use super::{DemoError, DemoSummary, Story};
+
+/// Entries fetched per GetEntries call (the server's maximum).
+const PAGE: u64 = 1_000;
+
+fn verify_error(what: impl Into<String>) -> impl FnOnce(AuditError) -> DemoError {
+    let what = what.into();
+    move |source| DemoError::Verify { what, source }
+}
+
+fn bad(what: &str, why: &str) -> DemoError {
+    DemoError::Verify {
+        what: what.to_owned(),
+        source: AuditError::BadProof(why.to_owned()),
+    }
+}
+
+/// A short base64 form of a root hash.
+fn short_root(root: &Hash) -> String {
+    let full = B64.encode(root);
+    format!("{}...", full.get(..12).unwrap_or_default())
+}
+
+/// What one party could see of the log up to a checkpoint.
+struct View {
+    /// Decoded entries in scope, by index.
+    entries: Vec<(u64, pb::AuditEntry)>,
+    /// Positions shown only as a leaf hash.
+    hashes_only: u64,
+}
+
+/// Fetches a signed checkpoint as `party` and verifies it against the pinned key.
+async fn checkpoint(
+    story: &mut Story<'_>,
+    party: &str,
+    verifier: &Verifier,
+) -> Result<(Checkpoint, String), DemoError> {
+    let step = format!("7. {party} GetCheckpoint");
+    let mut audit = story.wire.audit(party).await?;
+    let got = allowed(
+        &step,
+        audit.get_checkpoint(pb::GetCheckpointRequest {}).await,
+    )?;
+    if !got.verifier_keys.contains(&story.pinned_key) {
+        return Err(bad(
+            &step,
+            "the gateway does not publish the pinned verifier key",
+        ));
+    }
+    let opened = Checkpoint::open(&got.checkpoint, std::slice::from_ref(verifier))
+        .map_err(verify_error(format!("{step} signature")))?;
+    Ok((opened, got.checkpoint))
+}
+
+/// Fetches every position up to `checkpoint` as `party`, recomputes the tree and compares its root.
+async fn view(
+    story: &mut Story<'_>,
+    party: &str,
+    checkpoint: &Checkpoint,
+) -> Result<View, DemoError> {
+    let step = format!("7. {party} GetEntries");
+    let mut audit = story.wire.audit(party).await?;
+    let mut frontier = Frontier::new();
+    let mut view = View {
+        entries: Vec::new(),
+        hashes_only: 0,
+    };
+    while frontier.size() < checkpoint.size {
+        let count = (checkpoint.size - frontier.size()).min(PAGE);
+        let page = allowed(
+            &step,
+            audit
+                .get_entries(pb::GetEntriesRequest {
+                    start: frontier.size(),
+                    count: u32::try_from(count).unwrap_or(1_000),
+                })
+                .await,
+        )?;
+        if page.leaves.is_empty() {
+            return Err(bad(&step, "the log ended before the checkpoint's size"));
+        }
+        for leaf in page.leaves {
+            if leaf.index != frontier.size() {
+                return Err(bad(&step, "positions out of order"));
+            }
+            let hash = match leaf.content {
+                Some(pb::log_leaf::Content::Entry(bytes)) => {
+                    let entry = pb::AuditEntry::decode(bytes.as_slice())
+                        .map_err(|_| bad(&step, "an entry does not decode"))?;
+                    view.entries.push((leaf.index, entry));
+                    leaf_hash(&bytes)
+                }
+                Some(pb::log_leaf::Content::LeafHash(bytes)) => {
+                    view.hashes_only += 1;
+                    bytes
+                        .try_into()
+                        .map_err(|_| bad(&step, "a leaf hash is not 32 bytes"))?
+                }
+                None => return Err(bad(&step, "an empty position")),
+            };
+            frontier.push(hash);
+            if frontier.size() == checkpoint.size {
+                break;
+            }
+        }
+    }
+    if frontier.root() != checkpoint.root {
+        return Err(bad(
+            &step,
+            "the recomputed root differs from the signed checkpoint",
+        ));
+    }
+    Ok(view)
+}
+
+/// One entry in a line.
+fn entry_line(index: u64, e: &pb::AuditEntry) -> String {
+    let verdict = match (
+        pb::AuditEvent::try_from(e.event),
+        pb::Verdict::try_from(e.verdict),
+    ) {
+        (Ok(pb::AuditEvent::Grounds), _) => "ground recorded".to_owned(),
+        (Ok(pb::AuditEvent::AuditAccess), _) => format!("audit read {}", e.detail),
+        (_, Ok(pb::Verdict::Allow)) => format!("allow {}", e.reason_code),
+        (_, Ok(pb::Verdict::Deny)) => format!("DENY {}", e.reason_code),
+        _ => e.reason_code.clone(),
+    };
+    let time = e
+        .time
+        .as_ref()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+        .map(|t| format!("{:02}:{:02}", t.hour(), t.minute()))
+        .unwrap_or_default();
+    let counterpart = if e.counterpart_party.is_empty() || e.counterpart_party == e.requester_party
+    {
+        String::new()
+    } else {
+        format!(" -> {}", e.counterpart_party)
+    };
+    format!(
+        "#{index:<3} {time}  {:<17} {}{counterpart}  {verdict}",
+        e.operation, e.requester_party
+    )
+}
+
+/// Plays act 7 and sums the story up.
+pub(crate) async fn play(story: &mut Story<'_>) -> Result<DemoSummary, DemoError> {
+    story.say.act(
+        7,
+        "The auditors: verify, scope, and a subject-access report",
+        &[
+            "The supervisory body (COC) checks the log without trusting the gateway: it pins the",
+            "gateway's verifier key out of band, verifies every signed checkpoint and every receipt the",
+            "parties received, recomputes the tree and checks that the log only grew. A DPO sees only",
+            "the entries of their own organisation; the rest are leaf hashes, enough to recompute it.",
+        ],
+    )?;
+    let verifier = Verifier::parse(&story.pinned_key).map_err(verify_error("the pinned key"))?;
+    let mut checkpoints: BTreeMap<u64, Checkpoint> = BTreeMap::new();
+
+    story.clock.set(16, 0);
+    story.say.step(
+        COC,
+        "GetCheckpoint",
+        "the latest signed checkpoint, checked against the pinned key",
+    )?;
+    let (story_end, _) = checkpoint(story, COC, &verifier).await?;
+    story.say.detail(
+        "checkpoint",
+        &format!(
+            "{}, size {}, root {}: signature valid",
+            story_end.origin,
+            story_end.size,
+            short_root(&story_end.root)
+        ),
+    )?;
+    checkpoints.insert(story_end.size, story_end.clone());
+
+    story.say.step(
+        COC,
+        "(offline)",
+        "verify every receipt handed out in the story",
+    )?;
+    for (i, r) in story.receipts.iter().enumerate() {
+        let receipt = Receipt {
+            index: r.index,
+            entry: r.entry.clone(),
+            proof: r.proof.clone(),
+        };
+        let verified = receipt
+            .verify(&story.pinned_key)
+            .map_err(verify_error(format!("receipt {i} (entry #{})", r.index)))?;
+        checkpoints.insert(verified.checkpoint.size, verified.checkpoint);
+    }
+    let receipts_verified = story.receipts.len();
+    story.say.detail(
+        "receipts",
+        &format!(
+            "{receipts_verified} of {receipts_verified} verified: signed checkpoint + inclusion proof"
+        ),
+    )?;
+    story.say.detail(
+        "checkpoints",
+        &format!(
+            "{} distinct signed checkpoints seen, sizes {} to {}",
+            checkpoints.len(),
+            checkpoints.keys().next().copied().unwrap_or(0),
+            story_end.size
+        ),
+    )?;
+
+    story.say.step(
+        COC,
+        "GetEntries",
+        &format!("positions 0..{}: recompute the tree", story_end.size),
+    )?;
+    let all = view(story, COC, &story_end).await?;
+    let exchanges: Vec<&pb::AuditEntry> = all
+        .entries
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.event == pb::AuditEvent::Exchange as i32)
+        .collect();
+    let refused = exchanges
+        .iter()
+        .filter(|e| e.verdict == pb::Verdict::Deny as i32)
+        .count() as u64;
+    let review = exchanges
+        .iter()
+        .filter(|e| e.obligations.as_ref().is_some_and(|o| o.review))
+        .count();
+    story.say.detail(
+        "entries",
+        &format!(
+            "{} of {} in scope (the supervisor sees everything); root matches the checkpoint",
+            all.entries.len(),
+            story_end.size
+        ),
+    )?;
+    story.say.detail(
+        "exchanges",
+        &format!(
+            "{} decided, {refused} refused, {review} flagged for review",
+            exchanges.len()
+        ),
+    )?;
+    if all.hashes_only != 0 || refused == 0 {
+        return Err(bad(
+            "7. coc GetEntries",
+            "the supervisor's view is incomplete",
+        ));
+    }
+
+    story.clock.set(16, 30);
+    story.say.step(
+        DPO_CGG,
+        "GetEntries",
+        "the CGG's DPO reads the log: only entries naming cgg-eclips",
+    )?;
+    let (dpo_checkpoint, _) = checkpoint(story, DPO_CGG, &verifier).await?;
+    let dpo = view(story, DPO_CGG, &dpo_checkpoint).await?;
+    checkpoints.insert(dpo_checkpoint.size, dpo_checkpoint.clone());
+    story.say.detail(
+        "scope",
+        &format!(
+            "{} entries in scope, {} as leaf hashes only; root recomputed, matches checkpoint {}",
+            dpo.entries.len(),
+            dpo.hashes_only,
+            dpo_checkpoint.size
+        ),
+    )?;
+    let mut label = "sees";
+    for (index, entry) in &dpo.entries {
+        story.say.detail(label, &entry_line(*index, entry))?;
+        label = "";
+    }
+    let outside = dpo.entries.iter().any(|(_, e)| {
+        e.requester_party != super::cast::CGG && e.counterpart_party != super::cast::CGG
+    });
+    if outside || dpo.hashes_only == 0 || dpo.entries.is_empty() {
+        return Err(bad(
+            "7. dpo-cgg-eclips GetEntries",
+            "the DPO's scope is not limited to the CGG",
+        ));
+    }
+
+    story.clock.set(16, 45);
+    let lotte = story.people.lotte.clone();
+    story.say.step(
+        COC,
+        "SubjectReport",
+        &format!(
+            "{} asks who exchanged what about her (GDPR art. 15, LED art. 25, via the COC)",
+            lotte.name
+        ),
+    )?;
+    let mut audit = story.wire.audit(COC).await?;
+    let report = allowed(
+        "7. coc SubjectReport",
+        audit
+            .subject_report(pb::SubjectReportRequest {
+                subject: lotte.subject(),
+            })
+            .await,
+    )?;
+    story
+        .say
+        .detail("subject", &psn(&report.subject_pseudonym))?;
+    let mut label = "report";
+    for line in &report.lines {
+        let Some(entry) = &line.entry else { continue };
+        story.say.detail(label, &entry_line(line.index, entry))?;
+        label = "";
+        let fields: Vec<String> = entry
+            .released_fields
+            .iter()
+            .map(|f| format!("{}:{}", f.field, f.form))
+            .collect();
+        if !fields.is_empty() {
+            story.say.sublist(&fields)?;
+        }
+    }
+    story.say.detail(
+        "withheld",
+        &format!("{} entries outside the caller's scope", report.withheld),
+    )?;
+    if report.lines.is_empty() {
+        return Err(bad("7. coc SubjectReport", "no lines about Lotte"));
+    }
+
+    story.clock.set(17, 0);
+    story.say.step(
+        COC,
+        "GetCheckpoint + GetConsistencyProof",
+        "the log only grew: every checkpoint seen is a prefix of the last",
+    )?;
+    let (last, _) = checkpoint(story, COC, &verifier).await?;
+    let mut audit = story.wire.audit(COC).await?;
+    for (size, earlier) in &checkpoints {
+        if *size == last.size {
+            if earlier.root != last.root {
+                return Err(bad("7. consistency", "two roots for one tree size"));
+            }
+            continue;
+        }
+        let proof = allowed(
+            "7. coc GetConsistencyProof",
+            audit
+                .get_consistency_proof(pb::GetConsistencyProofRequest {
+                    old_size: *size,
+                    new_size: last.size,
+                })
+                .await,
+        )?;
+        let hashes: Vec<Hash> = proof
+            .hashes
+            .into_iter()
+            .map(|h| h.try_into())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad("7. consistency", "a proof hash is not 32 bytes"))?;
+        if !check_tree(&hashes, last.size, &last.root, *size, &earlier.root) {
+            return Err(bad(
+                "7. consistency",
+                &format!(
+                    "checkpoint {size} is not a prefix of checkpoint {}",
+                    last.size
+                ),
+            ));
+        }
+    }
+    let first = checkpoints.keys().next().copied().unwrap_or(0);
+    story.say.detail(
+        "consistent",
+        &format!(
+            "first checkpoint (size {first}) -> last (size {}), and all {} checkpoints seen",
+            last.size,
+            checkpoints.len()
+        ),
+    )?;
+
+    story.say.detail(
+        "parties",
+        &format!(
+            "{} parties called the gateway, each over mutual TLS with its own certificate",
+            story.wire.parties_connected()
+        ),
+    )?;
+
+    Ok(DemoSummary {
+        exchanges: exchanges.len() as u64,
+        refused,
+        log_size: last.size,
+        receipts_verified,
+        pki: Default::default(),
+        verifier_key: String::new(),
+    })
+}

@@ -1,0 +1,183 @@
+//! Act 6: necessity (noodtoestand). A young man followed by the CGG has gone missing; the police ask
+//! the CGG what helps to find him, with a written weighing. Allowed, flagged for review, kept 7 days.
+
+use tonic::Code;
+
+use crate::proto::v1 as pb;
+
+use super::case::{ask, choice, text};
+use super::cast::{CGG, POLICE};
+use super::narrate::{allowed, psn, refused};
+use super::{DemoError, Story};
+
+/// The written weighing of interests: which danger, why urgent, why no other means.
+const JUSTIFICATION: &str = "Jonas (22) left a farewell message last night and has not been seen \
+     since 23:00. His family fears suicide. Phone location and searches of known places gave nothing; \
+     his counsellor may know where he goes or who he trusts.";
+
+/// The fields the police ask for.
+const FIELDS: [&str; 4] = [
+    "subject.phone",
+    "care.counsellor_contact",
+    "care.risk_assessment",
+    "safety.risk_level",
+];
+
+/// The request, with a given justification.
+fn request(story: &Story<'_>, justification: &str) -> pb::RequestContextRequest {
+    pb::RequestContextRequest {
+        subject: story.people.jonas.subject(),
+        holder: CGG.to_owned(),
+        purpose: "missing-vulnerable-person".to_owned(),
+        fields: FIELDS.iter().map(|f| ask(f)).collect(),
+        justification: justification.to_owned(),
+    }
+}
+
+/// Plays act 6.
+pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
+    story.say.act(
+        6,
+        "Noodtoestand: a missing vulnerable person",
+        &[
+            "Jonas, followed by the CGG, has gone missing and may be in danger of his life. Under the",
+            "state of necessity the CGG may break its secrecy if that is the only way left. The police",
+            "must write down the weighing; the CGG still decides whether to answer.",
+        ],
+    )?;
+    let mut police = story.wire.exchange(POLICE).await?;
+
+    story.clock.set(14, 5);
+    let step = "6. pz-gent RequestContext, one line";
+    story.say.step(
+        POLICE,
+        "RequestContext",
+        "ask cgg-eclips, purpose missing-vulnerable-person, justification \"urgent, missing\"",
+    )?;
+    let status = refused(
+        step,
+        police
+            .request_context(request(story, "urgent, missing"))
+            .await,
+        Code::PermissionDenied,
+        Some("JUSTIFICATION_REQUIRED"),
+    )?;
+    story.say.refusal(&status)?;
+
+    story.clock.set(14, 12);
+    let step = "6. pz-gent RequestContext, with weighing";
+    story.say.step(
+        POLICE,
+        "RequestContext",
+        "again, with the written weighing of interests",
+    )?;
+    story.say.detail(
+        "why",
+        &format!(
+            "{} characters (at least 80 required)",
+            JUSTIFICATION.chars().count()
+        ),
+    )?;
+    let requested = allowed(
+        step,
+        police.request_context(request(story, JUSTIFICATION)).await,
+    )?;
+    story.say.decision(requested.decision.as_ref())?;
+    let decision = requested.decision.clone().unwrap_or_default();
+    story.say.grants("may get", &decision.fields)?;
+    let obligations = decision.obligations.unwrap_or_default();
+    if !obligations.review || obligations.retention_days != 7 {
+        return Err(DemoError::unexpected(
+            step,
+            "review and a 7-day retention",
+            super::narrate::obligations_text(Some(&obligations)),
+        ));
+    }
+    story.receipt(step, requested.receipt)?;
+
+    story.clock.set(14, 20);
+    let step = "6. cgg ListIncoming";
+    story.say.step(
+        CGG,
+        "ListIncoming",
+        "the psychologist on call reads the request",
+    )?;
+    let mut cgg = story.wire.exchange(CGG).await?;
+    let incoming = allowed(
+        step,
+        cgg.list_incoming(pb::ListIncomingRequest::default()).await,
+    )?;
+    let pending = incoming
+        .requests
+        .iter()
+        .find(|r| r.ticket_id == requested.ticket_id)
+        .ok_or_else(|| DemoError::unexpected(step, "the urgent request listed", "not listed"))?;
+    story.say.detail(
+        "request",
+        &format!(
+            "from {}, purpose {}, about {}",
+            pending.requester,
+            pending.purpose,
+            psn(&pending.subject_pseudonym)
+        ),
+    )?;
+    story
+        .say
+        .wrap("why", &format!("\"{}\"", pending.justification))?;
+    story.say.grants("may answer", &pending.fields)?;
+
+    story.clock.set(14, 24);
+    let step = "6. cgg Respond";
+    story.say.step(
+        CGG,
+        "Respond",
+        "decides to answer: phone, counsellor, risk assessment (no diagnosis)",
+    )?;
+    let answered = allowed(
+        step,
+        cgg.respond(pb::RespondRequest {
+            ticket_id: requested.ticket_id.clone(),
+            fields: vec![
+                text("subject.phone", "0486 55 21 09"),
+                text(
+                    "care.counsellor_contact",
+                    "CGG Eclips, crisis permanence, 09 223 45 67",
+                ),
+                text(
+                    "care.risk_assessment",
+                    "acute risk; often goes to the Blaarmeersen lake; trusts his sister",
+                ),
+                choice("safety.risk_level", "acute"),
+            ],
+        })
+        .await,
+    )?;
+    story.receipt(step, answered.receipt)?;
+
+    story.clock.set(14, 25);
+    let step = "6. pz-gent GetResult";
+    story.say.step(
+        POLICE,
+        "GetResult",
+        &format!("ticket {}", requested.ticket_id),
+    )?;
+    let result = allowed(
+        step,
+        police
+            .get_result(pb::GetResultRequest {
+                ticket_id: requested.ticket_id.clone(),
+                wait: None,
+            })
+            .await,
+    )?;
+    story.say.released("police see", &result.released)?;
+    if result.released.len() != FIELDS.len() {
+        return Err(DemoError::unexpected(
+            step,
+            format!("{} released fields", FIELDS.len()),
+            result.released.len().to_string(),
+        ));
+    }
+    story.receipt(step, result.receipt)?;
+    Ok(())
+}
