@@ -9,9 +9,7 @@ use super::checkpoint::Checkpoint;
 use super::error::AuditError;
 use super::hash::{Frontier, Hash, check_tree, leaf_hash, prove_tree, stored_hash_index};
 use super::keys::Verifier;
-use super::store::{
-    CHECKPOINT_PREFIX, ENTRY_PREFIX, HASH_PREFIX, Store, hashes_key, key_number, numbered_key,
-};
+use super::store::{CHECKPOINT_PREFIX, ENTRY_PREFIX, HASH_PREFIX, Store, key_number};
 
 /// What a successful verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +51,7 @@ pub fn verify_log(
 ) -> Result<VerifyReport, AuditError> {
     let tree = store.tree();
     let mut checkpoints = tree.scan_prefix(CHECKPOINT_PREFIX).peekable();
+    let mut hashes = tree.scan_prefix(HASH_PREFIX);
     let mut frontier = Frontier::new();
     let mut roots: Vec<(u64, Hash)> = Vec::new();
 
@@ -93,18 +92,23 @@ pub fn verify_log(
 
     check_checkpoints_at(0, frontier.root(), &mut roots)?;
     let mut expected = 0u64;
-    // Point reads, not a scan: a sled iterator copies its current node on every step, which
-    // makes scans of large logs several times slower than gets.
-    while let Some(entry) = tree.get(numbered_key(ENTRY_PREFIX, expected))? {
-        let index = expected;
+    for kv in tree.scan_prefix(ENTRY_PREFIX) {
+        let (k, entry) = kv?;
+        let index = key_number(&k).ok_or(AuditError::Internal("short entry key"))?;
+        if index != expected {
+            return Err(AuditError::Corrupt {
+                index: expected,
+                reason: "entry is missing".into(),
+            });
+        }
         let start = stored_hash_index(0, index);
         let wanted = frontier.push(leaf_hash(&entry));
         let missing = || AuditError::Corrupt {
             index,
             reason: format!("stored hashes at {start} are missing"),
         };
-        let hv = tree.get(hashes_key(index))?.ok_or_else(missing)?;
-        if hv.len() != wanted.len() * 32 {
+        let (hk, hv) = hashes.next().ok_or_else(missing)??;
+        if key_number(&hk) != Some(start) || hv.len() != wanted.len() * 32 {
             return Err(missing());
         }
         for (j, (want, stored)) in wanted.iter().zip(hv.chunks_exact(32)).enumerate() {
@@ -128,24 +132,7 @@ pub fn verify_log(
         }
     }
     progress(expected);
-    if let Some(extra) = tree
-        .range(numbered_key(ENTRY_PREFIX, expected)..=numbered_key(ENTRY_PREFIX, u64::MAX))
-        .next()
-    {
-        let (k, _) = extra?;
-        return Err(AuditError::Corrupt {
-            index: expected,
-            reason: format!(
-                "entry is missing, yet entry {} is stored",
-                key_number(&k).unwrap_or(0)
-            ),
-        });
-    }
-    let hashes_end = numbered_key(HASH_PREFIX, stored_hash_index(0, expected));
-    if let Some(extra) = tree
-        .range(hashes_end..=numbered_key(HASH_PREFIX, u64::MAX))
-        .next()
-    {
+    if let Some(extra) = hashes.next() {
         let (hk, _) = extra?;
         return Err(AuditError::Corrupt {
             index: expected,
