@@ -81,6 +81,17 @@ fn pki_init_then_issue_then_force() {
     let out = ketenpoort(&["pki", "issue", "--party", "Not A Party"], cwd);
     assert!(!out.status.success());
 
+    // A broken parties file makes --force refuse before it removes anything.
+    std::fs::write(
+        cwd.join("policies/parties.toml"),
+        "[[party]]\nid = \"Bad Id\"\n",
+    )
+    .unwrap();
+    let out = ketenpoort(&["pki", "init", "--force"], cwd);
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read(pki.join("ca.pem")).unwrap(), ca_before);
+
+    std::fs::write(cwd.join("policies/parties.toml"), PARTIES).unwrap();
     let out = ketenpoort(&["pki", "init", "--force"], cwd);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_ne!(std::fs::read(pki.join("ca.pem")).unwrap(), ca_before);

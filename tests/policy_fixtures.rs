@@ -23,3 +23,18 @@ fn mini_set_fixtures_all_pass() {
     assert!(n >= 15, "only {n} cases");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn shipped_policy_set_fixtures_all_pass() {
+    let (n, failures) = run(Path::new("policies"));
+    assert!(n >= 60, "only {n} cases");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn shipped_policy_set_loads_without_warnings_and_has_a_stable_digest() {
+    let a = PolicySet::load(Path::new("policies")).expect("shipped set loads");
+    let b = PolicySet::load(Path::new("policies")).expect("shipped set loads");
+    assert_eq!(a.digest(), b.digest());
+    assert!(a.agreements().count() >= 7);
+}

@@ -211,6 +211,9 @@ impl std::fmt::Display for Verifier {
 pub const CURRENT_KEY_FILE: &str = "audit.key";
 /// The file of the previous signing key during a rotation overlap.
 pub const PREVIOUS_KEY_FILE: &str = "audit.previous.key";
+/// The public verifier keys of retired signing keys, one per line, so that checkpoints they
+/// signed keep verifying.
+pub const RETIRED_VKEYS_FILE: &str = "audit.retired.vkeys";
 
 /// Loads the log's signers from `keys_dir`: the current key (created on first use) and, during a
 /// rotation overlap, the previous one, which then co-signs every checkpoint.
@@ -276,7 +279,27 @@ pub fn rotate(keys_dir: &Path) -> Result<Signer, AuditError> {
     Ok(new)
 }
 
-/// Ends a rotation overlap: deletes the previous key, so checkpoints are signed by the new key only.
+/// Every verifier key the log's checkpoints may carry: current, previous, then retired ones.
+pub fn known_verifiers(keys_dir: &Path) -> Result<Vec<Verifier>, AuditError> {
+    let mut verifiers: Vec<Verifier> = read_signers(keys_dir)?
+        .iter()
+        .map(Signer::verifier)
+        .collect();
+    let retired = keys_dir.join(RETIRED_VKEYS_FILE);
+    if retired.exists() {
+        let text = std::fs::read_to_string(&retired).map_err(|source| AuditError::KeyFile {
+            path: retired.clone(),
+            source,
+        })?;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            verifiers.push(Verifier::parse(line)?);
+        }
+    }
+    Ok(verifiers)
+}
+
+/// Ends a rotation overlap: deletes the previous key, so checkpoints are signed by the new key
+/// only, and records its verifier key in the retired list.
 pub fn retire_previous(keys_dir: &Path) -> Result<Option<Verifier>, AuditError> {
     let previous = keys_dir.join(PREVIOUS_KEY_FILE);
     if !previous.exists() {
@@ -284,6 +307,22 @@ pub fn retire_previous(keys_dir: &Path) -> Result<Option<Verifier>, AuditError> 
     }
     let signers = read_signers(keys_dir)?;
     let retired = signers.last().map(Signer::verifier);
+    if let Some(v) = &retired {
+        let path = keys_dir.join(RETIRED_VKEYS_FILE);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| {
+                use std::io::Write;
+                writeln!(f, "{v}")?;
+                f.sync_all()
+            })
+            .map_err(|source| AuditError::KeyFile {
+                path: path.clone(),
+                source,
+            })?;
+    }
     std::fs::remove_file(&previous).map_err(|source| AuditError::KeyFile {
         path: previous.clone(),
         source,
@@ -375,6 +414,8 @@ mod tests {
         assert!(rotate(dir.path()).is_err());
         let retired = retire_previous(dir.path()).unwrap().unwrap();
         assert_eq!(retired, first[0].verifier());
+        let known = known_verifiers(dir.path()).unwrap();
+        assert_eq!(known, vec![new.verifier(), first[0].verifier()]);
         assert_eq!(
             load_signers(dir.path(), "example.org/log").unwrap().len(),
             1

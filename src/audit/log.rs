@@ -84,6 +84,9 @@ impl StateChange {
 pub(crate) struct Shared {
     pub store: Store,
     pub accepting: AtomicBool,
+    /// Unit tests set this to make the next commit fail as a storage error would.
+    #[cfg(test)]
+    pub fail_next_commit: AtomicBool,
     size: AtomicU64,
     /// The latest checkpoint's size and signed note, replaced after each durable commit.
     latest: RwLock<(u64, String)>,
@@ -159,6 +162,8 @@ impl AuditLog {
         let shared = Arc::new(Shared {
             store,
             accepting: AtomicBool::new(true),
+            #[cfg(test)]
+            fail_next_commit: AtomicBool::new(false),
             size: AtomicU64::new(size),
             latest: RwLock::new((size, signed)),
         });
@@ -467,4 +472,81 @@ fn recover(
         }
     }
     Ok((size, signed, frontier))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::v1::AuditEvent;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_commit_fails_its_batch_and_closes_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = "unit.ketenpoort.test/audit";
+        let signer = Signer::generate(origin).unwrap();
+        let mut config = AuditConfig::new(dir.path().join("audit"), origin);
+        config.batch_delay = Duration::from_millis(50);
+        let log = AuditLog::open(config.clone(), vec![signer.clone()]).unwrap();
+        let e = AuditEntry {
+            event: AuditEvent::Exchange as i32,
+            ..Default::default()
+        };
+        log.append(&e, vec![]).await.unwrap();
+        log.inner
+            .shared
+            .fail_next_commit
+            .store(true, Ordering::Release);
+        // Several waiters share the failing batch (the writer waits 50 ms for company).
+        let waiters: Vec<_> = (0..5)
+            .map(|i| {
+                let (log, e) = (log.clone(), e.clone());
+                tokio::spawn(async move {
+                    log.append(&e, vec![StateChange::put(format!("s/{i}"), b"x".to_vec())])
+                        .await
+                })
+            })
+            .collect();
+        for w in waiters {
+            let r = w.await.unwrap();
+            assert!(
+                matches!(
+                    r,
+                    Err(AuditError::CommitFailed(_)) | Err(AuditError::NotAccepting)
+                ),
+                "{r:?}"
+            );
+        }
+        assert!(!log.is_accepting());
+        assert!(matches!(
+            log.append(&e, vec![]).await,
+            Err(AuditError::NotAccepting)
+        ));
+        assert_eq!(log.size(), 1);
+        assert_eq!(log.state_get(b"s/0").unwrap(), None);
+        log.shutdown().await;
+        drop(log);
+        // Reopening recovers: the log accepts again and nothing of the failed batch is there.
+        let log = AuditLog::open(config, vec![signer]).unwrap();
+        assert!(log.is_accepting());
+        assert_eq!(log.size(), 1);
+        assert_eq!(log.append(&e, vec![]).await.unwrap().index, 1);
+        log.shutdown().await;
+    }
+
+    #[test]
+    fn open_needs_a_runtime_and_a_matching_signer() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Signer::generate("a.example/log").unwrap();
+        let err = AuditLog::open(
+            AuditConfig::new(dir.path(), "a.example/log"),
+            vec![signer.clone()],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("tokio runtime"));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let _guard = rt.enter();
+        let err = AuditLog::open(AuditConfig::new(dir.path(), "b.example/log"), vec![signer])
+            .unwrap_err();
+        assert!(err.to_string().contains("not named after the origin"));
+    }
 }

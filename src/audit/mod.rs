@@ -4,7 +4,26 @@
 //! `golang.org/x/mod/sumdb/tlog`, C2SP signed-note checkpoints (Ed25519 via ring), receipts in the
 //! C2SP `tlog-proof@v1` format, a group-commit writer that commits entries together with the
 //! gateway's state changes, search indexes, and full verification. Go's `sumdb/note` and
-//! `sumdb/tlog` verify our checkpoints, receipts and proofs unchanged.
+//! `sumdb/tlog` verify our checkpoints, receipts and proofs unchanged (see `interop/go/`).
+//!
+//! # Durability
+//! An append is acknowledged (its [`Receipt`] returned) only after the batch holding it, the
+//! caller's state changes, the stored hashes, the index keys and the batch's signed checkpoint
+//! were written in one atomic sled batch and flushed. A failed write or flush fails every waiter
+//! of the batch, and the log refuses appends until reopened. On open, the root recomputed from
+//! the stored hashes must equal the last signed checkpoint.
+//!
+//! # Key rotation
+//! The origin never changes; keys overlap by dual signing. The keys live in `<data-dir>/keys/`:
+//! `audit.key` (current) and, during an overlap, `audit.previous.key`.
+//! 1. Stop the gateway and run `ketenpoort audit rotate-key`: the current key becomes the
+//!    previous one, a new key is made, and a key-rotation entry is appended and signed by both.
+//! 2. Publish the new verifier key (`ketenpoort audit vkey`) next to the old one. While both key
+//!    files exist, [`keys::load_signers`] returns both and every checkpoint carries both
+//!    signatures, so parties pinning either key keep verifying.
+//! 3. When every party pins the new key, run `ketenpoort audit retire-key`. Old checkpoints and
+//!    receipts keep verifying against the old verifier key, which auditors keep pinned for them
+//!    (`ketenpoort audit verify --vkey OLD --vkey NEW`).
 
 pub mod checkpoint;
 pub mod entry;

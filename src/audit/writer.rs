@@ -190,6 +190,12 @@ impl Writer {
         };
         let signed = note::sign(&checkpoint.body(), &self.signers)?;
         batch.insert(numbered_key(CHECKPOINT_PREFIX, size), signed.as_bytes());
+        #[cfg(test)]
+        if self.shared.fail_next_commit.swap(false, Ordering::AcqRel) {
+            return Err(AuditError::Storage(sled::Error::Unsupported(
+                "injected write failure".into(),
+            )));
+        }
         store.tree().apply_batch(batch)?;
         store.tree().flush()?;
         self.frontier = frontier;

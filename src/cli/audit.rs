@@ -53,7 +53,8 @@ enum AuditCommand {
     Verify {
         #[command(flatten)]
         dir: DataDir,
-        /// Pinned verifier keys (note format); by default the keys in <data-dir>/keys.
+        /// Pinned verifier keys (note format); by default the current, previous and retired
+        /// keys in <data-dir>/keys.
         #[arg(long = "vkey")]
         vkeys: Vec<String>,
     },
@@ -229,10 +230,7 @@ pub fn run(args: AuditArgs) -> Result<()> {
 
 fn verify(dir: &DataDir, vkeys: &[String]) -> Result<()> {
     let verifiers: Vec<Verifier> = if vkeys.is_empty() {
-        read_signers(&dir.keys())?
-            .iter()
-            .map(|s| s.verifier())
-            .collect()
+        keys::known_verifiers(&dir.keys())?
     } else {
         vkeys
             .iter()

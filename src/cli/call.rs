@@ -49,7 +49,7 @@ pub struct CallArgs {
     /// The request as proto3 JSON, `@file.json`, or `@-` for stdin.
     #[arg(long, default_value = "{}")]
     data: String,
-    /// The gateway address.
+    /// The gateway address (`https://host:port`; a bare `host:port` means the same).
     #[arg(long, default_value = DEFAULT_ADDRESS)]
     addr: String,
     /// The dev PKI directory (as made by `ketenpoort pki init` or `ketenpoort serve`).

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 
-use ketenpoort::identity::DevPki;
+use ketenpoort::identity::{DevPki, is_valid_party_id};
 
 /// Make or extend the development PKI.
 #[derive(Debug, Args)]
@@ -62,6 +62,14 @@ pub fn run(args: PkiArgs) -> Result<()> {
 
 fn init(dir: &Path, policies: &Path, server_names: &[String], force: bool) -> Result<()> {
     let parties = party_ids(policies)?;
+    // Check the ids before --force removes anything, so a typo cannot leave no PKI at all.
+    if let Some(bad) = parties.iter().find(|id| !is_valid_party_id(id)) {
+        bail!("{bad:?} in parties.toml is not a valid party id ([a-z0-9][a-z0-9-]*)");
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(twice) = parties.iter().find(|id| !seen.insert(id.as_str())) {
+        bail!("party {twice:?} is listed twice in parties.toml");
+    }
     if DevPki::exists(dir) {
         if !force {
             bail!(

@@ -175,11 +175,12 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
                 b.digest_hex()
             );
             let changes = diff(&a, &b, now);
+            let mut out = String::new();
             for c in &changes {
-                println!("{c}");
+                out.push_str(&format!("{c}\n"));
             }
-            println!(
-                "{} change(s): {} gained, {} lost, {} changed form",
+            out.push_str(&format!(
+                "{} change(s): {} gained, {} lost, {} changed form\n",
                 changes.len(),
                 changes.iter().filter(|c| c.old.is_none()).count(),
                 changes.iter().filter(|c| c.new.is_none()).count(),
@@ -187,9 +188,19 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
                     .iter()
                     .filter(|c| c.old.is_some() && c.new.is_some())
                     .count()
-            );
+            ));
+            write_stdout(&out)?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn write_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
     }
 }
 

@@ -21,6 +21,7 @@ mod locks;
 mod push;
 mod request;
 mod subject;
+mod sweep;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,7 @@ use crate::release::ReleaseKey;
 use crate::store::Store;
 
 pub use error::{ExchangeError, Violation};
+pub use sweep::SweepReport;
 
 /// The authenticated caller of a use case.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -542,3 +542,64 @@ impl Gateway {
         crate::release::project(record, decision, &ctx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_size_is_bounded() {
+        assert_eq!(page_size(0), DEFAULT_PAGE);
+        assert_eq!(page_size(-3), DEFAULT_PAGE);
+        assert_eq!(page_size(7), 7);
+        assert_eq!(page_size(1_000_000), MAX_PAGE);
+    }
+
+    #[test]
+    fn justification_is_trimmed_and_bounded() {
+        assert_eq!(justification("  ").expect("ok"), None);
+        assert_eq!(
+            justification(" acute danger ").expect("ok").as_deref(),
+            Some("acute danger")
+        );
+        assert!(justification(&"x".repeat(MAX_JUSTIFICATION + 1)).is_err());
+    }
+
+    #[test]
+    fn field_requests_parse_forms_and_report_each_bad_one() {
+        let ok = field_requests(
+            &[
+                crate::proto::v1::FieldRequest {
+                    field: "subject.birth_date".into(),
+                    form: "year".into(),
+                },
+                crate::proto::v1::FieldRequest {
+                    field: "subject.name".into(),
+                    form: String::new(),
+                },
+            ],
+            "fields",
+        )
+        .expect("valid");
+        assert_eq!(ok[0].form, Some(Transform::Year));
+        assert_eq!(ok[1].form, None);
+
+        let Err(ExchangeError::InvalidArgument(violations)) = field_requests(
+            &[
+                crate::proto::v1::FieldRequest {
+                    field: String::new(),
+                    form: String::new(),
+                },
+                crate::proto::v1::FieldRequest {
+                    field: "subject.name".into(),
+                    form: "shout".into(),
+                },
+            ],
+            "fields",
+        ) else {
+            panic!("expected violations");
+        };
+        let paths: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(paths, ["fields[0].field", "fields[1].form"]);
+    }
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::audit::{AuditConfig, AuditError, AuditLog, Signer};
+use crate::audit::{AuditConfig, AuditError, AuditLog, keys};
 use crate::config::Config;
 use crate::exchange::{Clock, Gateway, Settings};
 use crate::grpc::auth::Authenticator;
@@ -108,14 +108,15 @@ pub fn prepare(config: &Config, clock: Clock) -> Result<Prepared, LaunchError> {
         path: keys.clone(),
         source,
     })?;
-    let signer = Signer::load_or_create(&keys.join("audit.key"), &config.audit.origin)?;
+    // The current key, plus the previous one during a rotation overlap (it co-signs checkpoints).
+    let signers = keys::load_signers(&keys, &config.audit.origin)?;
     let subjects = SubjectKey::load_or_create(&keys.join("subject.key"))?;
     let release = release_key(&keys.join("release.key"))?;
 
     let mut audit = AuditConfig::new(config.audit_dir(), config.audit.origin.clone());
     audit.batch_max = config.audit.batch_max.max(1);
     audit.batch_delay = Duration::from_millis(config.audit.batch_delay_ms);
-    let log = AuditLog::open(audit, vec![signer])?;
+    let log = AuditLog::open(audit, signers)?;
 
     let (tls_config, dev_pki, created_pki) = match &config.tls {
         Some(paths) => (

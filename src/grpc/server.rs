@@ -19,6 +19,10 @@ use crate::proto::v1 as pb;
 
 /// How often the health reporter looks at the audit log.
 const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
+/// How long in-flight calls may take to finish after the shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often expired tickets and payloads past retention are removed.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +76,21 @@ async fn watch_log(reporter: HealthReporter, gateway: Gateway) {
     }
 }
 
+/// Removes expired tickets and payloads past retention, for as long as the server runs.
+async fn sweep(gateway: Gateway) {
+    let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        ticker.tick().await;
+        match gateway.sweep_expired().await {
+            Ok(report) if report != Default::default() => {
+                tracing::info!(?report, "retention sweep");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "retention sweep failed"),
+        }
+    }
+}
+
 /// Everything the server needs besides the socket.
 #[derive(Debug, Clone)]
 pub struct ServerSetup {
@@ -99,6 +118,7 @@ pub async fn serve(
     let (reporter, health) = tonic_health::server::health_reporter();
     report_health(&reporter, ServingStatus::Serving).await;
     let health_task = tokio::spawn(watch_log(reporter, setup.gateway.clone()));
+    let sweep_task = tokio::spawn(sweep(setup.gateway.clone()));
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -112,7 +132,14 @@ pub async fn serve(
     let services = Services::new(setup.gateway.clone());
     let auth = setup.authenticator.clone();
     let incoming = tls::incoming(listener, setup.tls.clone());
-    let result = Server::builder()
+    // Graceful drain with a limit: a client holding a stream open (a health Watch, a long
+    // GetResult wait) must not keep the process alive after Ctrl-C.
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = drain_tx.send(());
+    };
+    let server = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health)
         .add_service(reflection_v1)
@@ -132,8 +159,23 @@ pub async fn serve(
         .add_service(pb::policies_server::PoliciesServer::with_interceptor(
             services, auth,
         ))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .serve_with_incoming_shutdown(incoming, signal);
+    tokio::pin!(server);
+    let drain_deadline = async move {
+        if drain_rx.await.is_ok() {
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = tokio::select! {
+        result = &mut server => result,
+        () = drain_deadline => {
+            tracing::warn!("calls still open after the drain period; closing them");
+            Ok(())
+        }
+    };
     health_task.abort();
+    sweep_task.abort();
     result.map_err(ServeError::from)
 }

@@ -75,6 +75,7 @@ pub fn party_id_from_chain(chain: &[CertificateDer<'_>]) -> Result<String, PeerE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use rcgen::{CertificateParams, KeyPair, SanType};
 
     /// A self-signed certificate with the given SAN URIs (and one DNS name, to show that other
@@ -141,5 +142,27 @@ mod tests {
         der.push(0);
         assert_eq!(party_id_from_cert_der(&der), Err(PeerError::Parse));
         assert_eq!(party_id_from_chain(&[]), Err(PeerError::NoCertificate));
+    }
+
+    proptest! {
+        /// Hostile bytes from the network never panic the parser, and never yield a party.
+        #[test]
+        fn arbitrary_bytes_never_name_a_party(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            prop_assert!(party_id_from_cert_der(&bytes).is_err());
+        }
+
+        /// A truncated real certificate is refused, whatever the cut.
+        #[test]
+        fn truncated_certificates_are_refused(cut in 0usize..400) {
+            let der = good_cert();
+            let cut = cut.min(der.len() - 1);
+            prop_assert!(party_id_from_cert_der(&der[..cut]).is_err());
+        }
+    }
+
+    /// One valid party certificate, made once: key generation is the slow part.
+    fn good_cert() -> &'static [u8] {
+        static CERT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        CERT.get_or_init(|| cert_with_uris(&["urn:ketenpoort:party:pz-gent"]))
     }
 }

@@ -435,6 +435,28 @@ mod tests {
             );
         }
 
+        #[test]
+        fn nothing_printed_shows_the_number(
+            (year, mm, dd, serial) in valid_parts(),
+            input in "[0-9 .-]{0,16}",
+        ) {
+            let digits = build(year % 100, mm, dd, serial, year >= 2000);
+            let n = SubjectNumber::parse(&digits).unwrap();
+            for text in [n.to_string(), format!("{n:?}")] {
+                prop_assert!(!text.chars().any(|c| c.is_ascii_digit()), "{}", text);
+            }
+            // Errors name at most a digit count (two digits at most), never the input.
+            if let Err(e) = SubjectNumber::parse(&input) {
+                let text = format!("{e} {e:?}");
+                let longest_run = text
+                    .split(|c: char| !c.is_ascii_digit())
+                    .map(str::len)
+                    .max()
+                    .unwrap_or(0);
+                prop_assert!(longest_run <= 2, "{}", text);
+            }
+        }
+
         /// Mod 97 catches every single-digit change with one exception that the 2000+ rule
         /// creates: 2·10⁹ ≡ 68 ≡ 6·10⁷ (mod 97), so moving the second year digit by exactly 6
         /// turns a valid number of one century into a valid number of the other

@@ -49,8 +49,8 @@ impl fmt::Display for AccessChange {
     }
 }
 
-/// The grounds that satisfy every condition for one exchange.
-fn satisfied(req: &ExchangeRequest, now: OffsetDateTime) -> Grounds {
+/// Grounds that satisfy every case and consent condition for one exchange.
+pub fn satisfied_grounds(req: &ExchangeRequest, now: OffsetDateTime) -> Grounds {
     let long_ago = now - Duration::days(36_500);
     Grounds {
         cases: vec![CaseGround {
@@ -76,7 +76,7 @@ fn satisfied(req: &ExchangeRequest, now: OffsetDateTime) -> Grounds {
 
 fn form(set: &PolicySet, req: &ExchangeRequest, now: OffsetDateTime) -> Option<Transform> {
     set.field(&req.fields[0].field)?;
-    let d = set.decide(req, &satisfied(req, now), now);
+    let d = set.decide(req, &satisfied_grounds(req, now), now);
     d.fields.first().map(|g| g.form)
 }
 

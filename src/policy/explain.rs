@@ -53,7 +53,7 @@ impl PolicySet {
             for rule in &self.rules {
                 let failed = ctx.matches(rule).err().or_else(|| ctx.holds(rule).err());
                 let detail = match failed {
-                    None => "matches; all conditions hold".to_owned(),
+                    None => self.applies(rule),
                     Some(c) => self.detail(c, rule, req, now),
                 };
                 rules.push(RuleTrace {
@@ -68,6 +68,24 @@ impl PolicySet {
             now,
             rules,
             decision,
+        }
+    }
+
+    /// What a rule that matched and whose conditions hold does.
+    fn applies(&self, rule: &super::compile::CompiledRule) -> String {
+        let a = &self.agreements[rule.agreement];
+        let forbidden = a
+            .rules
+            .iter()
+            .find(|r| r.id == rule.rref.rule)
+            .and_then(|r| r.forbidden_fields.clone());
+        match (rule.effect, forbidden) {
+            (Effect::Permit, _) => "matches; all conditions hold".to_owned(),
+            (Effect::Forbid, None) => "applies: the exchange is forbidden".to_owned(),
+            (Effect::Forbid, Some(f)) => format!(
+                "applies: removes [{}]; asking for one of them is refused",
+                f.join(", ")
+            ),
         }
     }
 

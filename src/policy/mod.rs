@@ -11,6 +11,7 @@ mod diff;
 mod digest;
 mod explain;
 mod fixture;
+pub mod generate;
 mod load;
 mod model;
 mod raw;
@@ -21,7 +22,7 @@ mod transform;
 pub use decide::Check;
 pub use decision::{ALL_REASONS, Decision, FieldGrant, Obligations, ReasonCode, RuleRef, Verdict};
 pub use diagnostic::{LoadError, Problem, SourceFile};
-pub use diff::{AccessChange, diff};
+pub use diff::{AccessChange, diff, satisfied_grounds};
 pub use explain::{Explanation, RuleTrace};
 pub use fixture::{Expectation, ExpectedObligations, Fixture, load_fixtures, parse_fixtures};
 pub use model::{

@@ -324,10 +324,38 @@ fn deserialize_value<T: DeserializeOwned>(
             } else {
                 None
             };
-            problems.push(Problem::at(file, e.span().unwrap_or(span), message, hint));
+            let at = unknown_key_span(file, &message, span.clone())
+                .or(e.span())
+                .unwrap_or(span);
+            problems.push(Problem::at(file, at, message, hint));
             None
         }
     }
+}
+
+/// serde reports an unknown key at its table; point at the key itself instead.
+fn unknown_key_span(
+    file: &SourceFile,
+    message: &str,
+    within: Range<usize>,
+) -> Option<Range<usize>> {
+    let key = message.strip_prefix("unknown field `")?.split('`').next()?;
+    let text = file.text.get(within.clone())?;
+    let mut from = 0;
+    while let Some(i) = text[from..].find(key) {
+        let start = from + i;
+        let end = start + key.len();
+        let before_ok = text[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || c == '{' || c == ',' || c == '.');
+        let after_ok = text[end..].trim_start_matches([' ', '\t']).starts_with('=');
+        if before_ok && after_ok {
+            return Some(within.start + start..within.start + end);
+        }
+        from = end;
+    }
+    None
 }
 
 /// Which end of a window a TOML date stands for.

@@ -62,6 +62,11 @@ impl TestGateway {
 
     /// Starts a gateway after `adjust` has changed the default test configuration.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestGateway {
+        Self::start_at(Arc::new(|| NOW), adjust).await
+    }
+
+    /// Starts a gateway whose clock is `clock`.
+    pub async fn start_at(clock: Clock, adjust: impl FnOnce(&mut Config)) -> TestGateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -70,7 +75,6 @@ impl TestGateway {
             ..Config::default()
         };
         adjust(&mut config);
-        let clock: Clock = Arc::new(|| NOW);
         let prepared = grpc::prepare(&config, clock).expect("gateway prepares");
         let pki = prepared.dev_pki.clone().expect("dev PKI made");
         let gateway = prepared.setup.gateway.clone();

@@ -10,38 +10,22 @@
 //! Keys are ECDSA P-256 in PKCS#8 PEM, written with mode 0600 by [`crate::secret_file`].
 //! Production does not use this module: it takes PEM paths from `ketenpoort.toml`.
 
-use std::fs::OpenOptions;
-use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr};
+mod files;
+mod params;
+
+use std::io;
 use std::path::{Path, PathBuf};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
+use rcgen::{CertificateParams, Issuer, KeyPair};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use thiserror::Error;
-use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::party::{is_valid_party_id, party_uri};
+use self::files::{io_at, read_pair, remove_if_present, write_public, write_secret};
+use self::params::{DEV_CA_COMMON_NAME, UNRELATED_CA_COMMON_NAME};
+use super::party::is_valid_party_id;
 use crate::secret_file;
-
-/// The common name of the dev CA; also how [`DevPki::open`] recognises its own CA.
-const DEV_CA_COMMON_NAME: &str = "Ketenpoort development CA";
-/// The organisation in every dev certificate, so nobody mistakes one for a production certificate.
-const DEV_ORGANISATION: &str = "Ketenpoort development PKI (not for production)";
-/// The common name of the gateway's server certificate.
-const SERVER_COMMON_NAME: &str = "ketenpoort gateway";
-/// The names the server certificate always carries: tests and the demo connect to these.
-const ALWAYS_SERVER_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
-/// How long the dev CA is valid.
-const CA_VALIDITY: Duration = Duration::days(3650);
-/// How long server and client certificates are valid.
-const LEAF_VALIDITY: Duration = Duration::days(397);
-/// How far back `notBefore` is set, to tolerate clock skew between machines.
-const BACKDATE: Duration = Duration::days(1);
 
 /// Errors making, reading or writing the dev PKI.
 #[derive(Debug, Error)]
@@ -57,9 +41,7 @@ pub enum PkiError {
         source: io::Error,
     },
     /// `init` found an existing PKI and was not told to replace it.
-    #[error(
-        "{dir} already holds a PKI (ca.pem or ca.key exists); remove it first (pki init --force)"
-    )]
+    #[error("{dir} already holds (part of) a PKI; remove it first (pki init --force)")]
     AlreadyExists {
         /// The PKI directory.
         dir: PathBuf,
@@ -79,11 +61,11 @@ pub enum PkiError {
     /// rcgen could not make a key or certificate.
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
-    /// A PEM file holds no usable certificate.
-    #[error("{path} holds no PEM certificate")]
+    /// A PEM text holds no usable certificate.
+    #[error("{what} holds no PEM certificate")]
     Pem {
-        /// The file.
-        path: PathBuf,
+        /// The file, or which certificate in memory.
+        what: String,
     },
     /// `ca.pem` is not the dev CA, or `ca.key` does not belong to it.
     #[error("{dir}: ca.pem is not a Ketenpoort dev CA matching ca.key")]
@@ -106,7 +88,7 @@ impl PemPair {
     /// The certificate as DER.
     pub fn cert_der(&self) -> Result<CertificateDer<'static>, PkiError> {
         CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).map_err(|_| PkiError::Pem {
-            path: PathBuf::from("<memory>"),
+            what: "the certificate PEM text".to_owned(),
         })
     }
 }
@@ -136,7 +118,7 @@ pub struct DevPki {
     ca_cert_pem: String,
     ca_key: KeyPair,
     /// The CA's name, key usages and key-id method: all an rcgen `Issuer` needs. They are
-    /// rebuilt deterministically by [`dev_ca_params`], which is why `open` checks the CA's name.
+    /// rebuilt deterministically by `params::ca`, which is why `open` checks the CA's name.
     ca_params: CertificateParams,
 }
 
@@ -165,13 +147,21 @@ impl DevPki {
                 return Err(PkiError::DuplicatePartyId { id: id.to_owned() });
             }
         }
-        if Self::exists(dir) {
+        // Check every file up front, so that a refusal leaves nothing half-made behind.
+        let mut party_files = party_ids.iter().flat_map(|id| {
+            let parties = dir.join("parties");
+            [
+                parties.join(format!("{}.pem", id.as_ref())),
+                parties.join(format!("{}.key", id.as_ref())),
+            ]
+        });
+        if Self::exists(dir) || party_files.any(|path| path.exists()) {
             return Err(PkiError::AlreadyExists {
                 dir: dir.to_owned(),
             });
         }
         let ca_key = KeyPair::generate()?;
-        let ca_params = dev_ca_params();
+        let ca_params = params::ca(DEV_CA_COMMON_NAME);
         let ca_cert_pem = ca_params.self_signed(&ca_key)?.pem();
         // The key first: if writing it fails, no CA certificate without its key is left behind.
         write_secret(&dir.join("ca.key"), &ca_key.serialize_pem())?;
@@ -202,8 +192,10 @@ impl DevPki {
         };
         let key_pem = String::from_utf8(key_bytes).map_err(|_| mismatch())?;
         let ca_key = KeyPair::from_pem(&key_pem).map_err(|_| mismatch())?;
-        let ca_der = CertificateDer::from_pem_slice(ca_cert_pem.as_bytes())
-            .map_err(|_| PkiError::Pem { path: ca_path })?;
+        let ca_der =
+            CertificateDer::from_pem_slice(ca_cert_pem.as_bytes()).map_err(|_| PkiError::Pem {
+                what: ca_path.display().to_string(),
+            })?;
         let (_, ca_cert) = X509Certificate::from_der(&ca_der).map_err(|_| mismatch())?;
         let is_dev_ca = ca_cert
             .subject()
@@ -218,13 +210,15 @@ impl DevPki {
             dir: dir.to_owned(),
             ca_cert_pem,
             ca_key,
-            ca_params: dev_ca_params(),
+            ca_params: params::ca(DEV_CA_COMMON_NAME),
         })
     }
 
-    /// Whether `dir` already holds (part of) a PKI.
+    /// Whether `dir` already holds (part of) a PKI: the CA or the server certificate.
     pub fn exists(dir: &Path) -> bool {
-        dir.join("ca.pem").exists() || dir.join("ca.key").exists()
+        ["ca.pem", "ca.key", "server.pem", "server.key"]
+            .iter()
+            .any(|name| dir.join(name).exists())
     }
 
     /// Removes the files of a PKI from `dir`: the CA, the server and every `parties/*.pem|key`.
@@ -267,7 +261,7 @@ impl DevPki {
     /// The CA certificate, DER.
     pub fn ca_cert_der(&self) -> Result<CertificateDer<'static>, PkiError> {
         CertificateDer::from_pem_slice(self.ca_cert_pem.as_bytes()).map_err(|_| PkiError::Pem {
-            path: self.ca_cert_path(),
+            what: self.ca_cert_path().display().to_string(),
         })
     }
 
@@ -314,41 +308,13 @@ impl DevPki {
     /// syntactically valid id works, including one no policy knows (the "unknown party" test).
     pub fn issue_client(&self, party_id: &str) -> Result<PemPair, PkiError> {
         check_party_id(party_id)?;
-        let mut params = leaf_params(party_id)?;
-        params
-            .subject_alt_names
-            .push(SanType::URI(party_uri(party_id).try_into()?));
-        params
-            .extended_key_usages
-            .push(ExtendedKeyUsagePurpose::ClientAuth);
-        self.sign(params)
+        self.sign(params::client(party_id)?)
     }
 
     /// Issues a server certificate for `localhost`, `127.0.0.1` and `extra_names` (DNS names or
     /// IP addresses), in memory only.
     pub fn issue_server<N: AsRef<str>>(&self, extra_names: &[N]) -> Result<PemPair, PkiError> {
-        let mut params = leaf_params(SERVER_COMMON_NAME)?;
-        let mut names: Vec<&str> = ALWAYS_SERVER_NAMES.to_vec();
-        for name in extra_names.iter().map(AsRef::as_ref) {
-            if !names.contains(&name) {
-                names.push(name);
-            }
-        }
-        for name in names {
-            params.subject_alt_names.push(match name.parse::<IpAddr>() {
-                Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName(name.try_into()?),
-            });
-        }
-        debug_assert!(
-            params
-                .subject_alt_names
-                .contains(&SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)))
-        );
-        params
-            .extended_key_usages
-            .push(ExtendedKeyUsagePurpose::ServerAuth);
-        self.sign(params)
+        self.sign(params::server(extra_names)?)
     }
 
     /// Issues a client certificate for `party_id` and writes it to `parties/<id>.pem|key`;
@@ -377,18 +343,11 @@ impl DevPki {
 pub fn unrelated_client(party_id: &str) -> Result<UnrelatedIdentity, PkiError> {
     check_party_id(party_id)?;
     let ca_key = KeyPair::generate()?;
-    let mut ca_params = dev_ca_params();
-    ca_params.distinguished_name = distinguished_name("Unrelated test CA");
+    let ca_params = params::ca(UNRELATED_CA_COMMON_NAME);
     let ca_cert_pem = ca_params.self_signed(&ca_key)?.pem();
-    let mut params = leaf_params(party_id)?;
-    params
-        .subject_alt_names
-        .push(SanType::URI(party_uri(party_id).try_into()?));
-    params
-        .extended_key_usages
-        .push(ExtendedKeyUsagePurpose::ClientAuth);
     let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &Issuer::from_params(&ca_params, &ca_key))?;
+    let cert =
+        params::client(party_id)?.signed_by(&key, &Issuer::from_params(&ca_params, &ca_key))?;
     Ok(UnrelatedIdentity {
         ca_cert_pem,
         client: PemPair {
@@ -398,92 +357,12 @@ pub fn unrelated_client(party_id: &str) -> Result<UnrelatedIdentity, PkiError> {
     })
 }
 
-/// The dev CA's parameters. Deterministic in everything an `Issuer` uses (name, key usages,
-/// key-id method), so an opened PKI signs exactly as the one that made `ca.pem`.
-fn dev_ca_params() -> CertificateParams {
-    let mut params = CertificateParams::default();
-    let now = OffsetDateTime::now_utc();
-    params.not_before = now - BACKDATE;
-    params.not_after = now + CA_VALIDITY;
-    params.distinguished_name = distinguished_name(DEV_CA_COMMON_NAME);
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params
-}
-
-/// Parameters shared by server and client certificates.
-fn leaf_params(common_name: &str) -> Result<CertificateParams, PkiError> {
-    let mut params = CertificateParams::default();
-    let now = OffsetDateTime::now_utc();
-    params.not_before = now - BACKDATE;
-    params.not_after = now + LEAF_VALIDITY;
-    params.distinguished_name = distinguished_name(common_name);
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.use_authority_key_identifier_extension = true;
-    Ok(params)
-}
-
-/// A name with the given common name in the dev organisation.
-fn distinguished_name(common_name: &str) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, common_name);
-    dn.push(DnType::OrganizationName, DEV_ORGANISATION);
-    dn
-}
-
+/// Refuses an id that is not party-id syntax before anything is made or written.
 fn check_party_id(id: &str) -> Result<(), PkiError> {
     if is_valid_party_id(id) {
         Ok(())
     } else {
         Err(PkiError::InvalidPartyId { id: id.to_owned() })
-    }
-}
-
-fn io_at(path: &Path) -> impl Fn(io::Error) -> PkiError + '_ {
-    move |source| PkiError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-/// Writes a private key with mode 0600, never over an existing file.
-fn write_secret(path: &Path, pem: &str) -> Result<(), PkiError> {
-    secret_file::write_new(path, pem.as_bytes()).map_err(io_at(path))
-}
-
-/// Writes a certificate, never over an existing file.
-fn write_public(path: &Path, pem: &str) -> Result<(), PkiError> {
-    let write = || -> io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
-        file.write_all(pem.as_bytes())?;
-        file.sync_all()
-    };
-    write().map_err(io_at(path))
-}
-
-fn read_pair(cert_path: &Path, key_path: &Path) -> Result<PemPair, PkiError> {
-    let cert_pem = std::fs::read_to_string(cert_path).map_err(io_at(cert_path))?;
-    let key = secret_file::read(key_path).map_err(io_at(key_path))?;
-    let key_pem = String::from_utf8(key).map_err(|_| PkiError::Io {
-        path: key_path.to_owned(),
-        source: io::Error::new(io::ErrorKind::InvalidData, "key file is not PEM text"),
-    })?;
-    Ok(PemPair { cert_pem, key_pem })
-}
-
-fn remove_if_present(path: &Path) -> Result<(), PkiError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_at(path)(e)),
     }
 }
 
@@ -581,6 +460,22 @@ mod tests {
         assert_ne!(first.ca_cert_pem(), second.ca_cert_pem());
         assert!(second.party("coc").is_ok());
         assert!(second.party("pz-gent").is_err());
+    }
+
+    #[test]
+    fn leftovers_of_an_old_pki_make_init_refuse_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        secret_file::write_new(&dir.path().join("parties/coc.key"), b"old").unwrap();
+        assert!(matches!(
+            DevPki::init(dir.path(), &["pz-gent", "coc"], &[] as &[&str]),
+            Err(PkiError::AlreadyExists { .. })
+        ));
+        assert!(!dir.path().join("ca.key").exists());
+        std::fs::write(dir.path().join("server.pem"), "old").unwrap();
+        assert!(DevPki::exists(dir.path()));
+        DevPki::remove(dir.path()).unwrap();
+        assert!(!dir.path().join("parties").exists());
+        assert!(DevPki::init(dir.path(), &["pz-gent", "coc"], &[] as &[&str]).is_ok());
     }
 
     #[test]

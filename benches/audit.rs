@@ -1,0 +1,185 @@
+//! Audit log benchmarks (DESIGN.md targets):
+//! - durable appends with concurrent writers, group commit: ≥ 20,000 entries/s;
+//! - full verification of a 1M-entry log: ≥ 500,000 entries/s;
+//! - inclusion proof at 1M entries: ≤ 50 µs.
+//!
+//! The 1M-entry log is built once in a temp dir (set KETENPOORT_BENCH_ENTRIES for another size).
+//! Run with `cargo bench --bench audit`.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ketenpoort::audit::store::Store;
+use ketenpoort::audit::verify::verify_log;
+use ketenpoort::audit::{AuditConfig, AuditLog, Signer, StateChange};
+use ketenpoort::proto::v1::{AuditEntry, AuditEvent, Obligations, ReleasedField, RuleRef, Verdict};
+
+const ORIGIN: &str = "bench.ketenpoort.test/audit";
+
+/// An entry of realistic size (about 300 bytes encoded).
+fn entry(n: u64) -> AuditEntry {
+    AuditEntry {
+        version: 1,
+        time: Some(prost_types::Timestamp {
+            seconds: 1_780_000_000 + (n / 1000) as i64,
+            nanos: (n % 1000) as i32,
+        }),
+        event: AuditEvent::Exchange as i32,
+        operation: "RequestContext".into(),
+        exchange_id: format!("01JD{n:022}"),
+        exchange_kind: "request".into(),
+        requester_party: format!("police-zone-{}", n % 7),
+        actor: format!("agent-{}", n % 113),
+        counterpart_party: format!("ocmw-{}", n % 11),
+        subject_pseudonym: (n % 5000).to_be_bytes().repeat(4),
+        purpose: "safety-assessment".into(),
+        legal_bases: vec!["art. 458ter Sw.".into()],
+        rules: vec![RuleRef {
+            agreement: "ketenoverleg-gent".into(),
+            rule: "context-for-case".into(),
+            effect: "permit".into(),
+        }],
+        policy_digest: vec![0x42; 32],
+        verdict: Verdict::Allow as i32,
+        reason_code: "PERMITTED".into(),
+        released_fields: vec![
+            ReleasedField {
+                field: "birth_date".into(),
+                form: "year".into(),
+            },
+            ReleasedField {
+                field: "address".into(),
+                form: "municipality".into(),
+            },
+        ],
+        payload_commitment: vec![0x17; 32],
+        ground_refs: vec![format!("case:{}", n % 977)],
+        trace_id: format!("{n:032x}"),
+        obligations: Some(Obligations {
+            retention_days: 30,
+            review: false,
+            notify: true,
+        }),
+        detail: String::new(),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Appends `count` entries from `writers` concurrent tasks; returns the elapsed time.
+async fn append_concurrently(log: &AuditLog, writers: u64, count: u64, start: u64) -> Duration {
+    let began = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let log = log.clone();
+        let share = count / writers + u64::from(w < count % writers);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..share {
+                let n = start + w + i * writers;
+                let change =
+                    StateChange::put(format!("s/bench/{}", n % 1024), n.to_be_bytes().to_vec());
+                log.append(&entry(n), vec![change]).await.expect("append");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer task");
+    }
+    began.elapsed()
+}
+
+fn config(dir: &Path, batch_max: usize) -> AuditConfig {
+    let mut c = AuditConfig::new(dir.join("audit"), ORIGIN);
+    c.batch_max = batch_max;
+    c.cache_capacity = 64 * 1024 * 1024;
+    c
+}
+
+fn bench_appends(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signer = Signer::generate(ORIGIN).expect("key");
+    let log = rt
+        .block_on(async { AuditLog::open(config(dir.path(), 1024), vec![signer]) })
+        .expect("open");
+    let mut group = c.benchmark_group("audit_append");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    for writers in [64u64, 256] {
+        let mut next = 0u64;
+        group.bench_function(format!("durable_group_commit_{writers}_writers"), |b| {
+            b.iter_custom(|iters| {
+                let d = rt.block_on(append_concurrently(&log, writers, iters, next));
+                next += iters;
+                d
+            })
+        });
+    }
+    group.finish();
+    rt.block_on(log.shutdown());
+}
+
+fn bench_large_log(c: &mut Criterion) {
+    let entries: u64 = std::env::var("KETENPOORT_BENCH_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signer = Signer::generate(ORIGIN).expect("key");
+    let log = rt
+        .block_on(async { AuditLog::open(config(dir.path(), 8192), vec![signer.clone()]) })
+        .expect("open");
+    let built = rt.block_on(append_concurrently(&log, 512, entries, 0));
+    eprintln!(
+        "built a {entries}-entry log in {:.1}s ({:.0} entries/s)",
+        built.as_secs_f64(),
+        entries as f64 / built.as_secs_f64()
+    );
+    let size = log.size();
+
+    let mut group = c.benchmark_group("audit_log_1m");
+    let mut k = 0u64;
+    group.bench_function("inclusion_proof", |b| {
+        b.iter(|| {
+            // Spread the indexes over the whole log (a multiplicative hash of k).
+            k = k.wrapping_add(1);
+            let index = k.wrapping_mul(0x9E37_79B9_7F4A_7C15) % size;
+            black_box(log.prove_inclusion(index, size).expect("proof"))
+        })
+    });
+    group.bench_function("consistency_proof", |b| {
+        b.iter(|| {
+            k = k.wrapping_add(1);
+            let old = 1 + k.wrapping_mul(0x9E37_79B9_7F4A_7C15) % (size - 1);
+            black_box(log.prove_consistency(old, size).expect("proof"))
+        })
+    });
+    rt.block_on(log.shutdown());
+    drop(log);
+
+    let (_db, store) = Store::open_dir(&dir.path().join("audit")).expect("reopen");
+    let verifiers = [signer.verifier()];
+    group.throughput(Throughput::Elements(size));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(30));
+    group.bench_function("full_verification", |b| {
+        b.iter(|| {
+            let report = verify_log(&store, &verifiers, &mut |_| {}).expect("verify");
+            assert_eq!(report.entries, size);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_appends, bench_large_log);
+criterion_main!(benches);

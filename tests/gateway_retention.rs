@@ -1,0 +1,133 @@
+//! Black-box tests of retention: unanswered tickets expire, and payloads are deleted when their
+//! retention obligation ends, fetched or not. The clock is advanced by hand, never slept on.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use common::*;
+use ketenpoort::proto::v1 as pb;
+use pb::field_value::Kind;
+use time::OffsetDateTime;
+
+const DAY: i64 = 86_400;
+
+struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    fn start() -> (Self, ketenpoort::exchange::Clock) {
+        let seconds = Arc::new(AtomicI64::new(NOW.unix_timestamp()));
+        let reader = seconds.clone();
+        let clock: ketenpoort::exchange::Clock = Arc::new(move || {
+            OffsetDateTime::from_unix_timestamp(reader.load(Ordering::SeqCst)).expect("in range")
+        });
+        (Self(seconds), clock)
+    }
+
+    fn advance_days(&self, days: i64) {
+        self.0.fetch_add(days * DAY, Ordering::SeqCst);
+    }
+}
+
+async fn case_and_ticket(gw: &TestGateway, seq: u32) -> String {
+    let mut fjc = gw.grounds("fjc-oost-vlaanderen").await;
+    fjc.open_case(req(pb::OpenCaseRequest {
+        purpose: "intrafamily-violence".into(),
+        participants: vec!["pz-gent".into(), "caw-oost-vlaanderen".into()],
+        subjects: vec![pb::Subject {
+            number: subject_number(seq),
+        }],
+        ..Default::default()
+    }))
+    .await
+    .expect("case");
+    let mut police = gw.exchange("pz-gent").await;
+    police
+        .request_context(req(pb::RequestContextRequest {
+            subject: subject(seq),
+            holder: "caw-oost-vlaanderen".into(),
+            purpose: "intrafamily-violence".into(),
+            fields: vec![ask("subject.birth_date")],
+            justification: String::new(),
+        }))
+        .await
+        .expect("request")
+        .into_inner()
+        .ticket_id
+}
+
+async fn state(gw: &TestGateway, ticket: &str) -> i32 {
+    let mut police = gw.exchange("pz-gent").await;
+    police
+        .get_result(req(pb::GetResultRequest {
+            ticket_id: ticket.into(),
+            wait: None,
+        }))
+        .await
+        .expect("result")
+        .into_inner()
+        .state
+}
+
+#[tokio::test]
+async fn unanswered_ticket_expires_and_leaves_the_holders_list() {
+    let (clock, reader) = ManualClock::start();
+    let gw = TestGateway::start_at(reader, |_| {}).await;
+    let ticket = case_and_ticket(&gw, 21).await;
+    clock.advance_days(15);
+    let report = gw.gateway.sweep_expired().await.expect("sweep");
+    assert_eq!(report.tickets_expired, 1);
+    assert_eq!(state(&gw, &ticket).await, pb::TicketState::Expired as i32);
+    let mut caw = gw.exchange("caw-oost-vlaanderen").await;
+    let incoming = caw
+        .list_incoming(req(pb::ListIncomingRequest::default()))
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(incoming.requests.is_empty());
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn unfetched_answer_is_deleted_when_retention_ends() {
+    let (clock, reader) = ManualClock::start();
+    let gw = TestGateway::start_at(reader, |_| {}).await;
+    let ticket = case_and_ticket(&gw, 22).await;
+    let mut caw = gw.exchange("caw-oost-vlaanderen").await;
+    caw.respond(req(pb::RespondRequest {
+        ticket_id: ticket.clone(),
+        fields: vec![value_entry(
+            "subject.birth_date",
+            Kind::Date(pb::Date {
+                year: 1985,
+                month: 7,
+                day: 30,
+            }),
+        )],
+    }))
+    .await
+    .expect("respond");
+    // Within retention the sweep leaves it alone.
+    clock.advance_days(10);
+    assert_eq!(
+        gw.gateway
+            .sweep_expired()
+            .await
+            .expect("sweep")
+            .answers_deleted,
+        0
+    );
+    // The casusoverleg agreement keeps payloads 90 days.
+    clock.advance_days(81);
+    assert_eq!(
+        gw.gateway
+            .sweep_expired()
+            .await
+            .expect("sweep")
+            .answers_deleted,
+        1
+    );
+    assert_eq!(state(&gw, &ticket).await, pb::TicketState::Expired as i32);
+    gw.stop().await;
+}

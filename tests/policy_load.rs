@@ -1,0 +1,220 @@
+//! Load diagnostics: each kind of mistake is reported at file:line:column, all at once.
+
+use std::path::{Path, PathBuf};
+
+use ketenpoort::policy::{LoadError, PolicySet};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("dir entry");
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).expect("copy file");
+        }
+    }
+}
+
+/// Copies the mini set, applies text edits, and loads it.
+fn load_with(edits: &[(&str, &str, &str)]) -> (Result<PolicySet, LoadError>, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir: PathBuf = tmp.path().join("p");
+    copy_dir(Path::new("tests/data/policy-mini"), &dir);
+    for (file, from, to) in edits {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains(from), "{from} not in {file}");
+        std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+    }
+    (PolicySet::load(&dir), tmp)
+}
+
+/// The problems as `relative/file:line:col: message` lines.
+fn problems(edits: &[(&str, &str, &str)]) -> Vec<String> {
+    let (r, tmp) = load_with(edits);
+    let prefix = format!("{}/", tmp.path().join("p").display());
+    match r {
+        Ok(_) => Vec::new(),
+        Err(e) => e
+            .problems
+            .iter()
+            .map(|p| p.to_string().replace(&prefix, ""))
+            .collect(),
+    }
+}
+
+fn assert_one(edits: &[(&str, &str, &str)], location: &str, needle: &str) {
+    let ps = problems(edits);
+    assert_eq!(ps.len(), 1, "{ps:#?}");
+    assert!(ps[0].starts_with(location), "{ps:#?}");
+    assert!(ps[0].contains(needle), "{ps:#?}");
+}
+
+#[test]
+fn the_mini_set_loads_clean() {
+    assert!(problems(&[]).is_empty());
+}
+
+#[test]
+fn unknown_key() {
+    assert_one(
+        &[(
+            "parties.toml",
+            "name = \"CGG Eclips\"",
+            "name = \"CGG Eclips\"\ncolour = \"red\"",
+        )],
+        "parties.toml:21:1",
+        "unknown field `colour`",
+    );
+}
+
+#[test]
+fn unknown_field_in_a_release_list() {
+    assert_one(
+        &[(
+            "agreements/referral.toml",
+            "field = \"subject.address\"",
+            "field = \"subject.adres\"",
+        )],
+        "agreements/referral.toml:23:9",
+        "unknown field `subject.adres` in release list",
+    );
+}
+
+#[test]
+fn unknown_party_role_purpose_and_legal_basis_all_at_once() {
+    let ps = problems(&[
+        (
+            "agreements/lookup.toml",
+            "owner = \"pz-gent\"",
+            "owner = \"pz-nergens\"",
+        ),
+        (
+            "agreements/lookup.toml",
+            "roles = [\"police\"]",
+            "roles = [\"polis\"]",
+        ),
+        (
+            "agreements/lookup.toml",
+            "[\"protection-integrity\"]",
+            "[\"nosiness\"]",
+        ),
+        ("agreements/health.toml", "[\"sw-458ter\"]", "[\"sw-999\"]"),
+    ]);
+    assert_eq!(ps.len(), 4, "{ps:#?}");
+    assert!(ps[0].starts_with("agreements/health.toml:4:16: unknown legal basis `sw-999`"));
+    assert!(ps[1].starts_with("agreements/lookup.toml:3:9: unknown party `pz-nergens`"));
+    assert!(ps[2].starts_with("agreements/lookup.toml:11:24: unknown role `polis`"));
+    assert!(ps[3].starts_with("agreements/lookup.toml:13:13: unknown purpose `nosiness`"));
+}
+
+#[test]
+fn transform_the_type_does_not_allow() {
+    assert_one(
+        &[(
+            "agreements/casusoverleg.toml",
+            "form = \"year\"",
+            "form = \"initials\"",
+        )],
+        "agreements/casusoverleg.toml:21:8",
+        "is a date, which cannot be released as `initials`",
+    );
+}
+
+#[test]
+fn malformed_date() {
+    assert_one(
+        &[(
+            "agreements/lookup.toml",
+            "valid_from = 2025-01-01",
+            "valid_from = \"1 Jan 2025\"",
+        )],
+        "agreements/lookup.toml:5:14",
+        "datetime",
+    );
+    assert_one(
+        &[(
+            "agreements/lookup.toml",
+            "valid_from = 2025-01-01",
+            "valid_from = 2025-02-30",
+        )],
+        "agreements/lookup.toml:5:",
+        "TOML syntax",
+    );
+}
+
+#[test]
+fn duplicate_ids() {
+    assert_one(
+        &[(
+            "vocabulary.toml",
+            "title = \"Supervisory body\"",
+            "title = \"Supervisory body\"\n\n[[role]]\nid = \"police\"\ntitle = \"again\"",
+        )],
+        "vocabulary.toml:26:6",
+        "duplicate role id `police`",
+    );
+}
+
+#[test]
+fn unorderable_forms_in_rules_that_can_match_one_exchange() {
+    let extra = "\n[[rule]]\nid = \"names\"\neffect = \"permit\"\nkinds = [\"request\"]\nrequester = { roles = [\"police\"] }\ncounterpart = { roles = [\"social-service\"] }\npurposes = [\"protection-integrity\"]\n\n[[rule.release]]\nfield = \"subject.name\"\nform = \"pseudonym\"\n";
+    let ps = problems(&[(
+        "agreements/lookup.toml",
+        "form = \"keep\"",
+        &format!("form = \"keep\"\n{extra}"),
+    )]);
+    assert_eq!(ps.len(), 1, "{ps:#?}");
+    assert!(ps[0].contains("cannot be ordered"), "{ps:#?}");
+    assert!(
+        ps[0].contains("casusoverleg/police-asks-caw-more"),
+        "{ps:#?}"
+    );
+    // The same rule for another purpose cannot match the same exchange: no error.
+    let disjoint = extra.replace("protection-integrity", "referral-assistance");
+    let ps = problems(&[(
+        "agreements/lookup.toml",
+        "form = \"keep\"",
+        &format!("form = \"keep\"\n{disjoint}"),
+    )]);
+    assert!(ps.is_empty(), "{ps:#?}");
+}
+
+#[test]
+fn a_purpose_cycle_and_an_empty_selector() {
+    let ps = problems(&[
+        (
+            "vocabulary.toml",
+            "id = \"protection-integrity\"",
+            "id = \"protection-integrity\"\nparent = \"intrafamily-violence\"",
+        ),
+        (
+            "agreements/lookup.toml",
+            "requester = { roles = [\"police\"] }",
+            "requester = { roles = [] }",
+        ),
+    ]);
+    assert!(ps.iter().any(|p| p.contains("cycle")), "{ps:#?}");
+    assert!(
+        ps.iter().any(|p| p.contains("must not be empty")),
+        "{ps:#?}"
+    );
+}
+
+#[test]
+fn diagnostics_render_with_source_and_hint() {
+    let (r, _tmp) = load_with(&[(
+        "agreements/referral.toml",
+        "field = \"subject.address\"",
+        "field = \"subject.adres\"",
+    )]);
+    let e = r.expect_err("the set must not load");
+    let mut out = String::new();
+    miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+        .render_report(&mut out, &e)
+        .expect("render");
+    assert!(out.contains("subject.adres"), "{out}");
+    assert!(out.contains("catalogue.toml"), "{out}");
+}
