@@ -37,7 +37,12 @@ pub struct CallArgs {
     #[arg(long, conflicts_with = "rpc")]
     list: bool,
     /// The calling party: its client certificate is `<pki>/parties/<party>.pem`.
-    #[arg(long = "as", value_name = "PARTY", required_unless_present_any = ["list", "cert"])]
+    #[arg(
+        long = "as",
+        visible_alias = "party",
+        value_name = "PARTY",
+        required_unless_present_any = ["list", "cert"]
+    )]
     party: Option<String>,
     /// The staff member making the call (metadata `ketenpoort-actor`); every Ketenpoort RPC
     /// needs one, the health check does not.
