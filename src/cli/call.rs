@@ -37,7 +37,12 @@ pub struct CallArgs {
     #[arg(long, conflicts_with = "rpc")]
     list: bool,
     /// The calling party: its client certificate is `<pki>/parties/<party>.pem`.
-    #[arg(long = "as", value_name = "PARTY", required_unless_present_any = ["list", "cert"])]
+    #[arg(
+        long = "as",
+        visible_alias = "party",
+        value_name = "PARTY",
+        required_unless_present_any = ["list", "cert"]
+    )]
     party: Option<String>,
     /// The staff member making the call (metadata `ketenpoort-actor`); every Ketenpoort RPC
     /// needs one, the health check does not.
@@ -49,7 +54,7 @@ pub struct CallArgs {
     /// The request as proto3 JSON, `@file.json`, or `@-` for stdin.
     #[arg(long, default_value = "{}")]
     data: String,
-    /// The gateway address.
+    /// The gateway address (`https://host:port`; a bare `host:port` means the same).
     #[arg(long, default_value = DEFAULT_ADDRESS)]
     addr: String,
     /// The dev PKI directory (as made by `ketenpoort pki init` or `ketenpoort serve`).

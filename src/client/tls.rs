@@ -146,23 +146,43 @@ fn read_text(path: &Path) -> Result<String, ClientError> {
     })
 }
 
-/// An endpoint for `address` (`https://host:port`) with mutual TLS, timeouts and `TCP_NODELAY`.
+/// An endpoint for `address` (`https://host:port`, or `host:port` which means the same) with
+/// mutual TLS, timeouts and `TCP_NODELAY`.
 pub fn endpoint(address: &str, tls: &ClientTls) -> Result<Endpoint, ClientError> {
     let bad = |reason: String| ClientError::Address {
         address: address.to_owned(),
         reason,
     };
-    if !address.starts_with("https://") {
+    let uri = if address.starts_with("https://") {
+        address.to_owned()
+    } else if address.contains("://") {
         return Err(bad(
             "the gateway speaks only mutual TLS: use https://".into()
         ));
-    }
-    let endpoint = Endpoint::from_shared(address.to_owned()).map_err(|e| bad(e.to_string()))?;
+    } else {
+        format!("https://{address}")
+    };
+    let endpoint = Endpoint::from_shared(uri).map_err(|e| bad(e.to_string()))?;
     endpoint
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .tls_config(tls.tls_config())
         .map_err(|e| bad(e.to_string()))
+}
+
+/// The URI of the gateway at `address`: `https://` is added to a bare `host:port`; any other
+/// scheme is refused, the gateway speaks only mutual TLS.
+pub fn gateway_uri(address: &str) -> Result<String, ClientError> {
+    if address.starts_with("https://") {
+        Ok(address.to_owned())
+    } else if address.contains("://") {
+        Err(ClientError::Address {
+            address: address.to_owned(),
+            reason: "the gateway speaks only mutual TLS: use https://".into(),
+        })
+    } else {
+        Ok(format!("https://{address}"))
+    }
 }
 
 /// Connects now: fails at once if the gateway is unreachable or the handshake is refused.
@@ -205,9 +225,17 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_is_refused() {
+    fn plain_http_is_refused_and_a_bare_address_means_https() {
         let tls = ClientTls::from_pem("ca", "cert", "key");
         let error = endpoint("http://127.0.0.1:50051", &tls).unwrap_err();
         assert!(matches!(error, ClientError::Address { .. }));
+        assert_eq!(
+            gateway_uri("127.0.0.1:50051").unwrap(),
+            "https://127.0.0.1:50051"
+        );
+        assert_eq!(
+            gateway_uri("https://localhost:1").unwrap(),
+            "https://localhost:1"
+        );
     }
 }
