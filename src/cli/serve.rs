@@ -72,7 +72,7 @@ async fn serve(config: Config) -> Result<()> {
         );
         println!("try:");
         println!(
-            "  ketenpoort call --addr {address} --pki {pki} --party pz-gent --actor agent-0042 agreements"
+            "  ketenpoort call ListAgreements --as pz-gent --actor agent-0042 --addr {address} --pki {pki}"
         );
         println!(
             "  grpcurl -cacert {pki}/ca.pem -cert {pki}/parties/pz-gent.pem -key {pki}/parties/pz-gent.key \\\n    -H '{ACTOR_METADATA}: agent-0042' localhost:{} ketenpoort.v1.Policies/ListAgreements",
