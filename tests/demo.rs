@@ -65,7 +65,7 @@ fn the_story_plays_end_to_end_and_the_auditor_verifies_it() {
     );
 
     // Act 1: the CGG shows as a bare hit.
-    assert!(stdout.contains("cgg-eclips            hit only: no name, no contact point"));
+    assert!(stdout.contains("(anonymous)           hit only: no holder, no contact point"));
     // Act 2: the over-shared diagnosis is stripped, the address and birth date coarsened.
     let stripped = lines_with(&stdout, "stripped");
     assert!(

@@ -163,6 +163,7 @@ impl Gateway {
         let mut hits = Vec::new();
         let mut combined: Option<Decision> = None;
         let mut holders = Vec::new();
+        let mut anonymous_hit = false;
         for reference in self
             .inner
             .store
@@ -176,19 +177,33 @@ impl Gateway {
                 continue;
             };
             let granted = |f: &str| decision.grant(f).is_some();
-            hits.push(LookupHit {
-                holder: holder.id.clone(),
-                holder_name: if granted("reference.holder") {
-                    holder.name.clone()
-                } else {
-                    String::new()
-                },
-                contact_point: if granted("reference.contact_point") {
-                    holder.contact_point.clone()
-                } else {
-                    String::new()
-                },
-            });
+            if !granted("reference.hit") {
+                continue;
+            }
+            let hit = if granted("reference.holder") {
+                LookupHit {
+                    holder: holder.id.clone(),
+                    holder_name: holder.name.clone(),
+                    contact_point: if granted("reference.contact_point") {
+                        holder.contact_point.clone()
+                    } else {
+                        String::new()
+                    },
+                }
+            } else {
+                // Hit only: who holds the subject is itself sensitive (being known at a
+                // mental-health centre is health data), so neither the holder nor how many such
+                // holders there are is revealed: one anonymous hit stands for all of them.
+                // The entry goes back to the caller inside its receipt, so it does not name
+                // these holders either.
+                merge_decision(&mut combined, decision);
+                if !anonymous_hit {
+                    anonymous_hit = true;
+                    hits.push(LookupHit::default());
+                }
+                continue;
+            };
+            hits.push(hit);
             holders.push(holder.id.clone());
             merge_decision(&mut combined, decision);
         }
@@ -201,6 +216,9 @@ impl Gateway {
         }
         // Party ids, not personal data: which holders the caller learnt about.
         entry.detail = format!("hits={}", holders.join(","));
+        if anonymous_hit {
+            entry.detail.push_str(";anonymous-hit");
+        }
         let receipt = self.commit(&entry, Vec::new()).await?;
         Ok(LookupResponse {
             lookup_id,
