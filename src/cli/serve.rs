@@ -4,13 +4,13 @@
 //! `<data>/keys/` (mode 0600), and a development PKI in `<data>/pki` when `ketenpoort.toml`
 //! names no certificates, then prints where everything is and how to make a first call.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
 
 use ketenpoort::config::Config;
-use ketenpoort::exchange::system_clock;
+use ketenpoort::exchange::{Gateway, system_clock};
 use ketenpoort::grpc::{self, ACTOR_METADATA};
 
 /// Run the gateway.
@@ -45,6 +45,11 @@ async fn serve(config: Config) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.address))?;
     let log = prepared.setup.gateway.log().clone();
+    let gateway = prepared.setup.gateway.clone();
+    grpc::record_policy_load(&gateway, &config.policies)
+        .await
+        .context("cannot record the policy load")?;
+    let reloader = tokio::spawn(reload_on_hangup(gateway, config.policies.clone()));
     println!("ketenpoort listening on {address} (mutual TLS)");
     println!(
         "  policies:   {} (digest {})",
@@ -87,6 +92,35 @@ async fn serve(config: Config) -> Result<()> {
         eprintln!("shutting down: finishing calls in flight");
     };
     let result = grpc::serve(prepared.setup, listener, shutdown).await;
+    reloader.abort();
     log.shutdown().await;
     result.context("the server stopped with an error")
+}
+
+/// Reloads the policies from `dir` on every SIGHUP. A set that does not load (or cannot be
+/// recorded) is refused and logged; the previous set stays in force.
+async fn reload_on_hangup(gateway: Gateway, dir: PathBuf) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!(%error, "no SIGHUP handler; policies reload only on restart");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        reload(&gateway, &dir).await;
+    }
+}
+
+async fn reload(gateway: &Gateway, dir: &Path) {
+    match grpc::reload_policies(gateway, dir).await {
+        Ok(recorded) => {
+            let digest = gateway.policy().digest_hex();
+            tracing::info!(dir = %dir.display(), %digest, changed = recorded, "policies reloaded");
+        }
+        Err(error) => {
+            tracing::error!(%error, "policy reload refused; the previous set stays in force");
+        }
+    }
 }

@@ -80,8 +80,7 @@ impl<'a> Scope<'a> {
         };
         let allowed = self
             .gateway
-            .inner
-            .policy
+            .policy()
             .decide(&request, &Grounds::default(), self.gateway.now())
             .is_allowed();
         self.parties.insert(party.to_owned(), allowed);

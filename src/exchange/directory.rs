@@ -104,7 +104,7 @@ impl Gateway {
         let now = self.now();
         let lookup_id = ids::new_id("l", now)?;
         let grounds = self.grounds_for(&subject)?;
-        let policy = self.inner.policy.clone();
+        let policy = self.policy();
         let fields: Vec<FieldRequest> = LOOKUP_FIELDS
             .iter()
             .filter(|f| policy.field(f).is_some())

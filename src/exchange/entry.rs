@@ -91,7 +91,7 @@ impl Gateway {
             requester_party: caller.party.clone(),
             actor: caller.actor.clone(),
             trace_id: caller.trace_id.clone(),
-            policy_digest: self.inner.policy.digest().to_vec(),
+            policy_digest: self.policy().digest().to_vec(),
             ..AuditEntry::default()
         }
     }

@@ -54,7 +54,7 @@ impl Gateway {
             fields,
             justification,
         };
-        let explanation = self.inner.policy.explain(&exchange, &grounds, now);
+        let explanation = self.policy().explain(&exchange, &grounds, now);
         if let Some(subject) = &subject {
             let mut entry = self.entry(caller, "Explain", AuditEvent::AuditAccess);
             entry.exchange_kind = kind.as_str().to_owned();
@@ -74,7 +74,7 @@ impl Gateway {
 
     /// The agreements of the policy in force.
     pub fn list_agreements(&self) -> ListAgreementsResponse {
-        let policy = &self.inner.policy;
+        let policy = self.policy();
         ListAgreementsResponse {
             agreements: policy
                 .agreements()

@@ -22,14 +22,14 @@ impl Gateway {
             violations.push(Violation::new(path, "name at least one party"));
         }
         for (i, p) in parties.iter().enumerate() {
-            if self.inner.policy.party(p).is_none() {
+            if self.policy().party(p).is_none() {
                 violations.push(Violation::new(format!("{path}[{i}]"), "unknown party"));
             }
         }
     }
 
     fn check_purpose(&self, purpose: &str, violations: &mut Vec<Violation>) {
-        if self.inner.policy.purpose(purpose).is_none() {
+        if self.policy().purpose(purpose).is_none() {
             violations.push(Violation::new("purpose", "unknown purpose"));
         }
     }

@@ -18,6 +18,7 @@ mod explain;
 mod grounds;
 mod ids;
 mod locks;
+mod policy_load;
 mod push;
 mod request;
 mod subject;
@@ -35,6 +36,7 @@ use crate::release::ReleaseKey;
 use crate::store::Store;
 
 pub use error::{ExchangeError, Violation};
+pub use policy_load::CurrentPolicy;
 pub use sweep::SweepReport;
 
 /// The authenticated caller of a use case.
@@ -84,7 +86,7 @@ pub struct Gateway {
 }
 
 struct Inner {
-    policy: Arc<PolicySet>,
+    policy: CurrentPolicy,
     log: AuditLog,
     store: Store,
     subjects: SubjectKey,
@@ -117,7 +119,7 @@ impl Gateway {
         Self {
             inner: Arc::new(Inner {
                 store: Store::new(log.clone()),
-                policy,
+                policy: CurrentPolicy::new(policy),
                 log,
                 subjects,
                 release_key,
@@ -129,9 +131,9 @@ impl Gateway {
         }
     }
 
-    /// The policy set in force.
-    pub fn policy(&self) -> &Arc<PolicySet> {
-        &self.inner.policy
+    /// The policy set in force now (a reload swaps it for the requests that follow).
+    pub fn policy(&self) -> Arc<PolicySet> {
+        self.inner.policy.get()
     }
 
     /// The audit log.
@@ -145,8 +147,7 @@ impl Gateway {
 
     /// Whether the party has one of `roles` in the policy set.
     fn has_role(&self, party: &str, roles: &[&str]) -> bool {
-        self.inner
-            .policy
+        self.policy()
             .party(party)
             .is_some_and(|p| p.roles.iter().any(|r| roles.contains(&r.as_str())))
     }

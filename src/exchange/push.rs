@@ -62,8 +62,7 @@ impl Gateway {
             justification: justification.clone(),
         };
         let decision = self
-            .inner
-            .policy
+            .policy()
             .decide(&exchange, &self.grounds_for(&subject)?, now);
         let mut entry = self.entry(caller, "Share", AuditEvent::Exchange);
         entry.exchange_id = signal_id.clone();

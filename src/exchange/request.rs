@@ -156,8 +156,7 @@ impl Gateway {
             justification: justification.clone(),
         };
         let decision = self
-            .inner
-            .policy
+            .policy()
             .decide(&exchange, &self.grounds_for(&subject)?, now);
 
         let mut entry = self.entry(caller, "RequestContext", AuditEvent::Exchange);
@@ -347,10 +346,9 @@ impl Gateway {
                 .collect(),
             justification: Some(ticket.justification.clone()).filter(|j| !j.is_empty()),
         };
-        let decision =
-            self.inner
-                .policy
-                .decide(&exchange, &self.grounds_for(&ticket.subject)?, now);
+        let decision = self
+            .policy()
+            .decide(&exchange, &self.grounds_for(&ticket.subject)?, now);
         let mut entry = self.ticket_entry(caller, "Respond", &ticket);
         if !decision.is_allowed() {
             // The grounds lapsed: the ticket can no longer be answered. Log and close it.

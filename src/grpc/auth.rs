@@ -11,10 +11,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tonic::service::Interceptor;
 use tonic::{Code, Request, Status};
 
-use crate::exchange::{Caller, Violation};
+use crate::exchange::{Caller, CurrentPolicy, Violation};
 use crate::grpc::status::{invalid_argument, with_reason};
 use crate::identity::peer::party_id_from_chain;
-use crate::policy::PolicySet;
 
 /// Metadata key naming the staff member inside the calling party.
 pub const ACTOR_METADATA: &str = "ketenpoort-actor";
@@ -26,7 +25,7 @@ const MAX_ID_LEN: usize = 128;
 /// The interceptor: authenticates the party, reads the actor, applies the rate limit.
 #[derive(Clone)]
 pub struct Authenticator {
-    policy: Arc<PolicySet>,
+    policy: CurrentPolicy,
     limiter: Arc<DefaultKeyedRateLimiter<String>>,
 }
 
@@ -37,8 +36,9 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    /// An authenticator for the parties of `policy`, each allowed `per_second` calls with `burst`.
-    pub fn new(policy: Arc<PolicySet>, per_second: u32, burst: u32) -> Self {
+    /// An authenticator for the parties of the policy set in force, each allowed `per_second`
+    /// calls with `burst`.
+    pub fn new(policy: CurrentPolicy, per_second: u32, burst: u32) -> Self {
         let per_second = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(burst).unwrap_or(per_second);
         let quota = Quota::per_second(per_second).allow_burst(burst);
@@ -63,7 +63,7 @@ impl Authenticator {
                 "NO_PARTY_IDENTITY",
             )
         })?;
-        if self.policy.party(&party).is_none() {
+        if self.policy.get().party(&party).is_none() {
             tracing::info!(%party, "certificate names a party unknown to the policy");
             return Err(with_reason(
                 Code::Unauthenticated,

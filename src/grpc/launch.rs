@@ -13,7 +13,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::audit::{AuditConfig, AuditError, AuditLog, keys};
 use crate::config::Config;
-use crate::exchange::{Clock, Gateway, Settings};
+use crate::exchange::{Clock, ExchangeError, Gateway, Settings};
 use crate::grpc::auth::Authenticator;
 use crate::grpc::server::ServerSetup;
 use crate::grpc::tls::{self, TlsError, TlsPaths};
@@ -33,6 +33,9 @@ pub enum LaunchError {
         /// A one-line summary.
         problems: String,
     },
+    /// The policy load could not be recorded in the audit log, so the set was not put in force.
+    #[error("cannot record the policy load in the audit log: {0}")]
+    PolicyRecord(#[source] ExchangeError),
     /// A key file could not be read or created.
     #[error("key file {path}: {source}")]
     Key {
@@ -97,12 +100,7 @@ fn release_key(path: &Path) -> Result<ReleaseKey, LaunchError> {
 /// Opens policies, keys, audit log and TLS for `config`. Needs a tokio runtime (the audit log's
 /// writer task). `clock` is injected so that tests can pin time.
 pub fn prepare(config: &Config, clock: Clock) -> Result<Prepared, LaunchError> {
-    let policy = Arc::new(
-        PolicySet::load(&config.policies).map_err(|e| LaunchError::Policy {
-            dir: config.policies.display().to_string(),
-            problems: e.to_string(),
-        })?,
-    );
+    let policy = Arc::new(load_policies(&config.policies)?);
     let keys = config.keys_dir();
     std::fs::create_dir_all(&keys).map_err(|source| LaunchError::Key {
         path: keys.clone(),
@@ -153,9 +151,9 @@ pub fn prepare(config: &Config, clock: Clock) -> Result<Prepared, LaunchError> {
         ),
         ..Settings::default()
     };
-    let gateway = Gateway::new(policy.clone(), log, subjects, release, clock, settings);
+    let gateway = Gateway::new(policy, log, subjects, release, clock, settings);
     let authenticator = Authenticator::new(
-        policy,
+        gateway.current_policy().clone(),
         config.limits.requests_per_second,
         config.limits.burst,
     );
@@ -168,4 +166,32 @@ pub fn prepare(config: &Config, clock: Clock) -> Result<Prepared, LaunchError> {
         dev_pki,
         created_pki,
     })
+}
+
+/// Loads the policy set in `dir` completely, or says why it does not load.
+fn load_policies(dir: &Path) -> Result<PolicySet, LaunchError> {
+    PolicySet::load(dir).map_err(|e| LaunchError::Policy {
+        dir: dir.display().to_string(),
+        problems: e.to_string(),
+    })
+}
+
+/// Records the policy set the gateway starts with (loaded from `dir`) as a POLICY_LOAD audit
+/// entry, unless the last recorded load had the same digest. Returns whether an entry was added.
+pub async fn record_policy_load(gateway: &Gateway, dir: &Path) -> Result<bool, LaunchError> {
+    gateway
+        .install_policy(gateway.policy(), dir)
+        .await
+        .map_err(LaunchError::PolicyRecord)
+}
+
+/// Reloads the policies from `dir` (what SIGHUP does): the new set must load completely, its
+/// POLICY_LOAD entry is appended, and only then does it replace the set in force. On any error
+/// the previous set stays in force. Returns whether an entry was added (false: same digest).
+pub async fn reload_policies(gateway: &Gateway, dir: &Path) -> Result<bool, LaunchError> {
+    let set = load_policies(dir)?;
+    gateway
+        .install_policy(Arc::new(set), dir)
+        .await
+        .map_err(LaunchError::PolicyRecord)
 }

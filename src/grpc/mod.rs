@@ -11,5 +11,5 @@ pub mod status;
 pub mod tls;
 
 pub use auth::{ACTOR_METADATA, Authenticator, TRACE_METADATA};
-pub use launch::{LaunchError, Prepared, prepare};
+pub use launch::{LaunchError, Prepared, prepare, record_policy_load, reload_policies};
 pub use server::{ServeError, ServerSetup, bind, serve};
