@@ -154,6 +154,7 @@ impl AuditLog {
         }
         let db = super::store::open_db(&config.dir, config.cache_capacity)?;
         let store = Store::open(&db)?;
+        store.load_hashes()?;
         let verifiers: Vec<Verifier> = signers.iter().map(Signer::verifier).collect();
         let (size, signed, frontier) = recover(&store, &config.origin, &signers, &verifiers)?;
         let shared = Arc::new(Shared {

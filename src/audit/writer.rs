@@ -3,7 +3,6 @@
 //! callers' state changes), flushes it, and only then answers every waiter with its receipt.
 //! A failed write or flush fails the whole batch and closes the log for appends (fail closed).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -12,7 +11,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::Checkpoint;
 use super::error::AuditError;
-use super::hash::{Frontier, Hash, HashReader, leaf_hash, prove_record, stored_hash_index};
+use super::hash::{
+    Frontier, Hash, HashReader, leaf_hash, prove_record, split_stored_hash_index, stored_hash_index,
+};
 use super::index::PostingLists;
 use super::keys::Signer;
 use super::log::{Shared, StateChange};
@@ -159,8 +160,10 @@ impl Writer {
         let store = &self.shared.store;
         let mut frontier = self.frontier.clone();
         let first_index = frontier.size();
-        // Every hash a proof in this batch needs is a node of the old frontier or new.
-        let mut overlay: HashMap<u64, Hash> = frontier.stored().into_iter().collect();
+        // Proofs for this batch read its leaf hashes from here; the upper levels are in the
+        // store's memory once remembered, the older leaf hashes in sled.
+        let mut leaves: Vec<Hash> = Vec::with_capacity(pending.len());
+        let mut records: Vec<(u64, Vec<Hash>)> = Vec::with_capacity(pending.len());
         let mut batch = sled::Batch::default();
         let mut postings = PostingLists::default();
         for (i, p) in pending.iter().enumerate() {
@@ -168,10 +171,11 @@ impl Writer {
             let start = stored_hash_index(0, index);
             let hashes = frontier.push(leaf_hash(&p.entry));
             let mut packed = Vec::with_capacity(hashes.len() * 32);
-            for (j, h) in hashes.into_iter().enumerate() {
-                packed.extend_from_slice(&h);
-                overlay.insert(start + j as u64, h);
+            for h in &hashes {
+                packed.extend_from_slice(h);
             }
+            leaves.push(hashes[0]);
+            records.push((start, hashes));
             batch.insert(hashes_key(index), packed);
             batch.insert(numbered_key(ENTRY_PREFIX, index), p.entry.as_slice());
             postings.add(&p.index_prefixes, index);
@@ -202,10 +206,12 @@ impl Writer {
         store.tree().apply_batch(batch)?;
         store.tree().flush()?;
         self.frontier = frontier;
+        store.remember(&records);
         self.shared.publish(size, signed.clone());
 
         let reader = Overlay {
-            map: &overlay,
+            first: first_index,
+            leaves: &leaves,
             store,
         };
         let mut receipts = Vec::with_capacity(pending.len());
@@ -227,17 +233,23 @@ impl Writer {
     }
 }
 
-/// Hashes of the batch just written, in memory, over the store.
+/// The leaf hashes of the batch just written, in memory, over the store.
 struct Overlay<'a> {
-    map: &'a HashMap<u64, Hash>,
+    first: u64,
+    leaves: &'a [Hash],
     store: &'a Store,
 }
 
 impl HashReader for Overlay<'_> {
     fn read_hash(&self, index: u64) -> Result<Hash, AuditError> {
-        match self.map.get(&index) {
-            Some(h) => Ok(*h),
-            None => self.store.read_hash(index),
+        if let (0, n) = split_stored_hash_index(index)
+            && let Some(h) = n
+                .checked_sub(self.first)
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| self.leaves.get(i))
+        {
+            return Ok(*h);
         }
+        self.store.read_hash(index)
     }
 }
