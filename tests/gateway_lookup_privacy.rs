@@ -1,5 +1,5 @@
 //! A lookup must not reveal who a sensitive holder is: when the policy releases only the hit (a
-//! mental-health centre), the answer carries one anonymous hit, whatever the number of such holders.
+//! mental-health centre), the answer carries one anonymous hit, last, whatever the number of such holders.
 
 mod common;
 
@@ -9,6 +9,7 @@ use ketenpoort::proto::v1 as pb;
 const POLICE: &str = "pz-gent";
 const CAW: &str = "caw-oost-vlaanderen";
 const CGG: &str = "cgg-eclips";
+const OCMW: &str = "ocmw-gent";
 
 async fn register(gw: &TestGateway, party: &str, seq: u32) {
     gw.exchange(party)
@@ -39,10 +40,15 @@ async fn hit_only_holder_stays_anonymous() {
     let gw = TestGateway::start().await;
     register(&gw, CAW, 1).await;
     register(&gw, CGG, 1).await;
+    register(&gw, OCMW, 1).await;
     register(&gw, CGG, 2).await;
 
     let both = lookup(&gw, 1).await;
-    assert_eq!(both.hits.len(), 2, "the CAW by name and one anonymous hit");
+    assert_eq!(
+        both.hits.len(),
+        3,
+        "the CAW and OCMW by name, one anonymous hit"
+    );
     assert!(
         both.hits
             .iter()
@@ -50,6 +56,9 @@ async fn hit_only_holder_stays_anonymous() {
     );
     let anonymous: Vec<_> = both.hits.iter().filter(|h| h.holder.is_empty()).collect();
     assert_eq!(anonymous.len(), 1);
+    // Its place does not hint at the holder's id either (holders sort by id: caw < cgg < ocmw):
+    // the anonymous hit comes last.
+    assert!(both.hits[2].holder.is_empty());
     assert!(anonymous[0].holder_name.is_empty() && anonymous[0].contact_point.is_empty());
 
     // Nothing in the answer names the CGG, not even in the receipt's audit entry bytes.

@@ -105,7 +105,7 @@ fn run_inner(args: CallArgs) -> Result<Outcome> {
     if args.list {
         for method in catalog.methods() {
             let template = json_template(&method.input());
-            println!("{} {}", rpc_path(&method), template);
+            print_out(&format!("{} {}", rpc_path(&method), template))?;
         }
         return Ok(Outcome::Done);
     }
@@ -140,7 +140,7 @@ fn run_inner(args: CallArgs) -> Result<Outcome> {
     })?;
     match result {
         Ok(response) => {
-            println!("{}", message_to_json_text(&response, args.emit_defaults));
+            print_out(&message_to_json_text(&response, args.emit_defaults))?;
             Ok(Outcome::Done)
         }
         Err(status) => {
@@ -166,5 +166,16 @@ fn read_data(data: &str) -> Result<String> {
         Some("") => bail!("--data @ needs a file name (or @- for stdin)"),
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}")),
         None => Ok(data.to_owned()),
+    }
+}
+
+/// Prints one line of output; a reader that went away (`| head`) ends the output quietly
+/// instead of panicking.
+fn print_out(line: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
 }

@@ -197,15 +197,16 @@ impl Gateway {
                 // The entry goes back to the caller inside its receipt, so it does not name
                 // these holders either.
                 merge_decision(&mut combined, decision);
-                if !anonymous_hit {
-                    anonymous_hit = true;
-                    hits.push(LookupHit::default());
-                }
+                anonymous_hit = true;
                 continue;
             };
             hits.push(hit);
             holders.push(holder.id.clone());
             merge_decision(&mut combined, decision);
+        }
+        // Last, so that its place among the named hits (sorted by holder) says nothing either.
+        if anonymous_hit {
+            hits.push(LookupHit::default());
         }
         match &combined {
             Some(decision) => record_decision(&mut entry, decision),
