@@ -69,7 +69,7 @@ proptest! {
             let d = set.decide(&req, &grounds, GENERATED_NOW);
             for g in &d.fields {
                 let a = set.agreement(&g.rule.agreement).expect("granting agreement exists");
-                let rule = a.rules.iter().find(|r| r.id == g.rule.rule).expect("granting rule exists");
+                let rule = a.rules.iter().find(|r| *r.id == *g.rule.rule).expect("granting rule exists");
                 prop_assert_eq!(rule.effect, Effect::Permit);
                 prop_assert!(rule.release.iter().any(|x| x.field == g.field));
                 prop_assert!(rule_matches(set, &req, &a.id, rule));
@@ -117,7 +117,7 @@ proptest! {
             for g in &d.fields {
                 let def = set.field(&g.field).expect("granted field is in the catalogue");
                 let a = set.agreement(&g.rule.agreement).expect("agreement exists");
-                let rule = a.rules.iter().find(|r| r.id == g.rule.rule).expect("rule exists");
+                let rule = a.rules.iter().find(|r| *r.id == *g.rule.rule).expect("rule exists");
                 let allowed = rule.release.iter().find(|x| x.field == g.field).expect("named").form;
                 prop_assert_eq!(def.ty.at_least(allowed, g.form), Some(true));
                 if let Some(asked) = req.fields.iter().find(|f| f.field == g.field).and_then(|f| f.form) {

@@ -12,8 +12,8 @@ const ENTRY_VERSION: u32 = 1;
 /// The wire form of a policy rule reference.
 pub(crate) fn rule_ref(rule: &crate::policy::RuleRef) -> pb::RuleRef {
     pb::RuleRef {
-        agreement: rule.agreement.clone(),
-        rule: rule.rule.clone(),
+        agreement: rule.agreement.to_string(),
+        rule: rule.rule.to_string(),
         effect: match rule.effect {
             Effect::Permit => "permit".to_owned(),
             Effect::Forbid => "forbid".to_owned(),

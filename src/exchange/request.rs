@@ -99,8 +99,8 @@ fn grant_records(decision: &Decision) -> Vec<GrantRecord> {
         .map(|g| GrantRecord {
             field: g.field.clone(),
             form: g.form.as_str().to_owned(),
-            agreement: g.rule.agreement.clone(),
-            rule: g.rule.rule.clone(),
+            agreement: g.rule.agreement.to_string(),
+            rule: g.rule.rule.to_string(),
         })
         .collect()
 }

@@ -149,8 +149,8 @@ pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, V
             rules.push(CompiledRule {
                 agreement: ai,
                 rref: RuleRef {
-                    agreement: a.id.clone(),
-                    rule: r.id.clone(),
+                    agreement: a.id.as_str().into(),
+                    rule: r.id.as_str().into(),
                     effect: r.effect,
                 },
                 effect: r.effect,

@@ -77,7 +77,7 @@ impl PolicySet {
         let forbidden = a
             .rules
             .iter()
-            .find(|r| r.id == rule.rref.rule)
+            .find(|r| *r.id == *rule.rref.rule)
             .and_then(|r| r.forbidden_fields.clone());
         match (rule.effect, forbidden) {
             (Effect::Permit, _) => "matches; all conditions hold".to_owned(),
@@ -97,7 +97,7 @@ impl PolicySet {
         now: OffsetDateTime,
     ) -> String {
         let a = &self.agreements[rule.agreement];
-        let r = a.rules.iter().find(|r| r.id == rule.rref.rule);
+        let r = a.rules.iter().find(|r| *r.id == *rule.rref.rule);
         match (check, r) {
             (Check::Kind, Some(r)) => format!(
                 "kind `{}` not in [{}]",
