@@ -10,6 +10,16 @@ pub enum AuditError {
     /// The storage engine failed.
     #[error("audit storage: {0}")]
     Storage(#[from] sled::Error),
+    /// Another process (usually a running gateway) holds the log open.
+    #[error(
+        "the audit log in {} is in use by another process (a running `ketenpoort serve`?): \
+         stop it, or work on a copy of the data directory, or read the log through the Audit RPCs",
+        dir.display()
+    )]
+    InUse {
+        /// The log directory.
+        dir: PathBuf,
+    },
     /// A key file or directory could not be read or written.
     #[error("audit key file {path}: {source}")]
     KeyFile {

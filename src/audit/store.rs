@@ -54,10 +54,12 @@ pub fn open_db(dir: &std::path::Path, cache_capacity: u64) -> Result<sled::Db, A
             .cache_capacity(cache_capacity)
             .open()
         {
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(AuditError::InUse {
+                        dir: dir.to_path_buf(),
+                    });
+                }
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             other => return Ok(other?),

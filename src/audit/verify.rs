@@ -39,10 +39,7 @@ pub fn verify_dir(
             dir.display()
         )));
     }
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(64 * 1024 * 1024)
-        .open()?;
+    let db = super::store::open_db(dir, 64 * 1024 * 1024)?;
     let store = Store::open(&db)?;
     verify_log(&store, verifiers, progress)
 }
