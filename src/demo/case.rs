@@ -59,6 +59,27 @@ pub(crate) fn lotte_birth_date() -> Kind {
 }
 
 /// Plays act 2.
+/// The police fetch the answer to their ticket (released fields are delivered once).
+pub(crate) async fn police_get_result(
+    story: &mut Story<'_>,
+    police: &mut pb::exchange_client::ExchangeClient<super::wire::Stamped>,
+    step: &str,
+    ticket_id: &str,
+) -> Result<pb::GetResultResponse, DemoError> {
+    story
+        .say
+        .step(POLICE, "GetResult", &format!("ticket {ticket_id}"))?;
+    allowed(
+        step,
+        police
+            .get_result(pb::GetResultRequest {
+                ticket_id: ticket_id.to_owned(),
+                wait: None,
+            })
+            .await,
+    )
+}
+
 pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
     story.say.act(
         2,
@@ -220,20 +241,7 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
 
     story.clock.set(9, 45);
     let step = "2. pz-gent GetResult";
-    story.say.step(
-        POLICE,
-        "GetResult",
-        &format!("ticket {}", requested.ticket_id),
-    )?;
-    let result = allowed(
-        step,
-        police
-            .get_result(pb::GetResultRequest {
-                ticket_id: requested.ticket_id.clone(),
-                wait: None,
-            })
-            .await,
-    )?;
+    let result = police_get_result(story, &mut police, step, &requested.ticket_id).await?;
     let state = pb::TicketState::try_from(result.state)
         .map(|s| s.as_str_name())
         .unwrap_or("unknown");

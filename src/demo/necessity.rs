@@ -5,7 +5,7 @@ use tonic::Code;
 
 use crate::proto::v1 as pb;
 
-use super::case::{ask, choice, text};
+use super::case::{ask, choice, police_get_result, text};
 use super::cast::{CGG, POLICE};
 use super::narrate::{allowed, psn, refused};
 use super::{DemoError, Story};
@@ -156,20 +156,7 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
 
     story.clock.set(14, 25);
     let step = "6. pz-gent GetResult";
-    story.say.step(
-        POLICE,
-        "GetResult",
-        &format!("ticket {}", requested.ticket_id),
-    )?;
-    let result = allowed(
-        step,
-        police
-            .get_result(pb::GetResultRequest {
-                ticket_id: requested.ticket_id.clone(),
-                wait: None,
-            })
-            .await,
-    )?;
+    let result = police_get_result(story, &mut police, step, &requested.ticket_id).await?;
     story.say.released("police see", &result.released)?;
     if result.released.len() != FIELDS.len() {
         return Err(DemoError::unexpected(
