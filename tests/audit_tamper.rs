@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ketenpoort::audit::hash::stored_hash_index;
 use ketenpoort::audit::keys::load_signers;
-use ketenpoort::audit::store::{CHECKPOINT_PREFIX, ENTRY_PREFIX, Store, hashes_key, numbered_key};
+use ketenpoort::audit::store::{CHECKPOINT_PREFIX, Store, numbered_key};
 use ketenpoort::audit::verify::verify_log;
 use ketenpoort::audit::{AuditConfig, AuditError, AuditLog, Verifier};
 use ketenpoort::proto::v1::{AuditEntry, AuditEvent};
@@ -54,21 +54,19 @@ fn open_store(data: &Path) -> (sled::Db, Store) {
     }
 }
 
-/// Flips one bit of the value at `key`, in its middle; returns the original value.
-fn flip(data: &Path, key: &[u8]) -> Vec<u8> {
-    flip_at(data, key, None)
-}
-
-/// Flips one bit of the value at `key` at `offset` (default: the middle).
-fn flip_at(data: &Path, key: &[u8], offset: Option<usize>) -> Vec<u8> {
-    let (db, store) = open_store(data);
-    let old = store.tree().get(key).unwrap().unwrap().to_vec();
-    let mut bad = old.clone();
-    let at = offset.unwrap_or(bad.len() / 2);
-    bad[at] ^= 0x01;
-    store.tree().insert(key, bad).unwrap();
-    db.flush().unwrap();
-    old
+/// Flips one bit of the byte at `offset` of a record file (`entries`, `offsets`, `hashes`);
+/// flipping it again restores it.
+fn flip_file(data: &Path, file: &str, offset: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(data.join("audit/log").join(file))
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, offset).unwrap();
+    f.write_all_at(&[b[0] ^ 0x01], offset).unwrap();
+    f.sync_all().unwrap();
 }
 
 fn restore(data: &Path, key: &[u8], value: Vec<u8>) {
@@ -110,28 +108,36 @@ fn flipped_bytes_are_found_and_named() {
     assert!(cli_verify(data).0);
 
     // An entry.
-    let key = numbered_key(ENTRY_PREFIX, 17);
-    let old = flip(data, &key);
+    let middle = {
+        let (_db, store) = open_store(data);
+        let (start, end) = store.entry_range(17).unwrap();
+        (start + end) / 2
+    };
+    flip_file(data, "entries", middle);
     assert_eq!(bad_index(data, &verifiers), 17);
     let (ok, stderr) = cli_verify(data);
     assert!(!ok);
     assert!(stderr.contains("index 17"), "{stderr}");
-    restore(data, &key, old);
+    flip_file(data, "entries", middle);
     assert!(cli_verify(data).0);
+
+    // An entry's end offset: its bytes (and the next entry's) no longer hash right.
+    flip_file(data, "offsets", 12 * 8);
+    assert_eq!(bad_index(data, &verifiers), 12);
+    assert!(!cli_verify(data).0);
+    flip_file(data, "offsets", 12 * 8);
 
     // A stored leaf hash, and an interior hash (level 1, written with record 21).
     for (pos, record) in [
         (stored_hash_index(0, 30), 30),
         (stored_hash_index(1, 10), 21),
     ] {
-        let key = hashes_key(record);
-        let offset = (pos - stored_hash_index(0, record)) as usize * 32 + 5;
-        let old = flip_at(data, &key, Some(offset));
+        flip_file(data, "hashes", pos * 32 + 5);
         assert_eq!(bad_index(data, &verifiers), record);
         let (ok, stderr) = cli_verify(data);
         assert!(!ok);
         assert!(stderr.contains(&format!("index {record}")), "{stderr}");
-        restore(data, &key, old);
+        flip_file(data, "hashes", pos * 32 + 5);
     }
 
     // A checkpoint's signature (the checkpoint of size 8 covers indexes up to 7).
@@ -154,7 +160,7 @@ fn open_refuses_a_log_whose_hashes_no_longer_match_the_checkpoint() {
     build(data);
     // The root of the first 32 records is part of the tree of size 50 that open recomputes.
     // It is the last of the six hashes written with record 31.
-    flip_at(data, &hashes_key(31), Some(5 * 32 + 3));
+    flip_file(data, "hashes", (stored_hash_index(0, 31) + 5) * 32 + 3);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let signers = load_signers(&data.join("keys"), ORIGIN).unwrap();

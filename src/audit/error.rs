@@ -20,6 +20,14 @@ pub enum AuditError {
         /// The log directory.
         dir: PathBuf,
     },
+    /// A record file of the log could not be read or written.
+    #[error("audit log file {path}: {source}")]
+    File {
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// A key file or directory could not be read or written.
     #[error("audit key file {path}: {source}")]
     KeyFile {

@@ -1,20 +1,26 @@
-//! Search indexes over the log, kept as keys in the log's own tree so that they commit
-//! atomically with their entries.
+//! Search indexes over the log, in memory.
 //!
-//! Each group commit writes one posting list per field value it contains: the key is
-//! `i/<field tag>/<u32 BE length><value><u64 BE first index>` and the value the entry indexes
-//! (u64 BE each, ascending) of that commit with that field value. One key per value and commit,
-//! rather than per entry, keeps the number of sled writes per entry low (sled copies a node on
-//! every insert). Lists of one value sort by index and never overlap, so an AND of filters is a
-//! leapfrog join over ordered scans.
+//! The index is derived data: it is rebuilt from the entries when the log opens (about a second
+//! per million entries) and extended by the writer after each durable commit, so it can never
+//! disagree with the log and costs no storage writes on the append path. Each field value
+//! (`<field tag>/<u32 BE length><value>`, see [`index_prefixes`]) is hashed with a per-process
+//! random key to 64 bits, and maps to the ascending indexes of the entries that have it; an AND of
+//! filters is a leapfrog join over those lists. Every result is checked against its decoded entry
+//! before it is returned, so a hash collision can cost a little time but never a wrong result.
+//! Entry times are kept per entry and bucketed by minute for time-range searches.
+//!
+//! Indexes are kept as u32: the writer refuses to grow a log past 2^32 entries.
 
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 
-use prost::Message;
+use smallvec::SmallVec;
 
 use super::error::AuditError;
-use super::store::{ENTRY_PREFIX, INDEX_PREFIX, key_number, numbered_key};
 use crate::proto::v1::{AuditEntry, AuditEvent, Verdict};
+
+/// Index keys start with this, so that they cannot be confused with any other hashed bytes.
+const INDEX_PREFIX: &[u8] = b"i/";
 
 const TAG_PARTY: u8 = b'p';
 const TAG_SUBJECT: u8 = b's';
@@ -22,7 +28,6 @@ const TAG_EXCHANGE: u8 = b'x';
 const TAG_AGREEMENT: u8 = b'a';
 const TAG_VERDICT: u8 = b'v';
 const TAG_EVENT: u8 = b'k';
-const TAG_TIME: u8 = b't';
 
 /// A search over the log: every filter that is set must match (AND). Results are entry indexes
 /// in ascending order, after `after`, at most `limit` of them.
@@ -65,16 +70,6 @@ fn field_prefix(tag: u8, value: &[u8]) -> Vec<u8> {
     k
 }
 
-/// Time keys sort by signed seconds: flip the sign bit of the two's complement.
-fn time_prefix(seconds: i64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(INDEX_PREFIX.len() + 2 + 16);
-    k.extend_from_slice(INDEX_PREFIX);
-    k.push(TAG_TIME);
-    k.push(b'/');
-    k.extend_from_slice(&((seconds as u64) ^ (1 << 63)).to_be_bytes());
-    k
-}
-
 fn entry_seconds(entry: &AuditEntry) -> i64 {
     entry.time.as_ref().map(|t| t.seconds).unwrap_or(0)
 }
@@ -100,60 +95,225 @@ pub fn index_prefixes(entry: &AuditEntry) -> Vec<Vec<u8>> {
     }
     prefixes.push(field_prefix(TAG_VERDICT, &entry.verdict.to_be_bytes()));
     prefixes.push(field_prefix(TAG_EVENT, &entry.event.to_be_bytes()));
-    prefixes.push(time_prefix(entry_seconds(entry)));
     prefixes.sort();
     prefixes.dedup();
     prefixes
 }
 
-/// Collects the posting lists of one commit: each prefix with its ascending entry indexes.
-#[derive(Debug, Default)]
-pub struct PostingLists {
-    lists: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+/// The search keys of one entry, computed off the writer (on the appending task).
+#[derive(Debug, Clone, Default)]
+pub struct IndexKeys {
+    fields: Vec<u64>,
+    seconds: i64,
 }
 
-impl PostingLists {
-    /// Records that entry `index` has every one of `prefixes`; indexes must come in ascending order.
-    pub fn add(&mut self, prefixes: &[Vec<u8>], index: u64) {
-        for p in prefixes {
-            self.lists
-                .entry(p.clone())
-                .or_default()
-                .extend_from_slice(&index.to_be_bytes());
+/// Hashes field keys with the index's random key; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct KeyHasher {
+    state: RandomState,
+}
+
+impl KeyHasher {
+    fn hash(&self, prefix: &[u8]) -> u64 {
+        self.state.hash_one(prefix)
+    }
+
+    /// The search keys of `entry`.
+    pub fn keys_of(&self, entry: &AuditEntry) -> IndexKeys {
+        IndexKeys {
+            fields: index_prefixes(entry).iter().map(|p| self.hash(p)).collect(),
+            seconds: entry_seconds(entry),
         }
     }
+}
 
-    /// The keys and values to write: `prefix ‖ first index` → the indexes.
-    pub fn into_writes(self) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
-        self.lists.into_iter().map(|(mut key, list)| {
-            key.extend_from_slice(&list[..8]);
-            (key, list)
-        })
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed here; fold anything else in, for completeness.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
-/// The indexes of a posting-list value.
-fn postings(value: &[u8]) -> impl DoubleEndedIterator<Item = u64> + '_ {
-    value.chunks_exact(8).map(|c| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        u64::from_be_bytes(b)
-    })
+/// Ascending entry indexes; most field values (exchange ids) have one to three entries.
+type Postings = SmallVec<[u32; 2]>;
+
+/// The in-memory search index of a log; see the module documentation.
+#[derive(Debug, Default)]
+pub struct MemIndex {
+    hasher: KeyHasher,
+    lists: HashMap<u64, Postings, BuildHasherDefault<Prehashed>>,
+    /// The time (Unix seconds) of entry n.
+    times: Vec<i64>,
+    /// Entry indexes by minute, ascending within each minute.
+    minutes: BTreeMap<i64, Vec<u32>>,
 }
 
-/// Runs a search over the log tree.
-pub fn search(tree: &sled::Tree, q: &SearchQuery) -> Result<Vec<u64>, AuditError> {
-    let limit = match q.limit {
-        0 => DEFAULT_LIMIT,
-        n => n.min(MAX_LIMIT),
-    };
-    let start = match q.after {
-        None => 0,
-        Some(a) => match a.checked_add(1) {
-            Some(s) => s,
-            None => return Ok(Vec::new()),
-        },
-    };
+impl MemIndex {
+    /// An empty index with a fresh random key.
+    pub fn new() -> MemIndex {
+        MemIndex::default()
+    }
+
+    /// The hasher that makes this index's keys.
+    pub fn hasher(&self) -> KeyHasher {
+        self.hasher.clone()
+    }
+
+    /// The number of entries indexed.
+    pub fn len(&self) -> u64 {
+        self.times.len() as u64
+    }
+
+    /// Whether no entry is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    /// Indexes the next entry, whose index is [`MemIndex::len`].
+    pub fn add(&mut self, keys: &IndexKeys) -> Result<(), AuditError> {
+        let index = u32::try_from(self.times.len())
+            .map_err(|_| AuditError::Internal("the search index holds at most 2^32 entries"))?;
+        for k in &keys.fields {
+            let list = self.lists.entry(*k).or_default();
+            // index_prefixes deduplicates, but two prefixes may hash alike: keep lists strict.
+            if list.last() != Some(&index) {
+                list.push(index);
+            }
+        }
+        self.times.push(keys.seconds);
+        self.minutes
+            .entry(keys.seconds.div_euclid(60))
+            .or_default()
+            .push(index);
+        Ok(())
+    }
+
+    /// Indexes `entry` as the next one.
+    pub fn add_entry(&mut self, entry: &AuditEntry) -> Result<(), AuditError> {
+        let keys = self.hasher.keys_of(entry);
+        self.add(&keys)
+    }
+
+    /// Runs a search; `confirm(index, field_prefixes)` must say whether the stored entry at
+    /// `index` really has every one of the prefixes (it guards against hash collisions).
+    pub fn search(
+        &self,
+        q: &SearchQuery,
+        confirm: &mut dyn FnMut(u64, &[Vec<u8>]) -> Result<bool, AuditError>,
+    ) -> Result<Vec<u64>, AuditError> {
+        let limit = match q.limit {
+            0 => DEFAULT_LIMIT,
+            n => n.min(MAX_LIMIT),
+        };
+        let start = match q.after {
+            None => 0,
+            Some(a) => match a.checked_add(1) {
+                Some(s) => s,
+                None => return Ok(Vec::new()),
+            },
+        };
+        let prefixes = query_prefixes(q);
+        let timed = q.time_from.is_some() || q.time_until.is_some();
+        if prefixes.is_empty() {
+            if timed {
+                return Ok(self.search_time_only(q, start, limit));
+            }
+            return Ok((start..self.len().max(start)).take(limit).collect());
+        }
+        let mut lists: Vec<&[u32]> = Vec::with_capacity(prefixes.len());
+        for p in &prefixes {
+            match self.lists.get(&self.hasher.hash(p)) {
+                Some(l) => lists.push(l),
+                None => return Ok(Vec::new()),
+            }
+        }
+        // The shortest list leads the join.
+        lists.sort_by_key(|l| l.len());
+        let mut out = Vec::new();
+        let Ok(mut candidate) = u32::try_from(start) else {
+            return Ok(out);
+        };
+        'join: loop {
+            // Leapfrog: raise the candidate until every list has it.
+            let mut agreed = 0;
+            let mut i = 0;
+            while agreed < lists.len() {
+                let Some(found) = seek(lists[i], candidate) else {
+                    break 'join;
+                };
+                if found == candidate {
+                    agreed += 1;
+                } else {
+                    candidate = found;
+                    agreed = 1;
+                }
+                i = (i + 1) % lists.len();
+            }
+            let index = u64::from(candidate);
+            if self.time_matches(index, q) && confirm(index, &prefixes)? {
+                out.push(index);
+                if out.len() == limit {
+                    break;
+                }
+            }
+            candidate = match candidate.checked_add(1) {
+                Some(c) => c,
+                None => break,
+            };
+        }
+        Ok(out)
+    }
+
+    fn time_matches(&self, index: u64, q: &SearchQuery) -> bool {
+        let Some(&t) = usize::try_from(index).ok().and_then(|i| self.times.get(i)) else {
+            return false;
+        };
+        q.time_from.is_none_or(|f| t >= f) && q.time_until.is_none_or(|u| t < u)
+    }
+
+    /// Only a time range: walk the minutes it covers and keep the `limit` smallest indexes.
+    fn search_time_only(&self, q: &SearchQuery, start: u64, limit: usize) -> Vec<u64> {
+        let lo = q.time_from.unwrap_or(i64::MIN).div_euclid(60);
+        let hi = q.time_until.map_or(i64::MAX, |u| u.div_euclid(60));
+        let mut best: BinaryHeap<u64> = BinaryHeap::with_capacity(limit + 1);
+        for list in self.minutes.range(lo..=hi).map(|(_, l)| l) {
+            for &index in list {
+                let index = u64::from(index);
+                if index < start || !self.time_matches(index, q) {
+                    continue;
+                }
+                if best.len() < limit {
+                    best.push(index);
+                } else if best.peek().is_some_and(|&top| index < top) {
+                    best.pop();
+                    best.push(index);
+                }
+            }
+        }
+        best.into_sorted_vec()
+    }
+}
+
+/// The smallest index ≥ `from` in an ascending list.
+fn seek(list: &[u32], from: u32) -> Option<u32> {
+    let at = list.partition_point(|&i| i < from);
+    list.get(at).copied()
+}
+
+/// The field prefixes a query asks for (each must be among the entry's [`index_prefixes`]).
+fn query_prefixes(q: &SearchQuery) -> Vec<Vec<u8>> {
     let mut prefixes: Vec<Vec<u8>> = Vec::new();
     if let Some(p) = &q.party {
         prefixes.push(field_prefix(TAG_PARTY, p.as_bytes()));
@@ -173,126 +333,118 @@ pub fn search(tree: &sled::Tree, q: &SearchQuery) -> Result<Vec<u64>, AuditError
     if let Some(e) = q.event {
         prefixes.push(field_prefix(TAG_EVENT, &(e as i32).to_be_bytes()));
     }
-    let timed = q.time_from.is_some() || q.time_until.is_some();
-    // With no field filter, every entry is a candidate: walk the entries themselves.
-    let all_entries = prefixes.is_empty();
-    if all_entries {
-        if timed {
-            return search_time_only(tree, q, start, limit);
+    prefixes
+}
+
+/// Whether `entry` has every one of `prefixes`: the exact check behind a hashed match.
+pub fn entry_has(entry: &AuditEntry, prefixes: &[Vec<u8>]) -> bool {
+    let own = index_prefixes(entry);
+    prefixes.iter().all(|p| own.binary_search(p).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::v1::RuleRef;
+
+    fn entry(i: u32) -> AuditEntry {
+        AuditEntry {
+            event: AuditEvent::Exchange as i32,
+            requester_party: format!("p{}", i % 3),
+            exchange_id: format!("x{}", i / 2),
+            verdict: if i % 5 == 0 { Verdict::Deny } else { Verdict::Allow } as i32,
+            rules: vec![RuleRef {
+                agreement: format!("a{}", i % 2),
+                ..Default::default()
+            }],
+            time: Some(prost_types::Timestamp {
+                seconds: 1_000 + i64::from(i) * 7,
+                nanos: 0,
+            }),
+            ..Default::default()
         }
-        prefixes.push(ENTRY_PREFIX.to_vec());
     }
-    let mut out = Vec::new();
-    let mut candidate = start;
-    'join: loop {
-        // Leapfrog: raise the candidate until every filter has it.
-        let mut agreed = 0;
-        let mut i = 0;
-        while agreed < prefixes.len() {
-            let found = if all_entries {
-                seek_entry(tree, candidate)?
-            } else {
-                seek(tree, &prefixes[i], candidate)?
-            };
-            let Some(found) = found else {
-                break 'join;
-            };
-            if found == candidate {
-                agreed += 1;
-            } else {
-                candidate = found;
-                agreed = 1;
-            }
-            i = (i + 1) % prefixes.len();
+
+    fn naive(entries: &[AuditEntry], q: &SearchQuery) -> Vec<u64> {
+        let prefixes = query_prefixes(q);
+        let start = q.after.map_or(0, |a| a + 1);
+        let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit };
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i as u64, e))
+            .filter(|(i, e)| {
+                let t = entry_seconds(e);
+                *i >= start
+                    && entry_has(e, &prefixes)
+                    && q.time_from.is_none_or(|f| t >= f)
+                    && q.time_until.is_none_or(|u| t < u)
+            })
+            .map(|(i, _)| i)
+            .take(limit)
+            .collect()
+    }
+
+    #[test]
+    fn searches_agree_with_a_scan() {
+        let entries: Vec<AuditEntry> = (0..500).map(entry).collect();
+        let mut index = MemIndex::new();
+        for e in &entries {
+            index.add_entry(e).unwrap();
         }
-        if !timed || time_matches(tree, candidate, q)? {
-            out.push(candidate);
-            if out.len() == limit {
-                break;
-            }
+        let mut confirm = |i: u64, p: &[Vec<u8>]| Ok(entry_has(&entries[i as usize], p));
+        let queries = [
+            SearchQuery::default(),
+            SearchQuery {
+                party: Some("p1".into()),
+                ..Default::default()
+            },
+            SearchQuery {
+                party: Some("p2".into()),
+                verdict: Some(Verdict::Deny),
+                agreement: Some("a1".into()),
+                limit: 7,
+                after: Some(40),
+                ..Default::default()
+            },
+            SearchQuery {
+                exchange_id: Some("x17".into()),
+                ..Default::default()
+            },
+            SearchQuery {
+                time_from: Some(1_700),
+                time_until: Some(2_300),
+                limit: 1000,
+                ..Default::default()
+            },
+            SearchQuery {
+                party: Some("p0".into()),
+                time_from: Some(2_000),
+                ..Default::default()
+            },
+            SearchQuery {
+                party: Some("nobody".into()),
+                ..Default::default()
+            },
+        ];
+        for q in &queries {
+            assert_eq!(index.search(q, &mut confirm).unwrap(), naive(&entries, q), "{q:?}");
         }
-        candidate = match candidate.checked_add(1) {
-            Some(c) => c,
-            None => break,
+    }
+
+    #[test]
+    fn a_hash_match_that_the_entry_denies_is_not_returned() {
+        let entries: Vec<AuditEntry> = (0..10).map(entry).collect();
+        let mut index = MemIndex::new();
+        for e in &entries {
+            index.add_entry(e).unwrap();
+        }
+        let q = SearchQuery {
+            party: Some("p1".into()),
+            ..Default::default()
         };
+        // As if every stored entry said otherwise (a collision): nothing comes back.
+        let found = index.search(&q, &mut |_, _| Ok(false)).unwrap();
+        assert!(found.is_empty());
     }
-    Ok(out)
-}
-
-/// The smallest stored entry index ≥ `from`.
-fn seek_entry(tree: &sled::Tree, from: u64) -> Result<Option<u64>, AuditError> {
-    let lo = numbered_key(ENTRY_PREFIX, from);
-    let hi = numbered_key(ENTRY_PREFIX, u64::MAX);
-    match tree.range(lo..=hi).next() {
-        None => Ok(None),
-        Some(kv) => Ok(key_number(&kv?.0)),
-    }
-}
-
-/// The smallest index ≥ `from` in the posting lists under `prefix`.
-fn seek(tree: &sled::Tree, prefix: &[u8], from: u64) -> Result<Option<u64>, AuditError> {
-    let first = numbered_key(prefix, 0);
-    let at = numbered_key(prefix, from);
-    let last = numbered_key(prefix, u64::MAX);
-    // The list starting at or before `from` may still hold indexes ≥ `from`.
-    if let Some(kv) = tree.range(first..=at.clone()).next_back() {
-        let (_, v) = kv?;
-        if let Some(found) = postings(&v).find(|&i| i >= from) {
-            return Ok(Some(found));
-        }
-    }
-    // Otherwise the first index of the next list.
-    match tree.range(at..=last).next() {
-        None => Ok(None),
-        Some(kv) => {
-            let (_, v) = kv?;
-            Ok(postings(&v).find(|&i| i >= from))
-        }
-    }
-}
-
-fn time_matches(tree: &sled::Tree, index: u64, q: &SearchQuery) -> Result<bool, AuditError> {
-    let Some(bytes) = tree.get(numbered_key(ENTRY_PREFIX, index))? else {
-        return Ok(false);
-    };
-    let entry = AuditEntry::decode(bytes.as_ref())
-        .map_err(|source| AuditError::Decode { index, source })?;
-    let t = entry_seconds(&entry);
-    Ok(q.time_from.is_none_or(|f| t >= f) && q.time_until.is_none_or(|u| t < u))
-}
-
-/// Only a time range: scan the time index and keep the `limit` smallest indexes.
-fn search_time_only(
-    tree: &sled::Tree,
-    q: &SearchQuery,
-    start: u64,
-    limit: usize,
-) -> Result<Vec<u64>, AuditError> {
-    let lo = time_prefix(q.time_from.unwrap_or(i64::MIN));
-    let hi = time_prefix(q.time_until.unwrap_or(i64::MAX));
-    let mut best: BinaryHeap<u64> = BinaryHeap::with_capacity(limit + 1);
-    let range = if q.time_until.is_some() {
-        tree.range(lo..hi)
-    } else {
-        tree.range(lo..)
-    };
-    let time_scope = time_prefix(0);
-    for kv in range {
-        let (k, v) = kv?;
-        if !k.starts_with(&time_scope[..INDEX_PREFIX.len() + 2]) {
-            break;
-        }
-        for index in postings(&v) {
-            if index < start {
-                continue;
-            }
-            if best.len() < limit {
-                best.push(index);
-            } else if best.peek().is_some_and(|&top| index < top) {
-                best.pop();
-                best.push(index);
-            }
-        }
-    }
-    Ok(best.into_sorted_vec())
 }

@@ -1,5 +1,6 @@
-//! The audit log: an append-only RFC 6962 log in one sled tree, written by a group-commit writer
-//! and read concurrently by anyone holding an [`AuditLog`].
+//! The audit log: an append-only RFC 6962 log (records in append-only files, checkpoints and the
+//! gateway's state in sled), written by a group-commit writer and read concurrently by anyone
+//! holding an [`AuditLog`].
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::checkpoint::Checkpoint;
 use super::error::AuditError;
 use super::hash::{Frontier, Hash, leaf_hash, prove_record, prove_tree};
-use super::index::{SearchQuery, index_prefixes, search};
+use super::index::{KeyHasher, SearchQuery};
 use super::keys::{Signer, Verifier};
 use super::note;
 use super::proof::{Receipt, TlogProof};
@@ -23,7 +24,8 @@ use crate::proto::v1::AuditEntry;
 /// How the log is opened and how the writer batches.
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
-    /// The sled directory of the log (conventionally `<data-dir>/audit`).
+    /// The directory of the log (conventionally `<data-dir>/audit`): the sled database of its
+    /// checkpoints and state, and its record files under `log/`.
     pub dir: PathBuf,
     /// The checkpoint origin, the log's permanent identity; also the signing key's name.
     pub origin: String,
@@ -83,6 +85,8 @@ impl StateChange {
 /// State shared by the handle and the writer.
 pub(crate) struct Shared {
     pub store: Store,
+    /// Makes the search keys of an entry, on the appending task.
+    keys: KeyHasher,
     pub accepting: AtomicBool,
     /// Unit tests set this to make the next commit fail as a storage error would.
     #[cfg(test)]
@@ -153,11 +157,19 @@ impl AuditLog {
             )));
         }
         let db = super::store::open_db(&config.dir, config.cache_capacity)?;
-        let store = Store::open(&db)?;
-        store.load_hashes()?;
+        let store = Store::open(&db, &config.dir, true)?;
         let verifiers: Vec<Verifier> = signers.iter().map(Signer::verifier).collect();
         let (size, signed, frontier) = recover(&store, &config.origin, &signers, &verifiers)?;
+        if size > 0 {
+            tracing::info!(entries = size, "audit log: building the search index");
+        }
+        store.build_index(size, &mut |done| {
+            if done.is_multiple_of(1 << 20) {
+                tracing::info!(done, of = size, "audit log: indexing");
+            }
+        })?;
         let shared = Arc::new(Shared {
+            keys: store.key_hasher(),
             store,
             accepting: AtomicBool::new(true),
             #[cfg(test)]
@@ -202,11 +214,11 @@ impl AuditLog {
             return Err(AuditError::NotAccepting);
         }
         // Encoding and index keys are computed here, on the caller's task, off the writer.
-        let index_prefixes = index_prefixes(entry);
+        let keys = self.inner.shared.keys.keys_of(entry);
         let (reply, rx) = oneshot::channel();
         let append = Append {
             entry: entry.encode_to_vec(),
-            index_prefixes,
+            keys,
             changes,
             reply,
         };
@@ -359,7 +371,7 @@ impl AuditLog {
 
     /// Searches the indexes; see [`SearchQuery`].
     pub fn search(&self, q: &SearchQuery) -> Result<Vec<u64>, AuditError> {
-        let mut found = search(self.inner.shared.store.tree(), q)?;
+        let mut found = self.inner.shared.store.search(q)?;
         // Index keys of a commit become visible with it; never return past the published size.
         let size = self.size();
         found.retain(|&i| i < size);
@@ -394,14 +406,20 @@ impl AuditLog {
             .chain(refused.then_some(Err(AuditError::BadStateKey)))
     }
 
+    /// The stored log, for verification and tests.
+    pub fn store(&self) -> &Store {
+        &self.inner.shared.store
+    }
+
     /// The sled database, for the gateway's own trees (operational state that needs no audit).
     pub fn db(&self) -> &sled::Db {
         &self.inner.db
     }
 }
 
-/// Reads the last signed checkpoint, checks its signature, and recomputes the root from the
-/// stored hashes; a fresh log gets a signed checkpoint of size 0.
+/// Reads the last signed checkpoint, checks its signature, locates the records it covers (cutting
+/// off the remainder of an unfinished commit), and recomputes the root from the stored hashes; a
+/// fresh log gets a signed checkpoint of size 0.
 fn recover(
     store: &Store,
     origin: &str,
@@ -409,11 +427,8 @@ fn recover(
     verifiers: &[Verifier],
 ) -> Result<(u64, String, Frontier), AuditError> {
     let Some((size, signed)) = store.latest_checkpoint()? else {
-        if let Some(last) = store.last_entry_index()? {
-            return Err(AuditError::CheckpointMismatch(format!(
-                "entries up to index {last} exist but there is no checkpoint"
-            )));
-        }
+        // No checkpoint: whatever the files hold was never committed.
+        store.recover_records(0)?;
         let frontier = Frontier::new();
         let cp = Checkpoint {
             origin: origin.to_owned(),
@@ -438,20 +453,15 @@ fn recover(
             cp.origin, cp.size
         )));
     }
+    store.recover_records(size)?;
     let frontier = Frontier::load(size, store)?;
     if frontier.root() != cp.root {
         return Err(AuditError::CheckpointMismatch(format!(
             "the stored hashes give a different root at size {size}; run `ketenpoort audit verify`"
         )));
     }
-    let expected_last = size.checked_sub(1);
-    if store.last_entry_index()? != expected_last {
-        return Err(AuditError::CheckpointMismatch(format!(
-            "entries beyond the checkpoint size {size} are stored"
-        )));
-    }
     if size > 0 {
-        let last = expected_last.unwrap_or(0);
+        let last = size - 1;
         let entry = store.entry(last)?.ok_or_else(|| AuditError::Corrupt {
             index: last,
             reason: "entry is missing".into(),
@@ -522,6 +532,48 @@ mod tests {
         assert!(log.is_accepting());
         assert_eq!(log.size(), 1);
         assert_eq!(log.append(&e, vec![]).await.unwrap().index, 1);
+        log.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_past_the_last_checkpoint_are_cut_off_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = "unit.ketenpoort.test/audit";
+        let signer = Signer::generate(origin).unwrap();
+        let config = AuditConfig::new(dir.path().join("audit"), origin);
+        let log = AuditLog::open(config.clone(), vec![signer.clone()]).unwrap();
+        let e = |i: u64| AuditEntry {
+            event: AuditEvent::Exchange as i32,
+            exchange_id: format!("x-{i}"),
+            ..Default::default()
+        };
+        for i in 0..5 {
+            log.append(&e(i), vec![]).await.unwrap();
+        }
+        // A commit that wrote and synced its records but crashed before its checkpoint.
+        let data_end = log.store().data_end();
+        let junk = e(99).encode_to_vec();
+        let hashes = vec![7u8; 32 * 3];
+        log.store()
+            .files()
+            .append(5, data_end, &junk, &[data_end + junk.len() as u64], &hashes)
+            .unwrap();
+        log.shutdown().await;
+        drop(log);
+
+        let log = AuditLog::open(config, vec![signer.clone()]).unwrap();
+        assert_eq!(log.size(), 5);
+        let r = log.append(&e(5), vec![]).await.unwrap();
+        assert_eq!(r.index, 5);
+        assert_eq!(log.decoded_entry(5).unwrap().exchange_id, "x-5");
+        let q = SearchQuery {
+            exchange_id: Some("x-99".into()),
+            ..Default::default()
+        };
+        assert!(log.search(&q).unwrap().is_empty());
+        let report =
+            crate::audit::verify_log(log.store(), &[signer.verifier()], &mut |_| {}).unwrap();
+        assert_eq!(report.entries, 6);
         log.shutdown().await;
     }
 

@@ -28,6 +28,7 @@
 pub mod checkpoint;
 pub mod entry;
 pub mod error;
+pub mod files;
 pub mod hash;
 pub mod index;
 pub mod keys;

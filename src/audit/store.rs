@@ -1,31 +1,29 @@
-//! The key layout of the audit log's single sled tree. Everything one group commit writes lives
-//! in this one tree, because a sled `Batch` is atomic only within one tree:
+//! Where the log lives. The records (entries and stored hashes) are in append-only files (see
+//! [`super::files`]); the sled tree `audit` holds what must commit atomically with them, and is
+//! the commit point:
 //!
 //! | prefix | key suffix              | value                          |
 //! |--------|-------------------------|--------------------------------|
-//! | `e/`   | entry index (u64 BE)    | entry bytes (the Merkle leaf)  |
-//! | `h/`   | `StoredHashIndex(0, n)` | `StoredHashes(n)`, 32 B each   |
 //! | `c/`   | tree size (u64 BE)      | signed checkpoint note         |
-//! | `i/`   | field value ‖ first idx | posting list (see `index.rs`)  |
 //! | `s/`   | the gateway's own keys  | the gateway's own values       |
+//!
+//! The search index is in memory (see [`super::index`]), rebuilt from the entries on open.
 
 use super::error::AuditError;
 use std::sync::{Arc, RwLock};
 
+use super::files::LogFiles;
 use super::hash::{
-    Hash, HashReader, record_of_stored_hash, split_stored_hash_index, stored_hash_index,
+    Hash, HashReader, split_stored_hash_index, stored_hash_count,
 };
+use super::index::{KeyHasher, MemIndex, SearchQuery, entry_has};
+use crate::proto::v1::AuditEntry;
+use prost::Message;
 
-/// The name of the sled tree that holds the whole log.
+/// The name of the sled tree that holds the checkpoints and the gateway's state.
 pub const LOG_TREE: &[u8] = b"audit";
-/// Prefix of entries.
-pub const ENTRY_PREFIX: &[u8] = b"e/";
-/// Prefix of stored hashes.
-pub const HASH_PREFIX: &[u8] = b"h/";
 /// Prefix of signed checkpoints.
 pub const CHECKPOINT_PREFIX: &[u8] = b"c/";
-/// Prefix of search-index keys.
-pub const INDEX_PREFIX: &[u8] = b"i/";
 /// Prefix of the gateway's state.
 pub const STATE_PREFIX: &[u8] = b"s/";
 
@@ -71,48 +69,87 @@ pub fn open_db(dir: &std::path::Path, cache_capacity: u64) -> Result<sled::Db, A
 #[derive(Clone)]
 pub struct Store {
     tree: sled::Tree,
+    files: Arc<LogFiles>,
+    /// The end offset in the entries file of each committed entry.
+    ends: Arc<RwLock<Vec<u64>>>,
     in_memory: Arc<RwLock<HashLevels>>,
+    index: Arc<RwLock<MemIndex>>,
 }
 
 impl Store {
-    /// Wraps the log tree.
-    pub fn new(tree: sled::Tree) -> Store {
-        Store {
+    /// Opens the log stored in `dir`, whose sled database is `db`: the checkpoint tree and the
+    /// record files. With `writable`, missing record files are created (a new log).
+    pub fn open(db: &sled::Db, dir: &std::path::Path, writable: bool) -> Result<Store, AuditError> {
+        let tree = db.open_tree(LOG_TREE)?;
+        let files = LogFiles::open(dir, writable)?;
+        Ok(Store {
             tree,
+            files: Arc::new(files),
+            ends: Arc::new(RwLock::new(Vec::new())),
             in_memory: Arc::new(RwLock::new(HashLevels::new(MEMORY_LEVEL))),
-        }
-    }
-
-    /// Opens the log tree of an already opened sled database.
-    pub fn open(db: &sled::Db) -> Result<Store, AuditError> {
-        Ok(Store::new(db.open_tree(LOG_TREE)?))
+            index: Arc::new(RwLock::new(MemIndex::new())),
+        })
     }
 
     /// Opens an existing log directory for reading, without a writer. Fails if there is no log
-    /// there (rather than creating one) or if a running gateway holds it.
+    /// there (rather than creating one) or if a running gateway holds it. The committed records
+    /// (up to the latest checkpoint) are located, as far as they are whole; hashes are read from
+    /// the file on demand and the search index is not built.
     pub fn open_dir(dir: &std::path::Path) -> Result<(sled::Db, Store), AuditError> {
-        if !dir.join("conf").exists() {
+        if !dir.join("conf").exists() || !LogFiles::exist(dir) {
             return Err(AuditError::Config(format!(
                 "no audit log at {}",
                 dir.display()
             )));
         }
-        let db = open_db(dir, 64 * 1024 * 1024)?;
-        let store = Store::open(&db)?;
+        let db = open_db(dir, 16 * 1024 * 1024)?;
+        let store = Store::open(&db, dir, false)?;
+        let size = store.latest_checkpoint()?.map_or(0, |(s, _)| s);
+        let loaded = store.files.load(size)?;
+        *store.ends.write().unwrap_or_else(|e| e.into_inner()) = loaded.ends;
         Ok((db, store))
     }
 
-    /// The underlying tree.
+    /// The checkpoint and state tree.
     pub fn tree(&self) -> &sled::Tree {
         &self.tree
     }
 
+    /// The record files.
+    pub fn files(&self) -> &LogFiles {
+        &self.files
+    }
+
+    /// How many records are located (whole, up to the latest checkpoint when opened).
+    pub fn records(&self) -> u64 {
+        self.ends.read().unwrap_or_else(|e| e.into_inner()).len() as u64
+    }
+
+    /// The byte range of entry `index` in the entries file, if located.
+    pub fn entry_range(&self, index: u64) -> Option<(u64, u64)> {
+        let ends = self.ends.read().unwrap_or_else(|e| e.into_inner());
+        let i = usize::try_from(index).ok()?;
+        let end = *ends.get(i)?;
+        let start = if i == 0 { 0 } else { ends[i - 1] };
+        Some((start, end))
+    }
+
+    /// The end of the committed bytes in the entries file.
+    pub fn data_end(&self) -> u64 {
+        self.ends
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The entry at `index`, if stored.
     pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, AuditError> {
-        Ok(self
-            .tree
-            .get(numbered_key(ENTRY_PREFIX, index))?
-            .map(|v| v.to_vec()))
+        match self.entry_range(index) {
+            None => Ok(None),
+            Some((start, end)) => Ok(Some(self.files.read_entries(start, end)?)),
+        }
     }
 
     /// The signed checkpoint of the largest size, with that size.
@@ -131,19 +168,105 @@ impl Store {
         }
     }
 
-    /// The index of the last stored entry, if any.
-    pub fn last_entry_index(&self) -> Result<Option<u64>, AuditError> {
-        match self.tree.scan_prefix(ENTRY_PREFIX).next_back() {
-            None => Ok(None),
-            Some(kv) => Ok(key_number(&kv?.0)),
+    /// Locates the first `size` records for the writer: checks the files hold them whole, cuts
+    /// off any remainder of an unfinished commit, and loads their hashes into memory.
+    pub(crate) fn recover_records(&self, size: u64) -> Result<(), AuditError> {
+        let loaded = self.files.load(size)?;
+        if let Some((index, reason)) = loaded.problem {
+            return Err(AuditError::CheckpointMismatch(format!(
+                "the last checkpoint has {size} entries, but record {index} is not whole: {reason}"
+            )));
         }
+        self.files.truncate(size, &loaded.ends)?;
+        *self.ends.write().unwrap_or_else(|e| e.into_inner()) = loaded.ends;
+        self.load_hashes(size)
     }
-}
 
-/// The key of the stored hashes written with record `n`: Go's tlog asks a store to write
-/// `StoredHashes(n)` starting at `StoredHashIndex(0, n)`, and we keep them as one value there.
-pub fn hashes_key(n: u64) -> Vec<u8> {
-    numbered_key(HASH_PREFIX, stored_hash_index(0, n))
+    /// Loads the stored hashes of the first `size` records into memory, so that proofs need no
+    /// file reads; the writer keeps them current with [`Store::remember`].
+    fn load_hashes(&self, size: u64) -> Result<(), AuditError> {
+        let mut levels = HashLevels::new(MEMORY_LEVEL);
+        let total = stored_hash_count(size);
+        let mut at = 0u64;
+        while at < total {
+            let count = (total - at).min(1 << 16);
+            let packed = self.files.read_hashes(at, count)?;
+            levels.push_packed(at, &packed);
+            at += count;
+        }
+        *self.in_memory.write().unwrap_or_else(|e| e.into_inner()) = levels;
+        Ok(())
+    }
+
+    /// Builds the search index from the first `size` entries, calling `progress` now and then.
+    pub(crate) fn build_index(
+        &self,
+        size: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), AuditError> {
+        let mut index = MemIndex::new();
+        let mut at = 0u64;
+        while at < size {
+            let upto = size.min(at + 65_536);
+            let (start, _) = self.entry_range(at).ok_or(AuditError::Internal("entry not located"))?;
+            let (_, end) = self
+                .entry_range(upto - 1)
+                .ok_or(AuditError::Internal("entry not located"))?;
+            let bytes = self.files.read_entries(start, end)?;
+            for i in at..upto {
+                let (s, e) = self.entry_range(i).ok_or(AuditError::Internal("entry not located"))?;
+                let raw = &bytes[usize::try_from(s - start).unwrap_or(0)..usize::try_from(e - start).unwrap_or(0)];
+                let entry = AuditEntry::decode(raw).map_err(|source| AuditError::Decode { index: i, source })?;
+                index.add_entry(&entry)?;
+            }
+            at = upto;
+            progress(at);
+        }
+        *self.index.write().unwrap_or_else(|e| e.into_inner()) = index;
+        Ok(())
+    }
+
+    /// The hasher of the search index's keys.
+    pub(crate) fn key_hasher(&self) -> KeyHasher {
+        self.index.read().unwrap_or_else(|e| e.into_inner()).hasher()
+    }
+
+    /// Makes a durable commit visible: its entries' ends, its stored hashes, its index keys.
+    pub(crate) fn remember(
+        &self,
+        ends: &[u64],
+        records: &[(u64, Vec<Hash>)],
+        keys: &[super::index::IndexKeys],
+    ) -> Result<(), AuditError> {
+        self.ends
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(ends);
+        {
+            let mut levels = self.in_memory.write().unwrap_or_else(|e| e.into_inner());
+            for (start, hashes) in records {
+                levels.push(*start, hashes);
+            }
+        }
+        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            index.add(k)?;
+        }
+        Ok(())
+    }
+
+    /// Searches the index; every result is confirmed against its stored entry.
+    pub fn search(&self, q: &SearchQuery) -> Result<Vec<u64>, AuditError> {
+        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        index.search(q, &mut |i, prefixes| {
+            let Some(bytes) = self.entry(i)? else {
+                return Ok(false);
+            };
+            let entry = AuditEntry::decode(bytes.as_slice())
+                .map_err(|source| AuditError::Decode { index: i, source })?;
+            Ok(entry_has(&entry, prefixes))
+        })
+    }
 }
 
 impl HashReader for Store {
@@ -157,36 +280,13 @@ impl HashReader for Store {
         {
             return Ok(h);
         }
-        self.read_stored_hash(index)
-    }
-}
-
-impl Store {
-    /// Loads every stored hash into memory (one scan of `h/`), so that proofs need no sled
-    /// reads; the writer keeps them current with [`Store::remember`].
-    pub fn load_hashes(&self) -> Result<(), AuditError> {
-        let mut levels = HashLevels::new(MEMORY_LEVEL);
-        for kv in self.tree.scan_prefix(HASH_PREFIX) {
-            let (k, v) = kv?;
-            let start = key_number(&k).ok_or(AuditError::Internal("short hash key"))?;
-            levels.push_packed(start, &v);
-        }
-        *self.in_memory.write().unwrap_or_else(|e| e.into_inner()) = levels;
-        Ok(())
-    }
-
-    /// Remembers hashes just made durable: `(start, hashes)` as one record's stored hashes.
-    pub fn remember(&self, records: &[(u64, Vec<Hash>)]) {
-        let mut levels = self.in_memory.write().unwrap_or_else(|e| e.into_inner());
-        for (start, hashes) in records {
-            levels.push(*start, hashes);
-        }
+        self.files.read_hash(index)
     }
 }
 
 /// Stored hashes from one level up, in memory: `levels[l]` holds the hashes of level `l` for
 /// subtrees `0..len`, without gaps (a hash that would leave a gap is not kept, and is then read
-/// from sled). All levels take 64 bytes per entry (64 MB per million entries).
+/// from the hashes file). All levels take 64 bytes per entry (64 MB per million entries).
 #[derive(Debug, Clone)]
 pub struct HashLevels {
     min_level: u32,
@@ -242,23 +342,5 @@ impl HashLevels {
         if at.len() as u64 == n {
             at.push(*h);
         }
-    }
-}
-
-impl Store {
-    /// Reads a stored hash from sled.
-    fn read_stored_hash(&self, index: u64) -> Result<Hash, AuditError> {
-        let record = record_of_stored_hash(index);
-        let offset = usize::try_from(index - stored_hash_index(0, record))
-            .map_err(|_| AuditError::Internal("stored hash offset overflow"))?
-            * 32;
-        let missing = || AuditError::Corrupt {
-            index: record,
-            reason: format!("stored hash {index} is missing"),
-        };
-        let v = self.tree.get(hashes_key(record))?.ok_or_else(missing)?;
-        v.get(offset..offset + 32)
-            .and_then(|h| h.try_into().ok())
-            .ok_or_else(missing)
     }
 }

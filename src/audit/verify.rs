@@ -11,10 +11,7 @@ use super::hash::{
     Frontier, Hash, HashReader, check_tree, leaf_hash, prove_tree, stored_hash_index,
 };
 use super::keys::Verifier;
-use super::store::{
-    CHECKPOINT_PREFIX, ENTRY_PREFIX, HASH_PREFIX, HashLevels, Store, hashes_key, key_number,
-    numbered_key,
-};
+use super::store::{CHECKPOINT_PREFIX, HashLevels, Store, key_number};
 
 /// What a successful verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +36,7 @@ pub fn verify_dir(
             dir.display()
         )));
     }
-    let db = super::store::open_db(dir, 64 * 1024 * 1024)?;
-    let store = Store::open(&db)?;
+    let (_db, store) = Store::open_dir(dir)?;
     verify_log(&store, verifiers, progress)
 }
 
@@ -54,74 +50,69 @@ const CHUNK: u64 = 4;
 /// One entry as a worker read it: its recomputed leaf hash and its stored hashes.
 struct Read {
     leaf: Hash,
-    stored: sled::IVec,
+    /// Where its stored hashes start in the chunk's packed hashes.
+    at: usize,
 }
 
 /// What a worker read from `[lo, hi)`: the entries up to the first problem, then the problem.
 struct ChunkRead {
     items: Vec<Read>,
+    /// The stored hashes of the chunk's records, packed.
+    hashes: Vec<u8>,
     problem: Option<AuditError>,
 }
 
-/// Reads entries `[lo, hi)` of a log of `total` and their stored hashes, and leaf-hashes them. This is the
-/// bulk of the work (sled scans and SHA-256 over every entry), so workers run it in parallel
-/// over disjoint ranges; everything that needs the order of the whole log is done after.
+/// Reads entries `[lo, hi)` of a log of `total` and their stored hashes, and leaf-hashes them.
+/// This is the bulk of the work (file reads and SHA-256 over every entry), so workers run it in
+/// parallel over disjoint ranges; everything that needs the order of the whole log is done after.
 fn read_chunk(store: &Store, lo: u64, hi: u64, total: u64) -> ChunkRead {
-    let tree = store.tree();
-    let mut items = Vec::with_capacity(usize::try_from(hi - lo).unwrap_or(0));
-    let mut entries = tree.range(numbered_key(ENTRY_PREFIX, lo)..numbered_key(ENTRY_PREFIX, hi));
-    let mut hashes = tree.range(hashes_key(lo)..hashes_key(hi));
-    let mut read = |index: u64| -> Result<Read, AuditError> {
-        let missing_entry = || AuditError::Corrupt {
-            index,
-            reason: "entry is missing".into(),
-        };
-        let (k, entry) = entries.next().ok_or_else(missing_entry)??;
-        if key_number(&k) != Some(index) {
-            return Err(missing_entry());
-        }
-        let start = stored_hash_index(0, index);
-        let missing = || AuditError::Corrupt {
-            index,
-            reason: format!("stored hashes at {start} are missing"),
-        };
-        let (hk, stored) = hashes.next().ok_or_else(missing)??;
-        if key_number(&hk) != Some(start) {
-            return Err(missing());
-        }
-        Ok(Read {
-            leaf: leaf_hash(&entry),
-            stored,
-        })
+    let mut out = ChunkRead {
+        items: Vec::with_capacity(usize::try_from(hi - lo).unwrap_or(0)),
+        hashes: Vec::new(),
+        problem: None,
     };
-    for index in lo..hi {
-        match read(index) {
-            Ok(r) => items.push(r),
+    // Records past those located whole are missing (or damaged; the store said which).
+    let located = store.records().min(total);
+    let upto = hi.min(located);
+    if lo < upto {
+        let read = (|| {
+            let (start, _) = store.entry_range(lo).ok_or(AuditError::Internal("not located"))?;
+            let (_, end) = store
+                .entry_range(upto - 1)
+                .ok_or(AuditError::Internal("not located"))?;
+            let bytes = store.files().read_entries(start, end)?;
+            let first = stored_hash_index(0, lo);
+            let hashes = store
+                .files()
+                .read_hashes(first, stored_hash_index(0, upto) - first)?;
+            Ok::<_, AuditError>((start, bytes, first, hashes))
+        })();
+        let (start, bytes, first, hashes) = match read {
+            Ok(r) => r,
             Err(e) => {
-                return ChunkRead {
-                    items,
-                    problem: Some(e),
-                };
+                out.problem = Some(e);
+                return out;
             }
+        };
+        for index in lo..upto {
+            let Some((s, e)) = store.entry_range(index) else {
+                break;
+            };
+            let (s, e) = ((s - start) as usize, (e - start) as usize);
+            out.items.push(Read {
+                leaf: leaf_hash(&bytes[s..e]),
+                at: ((stored_hash_index(0, index) - first) * 32) as usize,
+            });
         }
+        out.hashes = hashes;
     }
-    // A stored-hash key between the last record's and the next one's start is out of place.
-    let problem = match hashes.next() {
-        None => None,
-        Some(Err(e)) => Some(e.into()),
-        Some(Ok((hk, _))) => Some(AuditError::Corrupt {
-            index: hi,
-            reason: if hi == total {
-                format!(
-                    "stored hash {} exists beyond the last entry",
-                    key_number(&hk).unwrap_or(0)
-                )
-            } else {
-                format!("stored hashes at {} are missing", stored_hash_index(0, hi))
-            },
-        }),
-    };
-    ChunkRead { items, problem }
+    if upto < hi {
+        out.problem = Some(AuditError::Corrupt {
+            index: upto,
+            reason: "the entry or its stored hashes are missing or damaged".into(),
+        });
+    }
+    out
 }
 
 /// Reads `[lo, hi)` of a log of `total` with `workers` threads, one chunk each, in index order.
@@ -142,6 +133,7 @@ fn read_round(store: &Store, lo: u64, hi: u64, total: u64, workers: u64) -> Vec<
             .map(|h| {
                 h.join().unwrap_or_else(|_| ChunkRead {
                     items: Vec::new(),
+                    hashes: Vec::new(),
                     problem: Some(AuditError::Internal("verify worker panicked")),
                 })
             })
@@ -202,7 +194,9 @@ pub fn verify_log(
         };
 
     check_checkpoints_at(0, &|| frontier.root(), &mut roots)?;
-    let total = store.last_entry_index()?.map_or(0, |last| last + 1);
+    // Every record up to the latest checkpoint must be there (records past it are the remainder
+    // of an unfinished commit, cut off when the log next opens).
+    let total = store.latest_checkpoint()?.map_or(0, |(size, _)| size);
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get() as u64)
         .clamp(1, 4);
@@ -210,16 +204,16 @@ pub fn verify_log(
     while expected < total {
         let round_end = total.min(expected + workers * CHUNK);
         for chunk in read_round(store, expected, round_end, total, workers) {
-            for Read { leaf, stored } in chunk.items {
+            for Read { leaf, at } in chunk.items {
                 let index = expected;
                 let start = stored_hash_index(0, index);
                 let wanted = frontier.push(leaf);
-                if stored.len() != wanted.len() * 32 {
+                let Some(stored) = chunk.hashes.get(at..at + wanted.len() * 32) else {
                     return Err(AuditError::Corrupt {
                         index,
                         reason: format!("stored hashes at {start} are missing"),
                     });
-                }
+                };
                 for (j, (want, stored)) in wanted.iter().zip(stored.chunks_exact(32)).enumerate() {
                     if stored != want {
                         let pos = start + j as u64;
@@ -249,18 +243,6 @@ pub fn verify_log(
         }
     }
     progress(expected);
-    if let Some(extra) = tree.range(hashes_key(expected)..).next() {
-        let (hk, _) = extra?;
-        if hk.starts_with(HASH_PREFIX) {
-            return Err(AuditError::Corrupt {
-                index: expected,
-                reason: format!(
-                    "stored hash {} exists beyond the last entry",
-                    key_number(&hk).unwrap_or(0)
-                ),
-            });
-        }
-    }
     if let Some(extra) = checkpoints.next() {
         let (k, _) = extra?;
         return Err(AuditError::Corrupt {
@@ -339,38 +321,65 @@ mod tests {
             log.append(&e, vec![]).await.unwrap();
         }
         log.shutdown().await;
-        let store = Store::open(log.db()).unwrap();
-        let tree = store.tree();
+        let dir = dir.path().join("audit");
+        let range = |store: &Store, i: u64| store.entry_range(i).unwrap();
+        drop(log);
         let verifiers = [signer.verifier()];
+        let open = || Store::open_dir(&dir).unwrap();
+        let file = |name: &str| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(dir.join("log").join(name))
+                .unwrap()
+        };
+        let flip = |name: &str, at: u64| {
+            use std::os::unix::fs::FileExt;
+            let f = file(name);
+            let mut b = [0u8];
+            f.read_exact_at(&mut b, at).unwrap();
+            f.write_all_at(&[b[0] ^ 1], at).unwrap();
+        };
+        let (db, store) = open();
         let report = verify_log(&store, &verifiers, &mut |_| {}).unwrap();
         assert_eq!(report.entries, 30);
         // One checkpoint per commit (sequential appends commit alone), and one for size 0.
         assert_eq!(report.checkpoints, 31);
+        let (e13, e8) = (range(&store, 13).0 + 2, range(&store, 8).1);
+        drop((db, store));
 
         // A damaged entry in a later round.
-        let key = numbered_key(ENTRY_PREFIX, 13);
-        let old = tree.get(&key).unwrap().unwrap();
-        tree.insert(&key, b"forged".to_vec()).unwrap();
+        flip("entries", e13);
+        let (db, store) = open();
         assert_eq!(corrupt_index(&store, &verifiers), 13);
-        tree.insert(&key, old).unwrap();
+        drop((db, store));
+        flip("entries", e13);
 
-        // A stray stored-hash key at the end of a chunk is found at the next entry.
-        let stray = numbered_key(HASH_PREFIX, stored_hash_index(0, 7) + 1);
-        tree.insert(&stray, vec![0u8; 32]).unwrap();
+        // A damaged end offset shifts the bytes of its entry (and the next).
+        let offsets = file("offsets");
+        {
+            use std::os::unix::fs::FileExt;
+            offsets.write_all_at(&(e8 - 1).to_le_bytes(), 8 * 8).unwrap();
+        }
+        let (db, store) = open();
         assert_eq!(corrupt_index(&store, &verifiers), 8);
-        tree.remove(&stray).unwrap();
-
-        // A missing entry.
-        let key = numbered_key(ENTRY_PREFIX, 21);
-        let old = tree.remove(&key).unwrap().unwrap();
-        assert_eq!(corrupt_index(&store, &verifiers), 21);
-        tree.insert(&key, old).unwrap();
+        drop((db, store));
+        {
+            use std::os::unix::fs::FileExt;
+            offsets.write_all_at(&e8.to_le_bytes(), 8 * 8).unwrap();
+        }
 
         // A damaged upper-level hash (record 23 completes levels 1-3).
-        let key = hashes_key(23);
-        let mut bad = tree.get(&key).unwrap().unwrap().to_vec();
-        bad[3 * 32] ^= 1;
-        tree.insert(&key, bad).unwrap();
+        flip("hashes", (stored_hash_index(0, 23) + 3) * 32);
+        let (db, store) = open();
         assert_eq!(corrupt_index(&store, &verifiers), 23);
+        drop((db, store));
+        flip("hashes", (stored_hash_index(0, 23) + 3) * 32);
+
+        // Missing records: the files end at entry 21.
+        offsets.set_len(21 * 8).unwrap();
+        let (db, store) = open();
+        assert_eq!(corrupt_index(&store, &verifiers), 21);
+        drop((db, store));
     }
 }

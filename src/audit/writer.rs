@@ -1,7 +1,9 @@
 //! The group-commit writer: one tokio task drains the append queue in batches and, per batch,
-//! makes one atomic sled write (entries, stored hashes, the signed checkpoint, index keys and the
-//! callers' state changes), flushes it, and only then answers every waiter with its receipt.
-//! A failed write or flush fails the whole batch and closes the log for appends (fail closed).
+//! appends the entries and stored hashes to the record files and syncs them, then makes one
+//! atomic sled write (the signed checkpoint and the callers' state changes, the commit point) and
+//! flushes it, and only then answers every waiter with its receipt. A failed write, sync or flush
+//! fails the whole batch and closes the log for appends (fail closed); on reopen, records past
+//! the last checkpoint are cut off.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,18 +16,18 @@ use super::error::AuditError;
 use super::hash::{
     Frontier, Hash, HashReader, leaf_hash, prove_record, split_stored_hash_index, stored_hash_index,
 };
-use super::index::PostingLists;
+use super::index::IndexKeys;
 use super::keys::Signer;
 use super::log::{Shared, StateChange};
 use super::note;
 use super::proof::{Receipt, TlogProof};
-use super::store::{CHECKPOINT_PREFIX, ENTRY_PREFIX, Store, hashes_key, numbered_key};
+use super::store::{CHECKPOINT_PREFIX, Store, numbered_key};
 
 /// One queued append: the encoded entry, its index keys without the index, the caller's state
 /// changes, and where to send the outcome.
 pub(crate) struct Append {
     pub entry: Vec<u8>,
-    pub index_prefixes: Vec<Vec<u8>>,
+    pub keys: IndexKeys,
     pub changes: Vec<StateChange>,
     pub reply: oneshot::Sender<Result<Receipt, AuditError>>,
 }
@@ -43,7 +45,7 @@ pub(crate) struct Writer {
 /// The data of one batch, moved to a blocking thread for the commit.
 struct Pending {
     entry: Vec<u8>,
-    index_prefixes: Vec<Vec<u8>>,
+    keys: IndexKeys,
     changes: Vec<StateChange>,
 }
 
@@ -95,7 +97,7 @@ impl Writer {
             replies.push(a.reply);
             pending.push(Pending {
                 entry: a.entry,
-                index_prefixes: a.index_prefixes,
+                keys: a.keys,
                 changes: a.changes,
             });
         }
@@ -156,38 +158,41 @@ impl Writer {
     }
 
     /// Commits one batch durably and returns the receipts, in order. Blocking.
-    fn commit(&mut self, pending: Vec<Pending>) -> Result<Vec<Receipt>, AuditError> {
+    fn commit(&mut self, mut pending: Vec<Pending>) -> Result<Vec<Receipt>, AuditError> {
         let store = &self.shared.store;
         let mut frontier = self.frontier.clone();
         let first_index = frontier.size();
+        if first_index + pending.len() as u64 > u64::from(u32::MAX) {
+            return Err(AuditError::Config(
+                "the log holds at most 2^32 entries; start a new log".into(),
+            ));
+        }
         // Proofs for this batch read its leaf hashes from here; the upper levels are in the
-        // store's memory once remembered, the older leaf hashes in sled.
+        // store's memory once remembered.
         let mut leaves: Vec<Hash> = Vec::with_capacity(pending.len());
         let mut records: Vec<(u64, Vec<Hash>)> = Vec::with_capacity(pending.len());
+        let data_start = store.data_end();
+        let mut data = Vec::with_capacity(pending.iter().map(|p| p.entry.len()).sum());
+        let mut ends = Vec::with_capacity(pending.len());
+        let mut packed = Vec::with_capacity(pending.len() * 2 * 32);
         let mut batch = sled::Batch::default();
-        let mut postings = PostingLists::default();
         for (i, p) in pending.iter().enumerate() {
             let index = first_index + i as u64;
             let start = stored_hash_index(0, index);
             let hashes = frontier.push(leaf_hash(&p.entry));
-            let mut packed = Vec::with_capacity(hashes.len() * 32);
             for h in &hashes {
                 packed.extend_from_slice(h);
             }
+            data.extend_from_slice(&p.entry);
+            ends.push(data_start + data.len() as u64);
             leaves.push(hashes[0]);
             records.push((start, hashes));
-            batch.insert(hashes_key(index), packed);
-            batch.insert(numbered_key(ENTRY_PREFIX, index), p.entry.as_slice());
-            postings.add(&p.index_prefixes, index);
             for c in &p.changes {
                 match &c.value {
                     Some(v) => batch.insert(c.key.as_slice(), v.as_slice()),
                     None => batch.remove(c.key.as_slice()),
                 }
             }
-        }
-        for (k, v) in postings.into_writes() {
-            batch.insert(k, v);
         }
         let size = frontier.size();
         let checkpoint = Checkpoint {
@@ -203,10 +208,18 @@ impl Writer {
                 "injected write failure".into(),
             )));
         }
+        // The records first; the checkpoint, written after them, is what commits them.
+        store
+            .files()
+            .append(first_index, data_start, &data, &ends, &packed)?;
         store.tree().apply_batch(batch)?;
         store.tree().flush()?;
         self.frontier = frontier;
-        store.remember(&records);
+        let keys: Vec<IndexKeys> = pending
+            .iter_mut()
+            .map(|p| std::mem::take(&mut p.keys))
+            .collect();
+        store.remember(&ends, &records, &keys)?;
         self.shared.publish(size, signed.clone());
 
         let reader = Overlay {
