@@ -190,6 +190,19 @@ fn bench_large_log(c: &mut Criterion) {
 
     let (_db, store) = Store::open_dir(&dir.path().join("audit")).expect("reopen");
     let verifiers = [signer.verifier()];
+    // One verification alone, timed by wall clock and by CPU (which other load does not inflate).
+    let (wall, cpu) = (Instant::now(), cpu_time());
+    verify_log(&store, &verifiers, &mut |_| {}).expect("verify");
+    let wall = wall.elapsed();
+    if let (Some(a), Some(b)) = (cpu, cpu_time()) {
+        eprintln!(
+            "one verification of {size} entries: {:.2} s wall ({:.0} entries/s), {:.2} s CPU ({:.2} µs of CPU per entry)",
+            wall.as_secs_f64(),
+            size as f64 / wall.as_secs_f64(),
+            (b - a).as_secs_f64(),
+            (b - a).as_secs_f64() * 1e6 / size as f64
+        );
+    }
     group.throughput(Throughput::Elements(size));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(30));

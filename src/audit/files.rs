@@ -118,7 +118,8 @@ impl LogFiles {
                     break 'read;
                 }
                 if end > entries_len {
-                    loaded.problem = Some((n, "its bytes are missing from the entries file".into()));
+                    loaded.problem =
+                        Some((n, "its bytes are missing from the entries file".into()));
                     break 'read;
                 }
                 if stored_hash_count(n + 1) * 32 > hashes_len {
@@ -243,7 +244,10 @@ mod tests {
 
     fn hashes_for(n: u64) -> Vec<u8> {
         // Any bytes will do here: the files do not interpret hashes.
-        vec![n as u8; usize::try_from(32 * (stored_hash_count(n + 1) - stored_hash_count(n))).unwrap()]
+        vec![
+            n as u8;
+            usize::try_from(32 * (stored_hash_count(n + 1) - stored_hash_count(n))).unwrap()
+        ]
     }
 
     #[test]
@@ -251,11 +255,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = LogFiles::open(dir.path(), true).unwrap();
         files
-            .append(0, 0, b"aaabb", &[3, 5], &[hashes_for(0), hashes_for(1)].concat())
+            .append(
+                0,
+                0,
+                b"aaabb",
+                &[3, 5],
+                &[hashes_for(0), hashes_for(1)].concat(),
+            )
             .unwrap();
-        files
-            .append(2, 5, b"cccc", &[9], &hashes_for(2))
-            .unwrap();
+        files.append(2, 5, b"cccc", &[9], &hashes_for(2)).unwrap();
         let loaded = files.load(3).unwrap();
         assert_eq!(loaded.ends, vec![3, 5, 9]);
         assert!(loaded.problem.is_none());
@@ -277,13 +285,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = LogFiles::open(dir.path(), true).unwrap();
         let hashes: Vec<u8> = (0..4).flat_map(hashes_for).collect();
-        files.append(0, 0, b"abcdefgh", &[2, 4, 6, 8], &hashes).unwrap();
+        files
+            .append(0, 0, b"abcdefgh", &[2, 4, 6, 8], &hashes)
+            .unwrap();
         // Record 2 ends before it starts.
         files.offsets.write_all_at(&1u64.to_le_bytes(), 16).unwrap();
         assert_eq!(files.load(4).unwrap().problem.unwrap().0, 2);
         // Record 3 ends past the entries file.
         files.offsets.write_all_at(&6u64.to_le_bytes(), 16).unwrap();
-        files.offsets.write_all_at(&99u64.to_le_bytes(), 24).unwrap();
+        files
+            .offsets
+            .write_all_at(&99u64.to_le_bytes(), 24)
+            .unwrap();
         let loaded = files.load(4).unwrap();
         assert_eq!(loaded.ends, vec![2, 4, 6]);
         assert_eq!(loaded.problem.unwrap().0, 3);

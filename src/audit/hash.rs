@@ -314,6 +314,14 @@ impl Frontier {
     /// `stored_hash_index(0, old size)` on: the leaf, then every subtree it completes.
     pub fn push(&mut self, leaf: Hash) -> Vec<Hash> {
         let mut stored = Vec::with_capacity(2);
+        self.push_into(leaf, &mut stored);
+        stored
+    }
+
+    /// Like [`Frontier::push`], writing the hashes into `stored` (cleared first), so that a
+    /// caller pushing many records reuses one buffer.
+    pub fn push_into(&mut self, leaf: Hash, stored: &mut Vec<Hash>) {
+        stored.clear();
         stored.push(leaf);
         let mut h = leaf;
         let mut level = 0usize;
@@ -331,7 +339,6 @@ impl Frontier {
         }
         self.nodes[level] = Some(h);
         self.size += 1;
-        stored
     }
 
     /// The root hash of the current tree.

@@ -146,6 +146,9 @@ impl Hasher for Prehashed {
     }
 }
 
+/// Says whether the stored entry at an index has every one of the given field prefixes.
+pub type Confirm<'a> = dyn FnMut(u64, &[Vec<u8>]) -> Result<bool, AuditError> + 'a;
+
 /// Ascending entry indexes; most field values (exchange ids) have one to three entries.
 type Postings = SmallVec<[u32; 2]>;
 
@@ -211,7 +214,7 @@ impl MemIndex {
     pub fn search(
         &self,
         q: &SearchQuery,
-        confirm: &mut dyn FnMut(u64, &[Vec<u8>]) -> Result<bool, AuditError>,
+        confirm: &mut Confirm<'_>,
     ) -> Result<Vec<u64>, AuditError> {
         let limit = match q.limit {
             0 => DEFAULT_LIMIT,
@@ -352,7 +355,11 @@ mod tests {
             event: AuditEvent::Exchange as i32,
             requester_party: format!("p{}", i % 3),
             exchange_id: format!("x{}", i / 2),
-            verdict: if i % 5 == 0 { Verdict::Deny } else { Verdict::Allow } as i32,
+            verdict: if i.is_multiple_of(5) {
+                Verdict::Deny
+            } else {
+                Verdict::Allow
+            } as i32,
             rules: vec![RuleRef {
                 agreement: format!("a{}", i % 2),
                 ..Default::default()
@@ -428,7 +435,11 @@ mod tests {
             },
         ];
         for q in &queries {
-            assert_eq!(index.search(q, &mut confirm).unwrap(), naive(&entries, q), "{q:?}");
+            assert_eq!(
+                index.search(q, &mut confirm).unwrap(),
+                naive(&entries, q),
+                "{q:?}"
+            );
         }
     }
 

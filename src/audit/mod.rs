@@ -1,17 +1,22 @@
 //! The signed, tamper-evident audit log.
 //!
-//! An append-only RFC 6962 Merkle tree in sled, with stored hashes in the layout of Go's
-//! `golang.org/x/mod/sumdb/tlog`, C2SP signed-note checkpoints (Ed25519 via ring), receipts in the
+//! An append-only RFC 6962 Merkle tree: entries and stored hashes in append-only files (the hashes
+//! file is Go's `golang.org/x/mod/sumdb/tlog` stored-hash layout byte for byte), checkpoints and
+//! the gateway's state in sled; C2SP signed-note checkpoints (Ed25519 via ring), receipts in the
 //! C2SP `tlog-proof@v1` format, a group-commit writer that commits entries together with the
 //! gateway's state changes, search indexes, and full verification. Go's `sumdb/note` and
 //! `sumdb/tlog` verify our checkpoints, receipts and proofs unchanged (see `interop/go/`).
 //!
 //! # Durability
-//! An append is acknowledged (its [`Receipt`] returned) only after the batch holding it, the
-//! caller's state changes, the stored hashes, the index keys and the batch's signed checkpoint
-//! were written in one atomic sled batch and flushed. A failed write or flush fails every waiter
-//! of the batch, and the log refuses appends until reopened. On open, the root recomputed from
-//! the stored hashes must equal the last signed checkpoint.
+//! An append is acknowledged (its [`Receipt`] returned) only after the batch holding it is
+//! durable: its entries and stored hashes are appended to the record files and synced, then the
+//! batch's signed checkpoint and the callers' state changes are written in one atomic sled batch
+//! and flushed. The checkpoint is the commit point: records past the last checkpoint (a commit
+//! that crashed half-way) are cut off on open, so the state changes and their entries are
+//! durable together or not at all. A failed write, sync or flush fails every waiter of the
+//! batch, and the log refuses appends until reopened. On open, the root recomputed from the
+//! stored hashes must equal the last signed checkpoint. The search index is derived data, kept
+//! in memory and rebuilt from the entries on open.
 //!
 //! # Key rotation
 //! The origin never changes; keys overlap by dual signing. The keys live in `<data-dir>/keys/`:

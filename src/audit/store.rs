@@ -13,9 +13,7 @@ use super::error::AuditError;
 use std::sync::{Arc, RwLock};
 
 use super::files::LogFiles;
-use super::hash::{
-    Hash, HashReader, split_stored_hash_index, stored_hash_count,
-};
+use super::hash::{Hash, HashReader, split_stored_hash_index, stored_hash_count};
 use super::index::{KeyHasher, MemIndex, SearchQuery, entry_has};
 use crate::proto::v1::AuditEntry;
 use prost::Message;
@@ -208,15 +206,21 @@ impl Store {
         let mut at = 0u64;
         while at < size {
             let upto = size.min(at + 65_536);
-            let (start, _) = self.entry_range(at).ok_or(AuditError::Internal("entry not located"))?;
+            let (start, _) = self
+                .entry_range(at)
+                .ok_or(AuditError::Internal("entry not located"))?;
             let (_, end) = self
                 .entry_range(upto - 1)
                 .ok_or(AuditError::Internal("entry not located"))?;
             let bytes = self.files.read_entries(start, end)?;
             for i in at..upto {
-                let (s, e) = self.entry_range(i).ok_or(AuditError::Internal("entry not located"))?;
-                let raw = &bytes[usize::try_from(s - start).unwrap_or(0)..usize::try_from(e - start).unwrap_or(0)];
-                let entry = AuditEntry::decode(raw).map_err(|source| AuditError::Decode { index: i, source })?;
+                let (s, e) = self
+                    .entry_range(i)
+                    .ok_or(AuditError::Internal("entry not located"))?;
+                let raw = &bytes[usize::try_from(s - start).unwrap_or(0)
+                    ..usize::try_from(e - start).unwrap_or(0)];
+                let entry = AuditEntry::decode(raw)
+                    .map_err(|source| AuditError::Decode { index: i, source })?;
                 index.add_entry(&entry)?;
             }
             at = upto;
@@ -228,7 +232,10 @@ impl Store {
 
     /// The hasher of the search index's keys.
     pub(crate) fn key_hasher(&self) -> KeyHasher {
-        self.index.read().unwrap_or_else(|e| e.into_inner()).hasher()
+        self.index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .hasher()
     }
 
     /// Makes a durable commit visible: its entries' ends, its stored hashes, its index keys.

@@ -76,7 +76,9 @@ fn read_chunk(store: &Store, lo: u64, hi: u64, total: u64) -> ChunkRead {
     let upto = hi.min(located);
     if lo < upto {
         let read = (|| {
-            let (start, _) = store.entry_range(lo).ok_or(AuditError::Internal("not located"))?;
+            let (start, _) = store
+                .entry_range(lo)
+                .ok_or(AuditError::Internal("not located"))?;
             let (_, end) = store
                 .entry_range(upto - 1)
                 .ok_or(AuditError::Internal("not located"))?;
@@ -115,29 +117,80 @@ fn read_chunk(store: &Store, lo: u64, hi: u64, total: u64) -> ChunkRead {
     out
 }
 
-/// Reads `[lo, hi)` of a log of `total` with `workers` threads, one chunk each, in index order.
-fn read_round(store: &Store, lo: u64, hi: u64, total: u64, workers: u64) -> Vec<ChunkRead> {
-    if workers <= 1 || hi - lo <= CHUNK {
-        return vec![read_chunk(store, lo, hi, total)];
+/// Reads the chunks of `[0, total)` on `workers` threads, at most `2 · workers` chunks ahead of
+/// the consumer, and hands them to `consume` in index order (with each chunk's first index), so
+/// that reading and leaf hashing overlap with the ordered work. Stops at the first error.
+fn read_pipelined(
+    store: &Store,
+    total: u64,
+    workers: u64,
+    consume: &mut dyn FnMut(u64, ChunkRead) -> Result<(), AuditError>,
+) -> Result<(), AuditError> {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Condvar, Mutex};
+
+    struct Queue {
+        ready: BTreeMap<u64, ChunkRead>,
+        consumed: u64,
+        stop: bool,
     }
+    let chunks = total.div_ceil(CHUNK);
+    let ahead = 2 * workers.max(1);
+    let next = AtomicU64::new(0);
+    let queue = Mutex::new(Queue {
+        ready: BTreeMap::new(),
+        consumed: 0,
+        stop: false,
+    });
+    let changed = Condvar::new();
+    // A poisoned lock means a worker panicked while holding it; the queue is still whole.
+    let lock = || queue.lock().unwrap_or_else(|e| e.into_inner());
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let a = (lo + w * CHUNK).min(hi);
-                let b = (a + CHUNK).min(hi);
-                s.spawn(move || read_chunk(store, a, b, total))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| ChunkRead {
-                    items: Vec::new(),
-                    hashes: Vec::new(),
-                    problem: Some(AuditError::Internal("verify worker panicked")),
-                })
-            })
-            .collect()
+        for _ in 0..workers.max(1) {
+            s.spawn(|| {
+                loop {
+                    let c = next.fetch_add(1, Ordering::Relaxed);
+                    if c >= chunks {
+                        return;
+                    }
+                    {
+                        let mut q = lock();
+                        while c >= q.consumed + ahead && !q.stop {
+                            q = changed.wait(q).unwrap_or_else(|e| e.into_inner());
+                        }
+                        if q.stop {
+                            return;
+                        }
+                    }
+                    let lo = c * CHUNK;
+                    let read = read_chunk(store, lo, (lo + CHUNK).min(total), total);
+                    lock().ready.insert(c, read);
+                    changed.notify_all();
+                }
+            });
+        }
+        let mut result = Ok(());
+        for c in 0..chunks {
+            let read = {
+                let mut q = lock();
+                loop {
+                    if let Some(r) = q.ready.remove(&c) {
+                        q.consumed = c + 1;
+                        break r;
+                    }
+                    q = changed.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            changed.notify_all();
+            result = consume(c * CHUNK, read);
+            if result.is_err() {
+                break;
+            }
+        }
+        lock().stop = true;
+        changed.notify_all();
+        result
     })
 }
 
@@ -201,47 +254,44 @@ pub fn verify_log(
         .map_or(1, |n| n.get() as u64)
         .clamp(1, 4);
     let mut expected = 0u64;
-    while expected < total {
-        let round_end = total.min(expected + workers * CHUNK);
-        for chunk in read_round(store, expected, round_end, total, workers) {
-            for Read { leaf, at } in chunk.items {
-                let index = expected;
-                let start = stored_hash_index(0, index);
-                let wanted = frontier.push(leaf);
-                let Some(stored) = chunk.hashes.get(at..at + wanted.len() * 32) else {
+    let mut wanted: Vec<Hash> = Vec::with_capacity(64);
+    read_pipelined(store, total, workers, &mut |_lo, chunk| {
+        for Read { leaf, at } in chunk.items {
+            let index = expected;
+            let start = stored_hash_index(0, index);
+            frontier.push_into(leaf, &mut wanted);
+            let Some(stored) = chunk.hashes.get(at..at + wanted.len() * 32) else {
+                return Err(AuditError::Corrupt {
+                    index,
+                    reason: format!("stored hashes at {start} are missing"),
+                });
+            };
+            for (j, (want, stored)) in wanted.iter().zip(stored.chunks_exact(32)).enumerate() {
+                if stored != want {
+                    let pos = start + j as u64;
+                    let what = if j == 0 {
+                        "entry does not match its stored leaf hash".to_owned()
+                    } else {
+                        format!("stored hash {pos} (level {j}) differs from the recomputed tree")
+                    };
                     return Err(AuditError::Corrupt {
                         index,
-                        reason: format!("stored hashes at {start} are missing"),
+                        reason: what,
                     });
-                };
-                for (j, (want, stored)) in wanted.iter().zip(stored.chunks_exact(32)).enumerate() {
-                    if stored != want {
-                        let pos = start + j as u64;
-                        let what = if j == 0 {
-                            "entry does not match its stored leaf hash".to_owned()
-                        } else {
-                            format!(
-                                "stored hash {pos} (level {j}) differs from the recomputed tree"
-                            )
-                        };
-                        return Err(AuditError::Corrupt {
-                            index,
-                            reason: what,
-                        });
-                    }
-                }
-                recomputed.push(start, &wanted);
-                expected += 1;
-                check_checkpoints_at(expected, &|| frontier.root(), &mut roots)?;
-                if expected.is_multiple_of(65_536) {
-                    progress(expected);
                 }
             }
-            if let Some(problem) = chunk.problem {
-                return Err(problem);
+            recomputed.push(start, &wanted);
+            expected += 1;
+            check_checkpoints_at(expected, &|| frontier.root(), &mut roots)?;
+            if expected.is_multiple_of(65_536) {
+                progress(expected);
             }
         }
-    }
+        match chunk.problem {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    })?;
     progress(expected);
     if let Some(extra) = checkpoints.next() {
         let (k, _) = extra?;
@@ -359,7 +409,9 @@ mod tests {
         let offsets = file("offsets");
         {
             use std::os::unix::fs::FileExt;
-            offsets.write_all_at(&(e8 - 1).to_le_bytes(), 8 * 8).unwrap();
+            offsets
+                .write_all_at(&(e8 - 1).to_le_bytes(), 8 * 8)
+                .unwrap();
         }
         let (db, store) = open();
         assert_eq!(corrupt_index(&store, &verifiers), 8);
