@@ -16,7 +16,9 @@ use std::collections::HashMap;
 use ketenpoort::audit::hash::{check_record, check_tree, leaf_hash};
 use ketenpoort::audit::keys::load_signers;
 use ketenpoort::audit::proof::TlogProof;
-use ketenpoort::audit::{AuditConfig, AuditLog, Checkpoint, Receipt, Verifier};
+use ketenpoort::audit::{AuditConfig, AuditLog, Checkpoint, Receipt, SearchQuery, Verifier};
+use ketenpoort::proto::v1::AuditEntry;
+use prost::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ketenpoort");
 const ORIGIN: &str = "soak.ketenpoort.test/audit";
@@ -163,6 +165,32 @@ fn acknowledged_receipts_survive_kill_9() {
                     r.index
                 );
                 assert_eq!(log.entry(r.index).unwrap(), r.entry, "cycle {cycle}");
+            }
+            // Each acknowledged entry's state change is there, and every state change that is
+            // there has its entry: they committed together (replayed from the commit frames
+            // when the state store had not applied them before the kill).
+            for r in &acknowledged {
+                let id = AuditEntry::decode(r.entry.as_slice()).unwrap().exchange_id;
+                let key = format!("s/soak/{id}");
+                assert_eq!(
+                    log.state_get(key.as_bytes()).unwrap(),
+                    Some(id.clone().into_bytes()),
+                    "cycle {cycle}: the state change of entry {} is lost",
+                    r.index
+                );
+            }
+            for kv in log.state_scan_prefix(b"s/soak/") {
+                let (_, id) = kv.unwrap();
+                let id = String::from_utf8(id).unwrap();
+                let q = SearchQuery {
+                    exchange_id: Some(id.clone()),
+                    ..Default::default()
+                };
+                assert_eq!(
+                    log.search(&q).unwrap().len(),
+                    1,
+                    "cycle {cycle}: state of {id} committed without its entry"
+                );
             }
             // Fresh receipts against the new checkpoint verify too.
             for r in acknowledged.iter().rev().take(50) {

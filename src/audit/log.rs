@@ -186,6 +186,7 @@ impl AuditLog {
             origin: config.origin.clone(),
             batch_max: config.batch_max,
             batch_delay: config.batch_delay,
+            commits_end: 0,
         };
         let handle = runtime.spawn(writer.run(rx, close_rx));
         Ok(AuditLog {
@@ -271,13 +272,7 @@ impl AuditLog {
 
     /// The signed checkpoint stored for tree size `size`, if a commit ended at that size.
     pub fn checkpoint_at(&self, size: u64) -> Result<Option<String>, AuditError> {
-        let v = self
-            .inner
-            .shared
-            .store
-            .tree()
-            .get(numbered_key(CHECKPOINT_PREFIX, size))?;
-        Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        self.inner.shared.store.checkpoint_at(size)
     }
 
     /// The verifier keys of the signers, current key first, in note format.
@@ -426,9 +421,8 @@ fn recover(
     signers: &[Signer],
     verifiers: &[Verifier],
 ) -> Result<(u64, String, Frontier), AuditError> {
-    let Some((size, signed)) = store.latest_checkpoint()? else {
-        // No checkpoint: whatever the files hold was never committed.
-        store.recover_records(0)?;
+    let Some((size, signed)) = store.recover()? else {
+        // A new log: its first checkpoint, of the empty tree.
         let frontier = Frontier::new();
         let cp = Checkpoint {
             origin: origin.to_owned(),
@@ -453,7 +447,6 @@ fn recover(
             cp.origin, cp.size
         )));
     }
-    store.recover_records(size)?;
     let frontier = Frontier::load(size, store)?;
     if frontier.root() != cp.root {
         return Err(AuditError::CheckpointMismatch(format!(
@@ -551,12 +544,19 @@ mod tests {
             log.append(&e(i), vec![]).await.unwrap();
         }
         // A commit that wrote and synced its records but crashed before its checkpoint.
+        // Its frame is whole, but its records are not all there: it was never acknowledged.
         let data_end = log.store().data_end();
         let junk = e(99).encode_to_vec();
-        let hashes = vec![7u8; 32 * 3];
+        let frame = crate::audit::files::Frame {
+            size: 7,
+            checkpoint: log.checkpoint().unwrap(),
+            changes: vec![StateChange::put(b"s/junk".to_vec(), b"x".to_vec())],
+        }
+        .encode();
+        let end = [data_end + junk.len() as u64];
         log.store()
             .files()
-            .append(5, data_end, &junk, &[data_end + junk.len() as u64], &hashes)
+            .append(5, data_end, &junk, &end, &[7u8; 32], 0, &frame)
             .unwrap();
         log.shutdown().await;
         drop(log);
@@ -571,6 +571,7 @@ mod tests {
             ..Default::default()
         };
         assert!(log.search(&q).unwrap().is_empty());
+        assert_eq!(log.state_get(b"s/junk").unwrap(), None);
         let report =
             crate::audit::verify_log(log.store(), &[signer.verifier()], &mut |_| {}).unwrap();
         assert_eq!(report.entries, 6);

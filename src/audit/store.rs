@@ -1,6 +1,6 @@
-//! Where the log lives. The records (entries and stored hashes) are in append-only files (see
-//! [`super::files`]); the sled tree `audit` holds what must commit atomically with them, and is
-//! the commit point:
+//! Where the log lives. The records (entries and stored hashes) and one frame per commit are in
+//! append-only files (see [`super::files`]), which are the durable truth; the sled tree `audit`
+//! is their materialised view, applied after each commit and replayed from the frames on open:
 //!
 //! | prefix | key suffix              | value                          |
 //! |--------|-------------------------|--------------------------------|
@@ -72,6 +72,9 @@ pub struct Store {
     ends: Arc<RwLock<Vec<u64>>>,
     in_memory: Arc<RwLock<HashLevels>>,
     index: Arc<RwLock<MemIndex>>,
+    /// Checkpoints of durable commits that sled has not applied yet, seen by a reader that may
+    /// not write (see [`Store::open_dir`]); empty for the writer, which replays them into sled.
+    pending: Arc<RwLock<Vec<(u64, String)>>>,
 }
 
 impl Store {
@@ -86,13 +89,15 @@ impl Store {
             ends: Arc::new(RwLock::new(Vec::new())),
             in_memory: Arc::new(RwLock::new(HashLevels::new(MEMORY_LEVEL))),
             index: Arc::new(RwLock::new(MemIndex::new())),
+            pending: Arc::new(RwLock::new(Vec::new())),
         })
     }
 
-    /// Opens an existing log directory for reading, without a writer. Fails if there is no log
-    /// there (rather than creating one) or if a running gateway holds it. The committed records
-    /// (up to the latest checkpoint) are located, as far as they are whole; hashes are read from
-    /// the file on demand and the search index is not built.
+    /// Opens an existing log directory for reading, without a writer and without writing. Fails
+    /// if there is no log there (rather than creating one) or if a running gateway holds it.
+    /// Durable commits that sled has not applied yet are taken from their frames; the committed
+    /// records (up to the latest checkpoint) are located, as far as they are whole. Hashes are
+    /// read from the file on demand and the search index is not built.
     pub fn open_dir(dir: &std::path::Path) -> Result<(sled::Db, Store), AuditError> {
         if !dir.join("conf").exists() || !LogFiles::exist(dir) {
             return Err(AuditError::Config(format!(
@@ -102,6 +107,12 @@ impl Store {
         }
         let db = open_db(dir, 16 * 1024 * 1024)?;
         let store = Store::open(&db, dir, false)?;
+        let committed = store.committed_frames()?;
+        *store.pending.write().unwrap_or_else(|e| e.into_inner()) = committed
+            .replay
+            .into_iter()
+            .map(|f| (f.size, f.checkpoint))
+            .collect();
         let size = store.latest_checkpoint()?.map_or(0, |(s, _)| s);
         let loaded = store.files.load(size)?;
         *store.ends.write().unwrap_or_else(|e| e.into_inner()) = loaded.ends;
@@ -152,32 +163,128 @@ impl Store {
 
     /// The signed checkpoint of the largest size, with that size.
     pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, AuditError> {
+        if let Some(last) = self
+            .pending
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+        {
+            return Ok(Some(last.clone()));
+        }
+        self.latest_applied_checkpoint()
+    }
+
+    /// The latest checkpoint sled has applied.
+    fn latest_applied_checkpoint(&self) -> Result<Option<(u64, String)>, AuditError> {
         match self.tree.scan_prefix(CHECKPOINT_PREFIX).next_back() {
             None => Ok(None),
             Some(kv) => {
                 let (k, v) = kv?;
                 let size = key_number(&k).ok_or(AuditError::Internal("short checkpoint key"))?;
-                let note = String::from_utf8(v.to_vec()).map_err(|_| AuditError::Corrupt {
-                    index: size,
-                    reason: "stored checkpoint is not UTF-8".into(),
-                })?;
-                Ok(Some((size, note)))
+                Ok(Some((size, checkpoint_text(size, &v)?)))
             }
         }
     }
 
-    /// Locates the first `size` records for the writer: checks the files hold them whole, cuts
-    /// off any remainder of an unfinished commit, and loads their hashes into memory.
-    pub(crate) fn recover_records(&self, size: u64) -> Result<(), AuditError> {
+    /// The signed checkpoint of a commit that ended at tree size `size`, if one did.
+    pub fn checkpoint_at(&self, size: u64) -> Result<Option<String>, AuditError> {
+        if let Some((_, note)) = self
+            .pending
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(s, _)| *s == size)
+        {
+            return Ok(Some(note.clone()));
+        }
+        match self.tree.get(numbered_key(CHECKPOINT_PREFIX, size))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(checkpoint_text(size, &v)?)),
+        }
+    }
+
+    /// Every stored checkpoint (size and note bytes), by size, streamed.
+    pub fn checkpoints(&self) -> impl Iterator<Item = Result<(u64, Vec<u8>), AuditError>> + use<> {
+        let pending: Vec<(u64, String)> = self
+            .pending
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let first_pending = pending.first().map_or(u64::MAX, |(s, _)| *s);
+        self.tree
+            .scan_prefix(CHECKPOINT_PREFIX)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let size = key_number(&k).ok_or(AuditError::Internal("short checkpoint key"))?;
+                Ok((size, v.to_vec()))
+            })
+            .filter(move |r| !matches!(r, Ok((s, _)) if *s >= first_pending))
+            .chain(pending.into_iter().map(|(s, n)| Ok((s, n.into_bytes()))))
+    }
+
+    /// The durable commits that sled has not applied: those frames past sled's latest
+    /// checkpoint whose records are all whole, up to the first that is not.
+    fn committed_frames(&self) -> Result<Committed, AuditError> {
+        let applied = self.latest_applied_checkpoint()?.map_or(0, |(s, _)| s);
+        let frames = self.files.frames()?.frames;
+        let newest = frames.last().map_or(0, |(f, _)| f.size).max(applied);
+        // Fewer whole records than sled's checkpoint covers is damage; `recover` and `verify`
+        // name it.
+        let whole = self.files.load(newest)?.ends.len() as u64;
+        let mut replay = Vec::new();
+        for (frame, _) in frames {
+            if frame.size <= applied {
+                continue;
+            }
+            if frame.size > whole {
+                // Its records did not all reach the disk: it was never acknowledged.
+                break;
+            }
+            replay.push(frame);
+        }
+        Ok(Committed { applied, replay })
+    }
+
+    /// Brings sled up to date with the durable commits (replaying their frames), then locates
+    /// the committed records for the writer: cuts off whatever an unfinished commit left in the
+    /// files, and loads the records' hashes into memory. Returns the latest checkpoint.
+    pub(crate) fn recover(&self) -> Result<Option<(u64, String)>, AuditError> {
+        let committed = self.committed_frames()?;
+        if !committed.replay.is_empty() {
+            tracing::info!(
+                commits = committed.replay.len(),
+                from = committed.applied,
+                "audit log: applying durable commits that the state store had not applied"
+            );
+            let mut batch = sled::Batch::default();
+            for frame in &committed.replay {
+                for c in &frame.changes {
+                    match &c.value {
+                        Some(v) => batch.insert(c.key.as_slice(), v.as_slice()),
+                        None => batch.remove(c.key.as_slice()),
+                    }
+                }
+                batch.insert(
+                    numbered_key(CHECKPOINT_PREFIX, frame.size),
+                    frame.checkpoint.as_bytes(),
+                );
+            }
+            self.tree.apply_batch(batch)?;
+        }
+        // Every commit is in sled now; make that durable before the frames go.
+        self.tree.flush()?;
+        let latest = self.latest_applied_checkpoint()?;
+        let size = latest.as_ref().map_or(0, |(s, _)| *s);
         let loaded = self.files.load(size)?;
         if let Some((index, reason)) = loaded.problem {
             return Err(AuditError::CheckpointMismatch(format!(
                 "the last checkpoint has {size} entries, but record {index} is not whole: {reason}"
             )));
         }
-        self.files.truncate(size, &loaded.ends)?;
+        self.files.truncate(size, &loaded.ends, 0)?;
         *self.ends.write().unwrap_or_else(|e| e.into_inner()) = loaded.ends;
-        self.load_hashes(size)
+        self.load_hashes(size)?;
+        Ok(latest)
     }
 
     /// Loads the stored hashes of the first `size` records into memory, so that proofs need no
@@ -274,6 +381,21 @@ impl Store {
             Ok(entry_has(&entry, prefixes))
         })
     }
+}
+
+/// What [`Store::committed_frames`] found.
+struct Committed {
+    /// The size of sled's latest checkpoint.
+    applied: u64,
+    /// The durable commits past it, in order.
+    replay: Vec<super::files::Frame>,
+}
+
+fn checkpoint_text(size: u64, v: &[u8]) -> Result<String, AuditError> {
+    String::from_utf8(v.to_vec()).map_err(|_| AuditError::Corrupt {
+        index: size,
+        reason: "stored checkpoint is not UTF-8".into(),
+    })
 }
 
 impl HashReader for Store {

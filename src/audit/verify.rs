@@ -11,7 +11,7 @@ use super::hash::{
     Frontier, Hash, HashReader, check_tree, leaf_hash, prove_tree, stored_hash_index,
 };
 use super::keys::Verifier;
-use super::store::{CHECKPOINT_PREFIX, HashLevels, Store, key_number};
+use super::store::{HashLevels, Store};
 
 /// What a successful verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,8 +201,7 @@ pub fn verify_log(
     verifiers: &[Verifier],
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, AuditError> {
-    let tree = store.tree();
-    let mut checkpoints = tree.scan_prefix(CHECKPOINT_PREFIX).peekable();
+    let mut checkpoints = store.checkpoints().peekable();
     let mut frontier = Frontier::new();
     let mut roots: Vec<(u64, Hash)> = Vec::new();
     // The recomputed hashes from level 1 up, for the consistency proofs below.
@@ -213,11 +212,15 @@ pub fn verify_log(
     let mut check_checkpoints_at =
         |size: u64, root: &dyn Fn() -> Hash, roots: &mut Vec<(u64, Hash)>| {
             while let Some(next) = checkpoints.peek() {
-                let (k, v) = match next {
+                let (cp_size, v) = match next {
                     Ok(kv) => kv.clone(),
-                    Err(e) => return Err(AuditError::Storage(e.clone())),
+                    Err(_) => {
+                        return Err(checkpoints
+                            .next()
+                            .and_then(Result::err)
+                            .unwrap_or(AuditError::Internal("checkpoint read failed")));
+                    }
                 };
-                let cp_size = key_number(&k).ok_or(AuditError::Internal("short checkpoint key"))?;
                 if cp_size > size {
                     break;
                 }
@@ -294,13 +297,10 @@ pub fn verify_log(
     })?;
     progress(expected);
     if let Some(extra) = checkpoints.next() {
-        let (k, _) = extra?;
+        let (size, _) = extra?;
         return Err(AuditError::Corrupt {
             index: expected,
-            reason: format!(
-                "checkpoint for size {} exists beyond the last entry",
-                key_number(&k).unwrap_or(0)
-            ),
+            reason: format!("checkpoint for size {size} exists beyond the last entry"),
         });
     }
     // Each checkpoint must be provably a prefix of the next, the way an outside auditor checks;

@@ -1,9 +1,9 @@
 //! The group-commit writer: one tokio task drains the append queue in batches and, per batch,
-//! appends the entries and stored hashes to the record files and syncs them, then makes one
-//! atomic sled write (the signed checkpoint and the callers' state changes, the commit point) and
-//! flushes it, and only then answers every waiter with its receipt. A failed write, sync or flush
-//! fails the whole batch and closes the log for appends (fail closed); on reopen, records past
-//! the last checkpoint are cut off.
+//! appends the entries, their stored hashes and the commit's frame (its signed checkpoint and the
+//! callers' state changes) to the log files and syncs them at once, which makes the commit
+//! durable; applies the frame to sled; and only then answers every waiter with its receipt. A
+//! failed write or sync fails the whole batch and closes the log for appends (fail closed); on
+//! reopen, a commit whose frame or records are not whole is cut off.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::Checkpoint;
 use super::error::AuditError;
+use super::files::Frame;
 use super::hash::{
     Frontier, Hash, HashReader, leaf_hash, prove_record, split_stored_hash_index, stored_hash_index,
 };
@@ -40,7 +41,13 @@ pub(crate) struct Writer {
     pub origin: String,
     pub batch_max: usize,
     pub batch_delay: Duration,
+    /// Where the next commit frame goes in the commits file.
+    pub commits_end: u64,
 }
+
+/// When the commits file has grown past this, the writer flushes sled (which then holds every
+/// commit durably) and empties the file.
+const COMPACT_COMMITS_AT: u64 = 16 * 1024 * 1024;
 
 /// The data of one batch, moved to a blocking thread for the commit.
 struct Pending {
@@ -87,6 +94,14 @@ impl Writer {
                 }
             }
             self = self.commit_batch(batch).await;
+        }
+        // Leave sled holding every commit, so that the next open has nothing to replay.
+        let shared = self.shared.clone();
+        let flushed = tokio::task::spawn_blocking(move || shared.store.tree().flush()).await;
+        if !matches!(flushed, Ok(Ok(_))) {
+            tracing::warn!(
+                "audit log: the state store could not be flushed at shutdown; the next open replays the commits"
+            );
         }
     }
 
@@ -154,6 +169,7 @@ impl Writer {
             origin: String::new(),
             batch_max: 1,
             batch_delay: Duration::ZERO,
+            commits_end: 0,
         }
     }
 
@@ -176,7 +192,8 @@ impl Writer {
         let mut ends = Vec::with_capacity(pending.len());
         let mut packed = Vec::with_capacity(pending.len() * 2 * 32);
         let mut batch = sled::Batch::default();
-        for (i, p) in pending.iter().enumerate() {
+        let mut changes = Vec::new();
+        for (i, p) in pending.iter_mut().enumerate() {
             let index = first_index + i as u64;
             let start = stored_hash_index(0, index);
             let hashes = frontier.push(leaf_hash(&p.entry));
@@ -193,6 +210,7 @@ impl Writer {
                     None => batch.remove(c.key.as_slice()),
                 }
             }
+            changes.append(&mut p.changes);
         }
         let size = frontier.size();
         let checkpoint = Checkpoint {
@@ -202,18 +220,35 @@ impl Writer {
         };
         let signed = note::sign(&checkpoint.body(), &self.signers)?;
         batch.insert(numbered_key(CHECKPOINT_PREFIX, size), signed.as_bytes());
+        let frame = Frame {
+            size,
+            checkpoint: signed.clone(),
+            changes,
+        }
+        .encode();
         #[cfg(test)]
         if self.shared.fail_next_commit.swap(false, Ordering::AcqRel) {
             return Err(AuditError::Storage(sled::Error::Unsupported(
                 "injected write failure".into(),
             )));
         }
-        // The records first; the checkpoint, written after them, is what commits them.
-        store
-            .files()
-            .append(first_index, data_start, &data, &ends, &packed)?;
+        // Durable once the records and the frame are synced; sled is their view.
+        store.files().append(
+            first_index,
+            data_start,
+            &data,
+            &ends,
+            &packed,
+            self.commits_end,
+            &frame,
+        )?;
+        self.commits_end += frame.len() as u64;
         store.tree().apply_batch(batch)?;
-        store.tree().flush()?;
+        if self.commits_end > COMPACT_COMMITS_AT {
+            store.tree().flush()?;
+            store.files().clear_commits()?;
+            self.commits_end = 0;
+        }
         self.frontier = frontier;
         let keys: Vec<IndexKeys> = pending
             .iter_mut()

@@ -15,9 +15,9 @@ use clap::{Args, Subcommand};
 use ketenpoort::audit::hash::prove_record;
 use ketenpoort::audit::keys::{self, read_signers};
 use ketenpoort::audit::proof::TlogProof;
-use ketenpoort::audit::store::{CHECKPOINT_PREFIX, Store, numbered_key};
+use ketenpoort::audit::store::Store;
 use ketenpoort::audit::{
-    AuditConfig, AuditLog, Verifier, entry, verify::verify_dir, verify_receipt,
+    AuditConfig, AuditLog, StateChange, Verifier, entry, verify::verify_dir, verify_receipt,
 };
 use ketenpoort::proto::v1::{AuditEntry, AuditEvent};
 
@@ -273,13 +273,9 @@ fn prove(dir: &DataDir, index: u64, size: Option<u64>) -> Result<()> {
             .context("the log has no checkpoint")?,
         Some(n) => {
             let note = store
-                .tree()
-                .get(numbered_key(CHECKPOINT_PREFIX, n))?
+                .checkpoint_at(n)?
                 .with_context(|| format!("no signed checkpoint at size {n}"))?;
-            (
-                n,
-                String::from_utf8(note.to_vec()).context("checkpoint is not UTF-8")?,
-            )
+            (n, note)
         }
     };
     let proof = TlogProof {
@@ -348,7 +344,11 @@ fn soak(dir: &DataDir, origin: &str, writers: usize, count: Option<u64>) -> Resu
                 while remaining.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) > 0 {
                     n += 1;
                     let e = soak_entry(w, n);
-                    let r = log.append(&e, vec![]).await?;
+                    // A state change with each entry, so a crash test can check they commit
+                    // together.
+                    let key = format!("s/soak/{}", e.exchange_id);
+                    let change = StateChange::put(key, e.exchange_id.clone().into_bytes());
+                    let r = log.append(&e, vec![change]).await?;
                     let line = serde_json::json!({
                         "index": r.index,
                         "entry": B64.encode(&r.entry),
@@ -369,13 +369,25 @@ fn soak(dir: &DataDir, origin: &str, writers: usize, count: Option<u64>) -> Resu
     })
 }
 
+/// This process's id and start time: distinct for every soak run.
+fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{}.{nanos}", std::process::id())
+    })
+}
+
 fn soak_entry(writer: usize, n: u64) -> AuditEntry {
     AuditEntry {
         version: entry::ENTRY_VERSION,
         time: Some(entry::now()),
         event: AuditEvent::Exchange as i32,
         operation: "Soak".into(),
-        exchange_id: format!("soak-{writer}-{n}"),
+        // Unique across runs on one log (a crash test restarts soak many times).
+        exchange_id: format!("soak-{}-{writer}-{n}", run_id()),
         exchange_kind: "lookup".into(),
         requester_party: format!("party-{writer}"),
         counterpart_party: "holder".into(),
