@@ -16,6 +16,8 @@ mod idmap;
 mod load;
 mod model;
 mod raw;
+#[cfg(test)]
+mod reference;
 mod request;
 mod set;
 mod transform;
