@@ -13,6 +13,7 @@ mod explain;
 mod fixture;
 pub mod generate;
 mod idmap;
+mod index;
 mod load;
 mod model;
 mod raw;
