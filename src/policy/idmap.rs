@@ -29,9 +29,12 @@ fn hash(id: &str) -> u64 {
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        // Byte by byte: a variable-length copy would be a `memcpy` call per lookup.
+        let w = rest
+            .iter()
+            .enumerate()
+            .fold(0u64, |w, (i, &b)| w | u64::from(b) << (8 * i));
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
     }
     // A multiply only carries low bits upwards, and ids often differ only in their last
     // bytes: finish with MurmurHash3's avalanche so every bit reaches the slot index.
