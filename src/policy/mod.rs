@@ -28,7 +28,10 @@ pub use decision::{ALL_REASONS, Decision, FieldGrant, Obligations, ReasonCode, R
 pub use diagnostic::{LoadError, Problem, SourceFile};
 pub use diff::{AccessChange, diff, satisfied_grounds};
 pub use explain::{Explanation, RuleTrace};
-pub use fixture::{Expectation, ExpectedObligations, Fixture, load_fixtures, parse_fixtures};
+pub use fixture::{
+    Expectation, ExpectedObligations, Fixture, RequestCase, load_fixtures, parse_fixtures,
+    parse_requests,
+};
 pub use model::{
     Agreement, Conditions, Effect, FieldDef, LegalBasis, ObligationSpec, Party, Purpose, Release,
     Role, Rule, Selector, Sensitivity, Window,
