@@ -319,11 +319,11 @@ impl PolicySet {
             let ty = ix.field_types[fi];
             let mut allowed: Option<(Transform, usize)> = None;
             for &(ri, _) in &matching {
-                let rule = &self.rules[ri];
-                let Ok(k) = rule.release.binary_search_by_key(&fi, |(f, _)| *f) else {
+                let release = ix.releases(&ix.hot[ri]);
+                let Ok(k) = release.binary_search_by_key(&fi, |(f, _)| *f) else {
                     continue;
                 };
-                let form = rule.release[k].1;
+                let form = release[k].1;
                 allowed = match allowed {
                     None => Some((form, ri)),
                     Some((cur, cri)) => match ty.at_least(form, cur) {
@@ -371,15 +371,14 @@ impl PolicySet {
         let mut bases: SmallVec<[u32; 4]> = SmallVec::new();
         let mut ground_refs: Vec<String> = Vec::new();
         for (ri, used) in &matching {
-            let rule = &self.rules[*ri];
-            let o = rule.obligations;
-            obligations.retention_days = match (obligations.retention_days, o.retention_days) {
+            let hot = &ix.hot[*ri];
+            obligations.retention_days = match (obligations.retention_days, hot.retention_days) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            obligations.review |= o.review || rule.conditions.urgency.is_some();
-            obligations.notify |= o.notify;
-            for &b in &ix.agreement_bases[rule.agreement] {
+            obligations.review |= hot.review;
+            obligations.notify |= hot.notify;
+            for &b in ix.bases_of(hot) {
                 if !bases.contains(&b) {
                     bases.push(b);
                 }

@@ -9,9 +9,10 @@ use super::bits::Bits;
 use super::compile::{CompiledRule, CounterpartSet};
 use super::model::{Agreement, Effect, FieldDef};
 use super::request::ALL_KINDS;
-use super::transform::FieldType;
+use super::transform::{FieldType, Transform};
 
-/// What `decide` checks of a candidate once its purpose matches.
+/// What `decide` reads of a candidate once its purpose matches: its checks and, for a
+/// matching permit, what it grants, so a decision never touches the full `CompiledRule`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HotRule {
     /// The first instant inside both the agreement's and the rule's window (nanoseconds).
@@ -24,10 +25,20 @@ pub(crate) struct HotRule {
     pub case: bool,
     /// Needs a valid consent.
     pub consent: bool,
+    /// Flags the audit entry: the rule's `review` obligation, or any urgency condition.
+    pub review: bool,
+    /// Notifies the holder's DPO.
+    pub notify: bool,
+    /// The retention obligation in days.
+    pub retention_days: Option<u32>,
+    /// The rule's releases: a range of `DecisionIndex::releases`.
+    releases: [u32; 2],
+    /// Its agreement's legal bases: a range of `DecisionIndex::basis_refs`.
+    bases: [u32; 2],
 }
 
 impl HotRule {
-    fn new(rule: &CompiledRule) -> HotRule {
+    fn new(rule: &CompiledRule, releases: [u32; 2], bases: [u32; 2]) -> HotRule {
         let w = rule.agreement_window.intersect(&rule.rule_window);
         HotRule {
             from: w
@@ -39,6 +50,11 @@ impl HotRule {
             urgency: rule.conditions.urgency,
             case: rule.conditions.case,
             consent: rule.conditions.consent,
+            review: rule.obligations.review || rule.conditions.urgency.is_some(),
+            notify: rule.obligations.notify,
+            retention_days: rule.obligations.retention_days,
+            releases,
+            bases,
         }
     }
 
@@ -62,12 +78,14 @@ pub(crate) struct DecisionIndex {
     by_purpose: Vec<Bits>,
     /// Per rule, in canonical order.
     pub hot: Vec<HotRule>,
+    /// Every rule's (field index, most revealing form), rule after rule, each sorted by field.
+    releases: Vec<(usize, Transform)>,
     /// Per catalogue field: its type (read for every requested field).
     pub field_types: Vec<FieldType>,
     /// Every distinct legal basis id that an agreement names.
     pub bases: Vec<String>,
-    /// Per agreement: its legal bases as indices into `bases`, in the agreement's order.
-    pub agreement_bases: Vec<Vec<u32>>,
+    /// Agreement after agreement, its legal bases as indices into `bases`, in its order.
+    basis_refs: Vec<u32>,
 }
 
 impl DecisionIndex {
@@ -120,19 +138,30 @@ impl DecisionIndex {
             })
             .collect();
         let mut bases: Vec<String> = Vec::new();
-        let agreement_bases = agreements
+        let mut basis_refs: Vec<u32> = Vec::new();
+        let mut agreement_bases: Vec<[u32; 2]> = Vec::with_capacity(agreements.len());
+        for a in agreements {
+            let start = basis_refs.len() as u32;
+            for lb in &a.legal_basis {
+                let i = match bases.iter().position(|b| b == lb) {
+                    Some(i) => i,
+                    None => {
+                        bases.push(lb.clone());
+                        bases.len() - 1
+                    }
+                };
+                basis_refs.push(i as u32);
+            }
+            agreement_bases.push([start, basis_refs.len() as u32]);
+        }
+        let mut releases = Vec::new();
+        let hot = rules
             .iter()
-            .map(|a| {
-                a.legal_basis
-                    .iter()
-                    .map(|lb| match bases.iter().position(|b| b == lb) {
-                        Some(i) => i as u32,
-                        None => {
-                            bases.push(lb.clone());
-                            bases.len() as u32 - 1
-                        }
-                    })
-                    .collect()
+            .map(|r| {
+                let start = releases.len() as u32;
+                releases.extend_from_slice(&r.release);
+                let b = agreement_bases.get(r.agreement).copied().unwrap_or([0, 0]);
+                HotRule::new(r, [start, releases.len() as u32], b)
             })
             .collect();
         DecisionIndex {
@@ -140,11 +169,30 @@ impl DecisionIndex {
             bounds,
             rules: flat,
             by_purpose,
-            hot: rules.iter().map(HotRule::new).collect(),
+            hot,
+            releases,
             field_types: fields.iter().map(|f| f.ty).collect(),
             bases,
-            agreement_bases,
+            basis_refs,
         }
+    }
+
+    /// A rule's releases, sorted by field.
+    #[inline]
+    pub fn releases(&self, rule: &HotRule) -> &[(usize, Transform)] {
+        let [start, end] = rule.releases;
+        self.releases
+            .get(start as usize..end as usize)
+            .unwrap_or(&[])
+    }
+
+    /// A rule's agreement's legal bases, as indices into `bases`.
+    #[inline]
+    pub fn bases_of(&self, rule: &HotRule) -> &[u32] {
+        let [start, end] = rule.bases;
+        self.basis_refs
+            .get(start as usize..end as usize)
+            .unwrap_or(&[])
     }
 
     /// The candidate forbids and permits for a cell (any purpose), in canonical order.
@@ -183,6 +231,11 @@ fn agrees(a: super::model::Window, b: super::model::Window, now: OffsetDateTime)
         urgency: None,
         case: false,
         consent: false,
+        review: false,
+        notify: false,
+        retention_days: None,
+        releases: [0, 0],
+        bases: [0, 0],
     };
     hot.in_window(now.unix_timestamp_nanos()) == (a.contains(now) && b.contains(now))
 }
