@@ -123,6 +123,81 @@ fn explain_prints_the_trace() {
     assert!(t.contains("release reference.hit as keep"), "{t}");
 }
 
+/// Runs `policy explain` on a request file with the given text, at a fixed time.
+fn explain(request: &str, at: Option<&str>) -> (bool, String) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let req = tmp.path().join("req.toml");
+    std::fs::write(&req, request).expect("write");
+    let mut args = vec![
+        "policy",
+        "explain",
+        "--request",
+        req.to_str().expect("utf-8 path"),
+        "--policies",
+        MINI,
+    ];
+    if let Some(at) = at {
+        args.extend(["--at", at]);
+    }
+    let o = run(&args);
+    (o.status.success(), text(&o))
+}
+
+const REQUEST: &str = "[[case]]\n[case.request]\nkind = \"lookup\"\nrequester = \"pz-gent\"\ncounterpart = \"cgg-eclips\"\npurpose = \"intrafamily-violence\"\nsubject = \"s1\"\nfields = [\"reference.hit\"]\n";
+
+#[test]
+fn explain_diagnostics_point_into_the_request_file_as_written() {
+    // A bad value on line 3: the CLI used to insert `name` and `now` lines, shifting it.
+    let (ok, t) = explain(
+        &REQUEST.replace("\"lookup\"", "\"lookupx\""),
+        Some("2026-03-15T10:00:00Z"),
+    );
+    assert!(!ok, "{t}");
+    assert!(
+        t.contains("req.toml:3:8: unknown exchange kind `lookupx`"),
+        "{t}"
+    );
+
+    // A syntax error at the end of the file: reported inside the 8 lines the user wrote,
+    // never in text the CLI appended.
+    let (ok, t) = explain(
+        &REQUEST.replace("[\"reference.hit\"]", "[\"reference.hit\""),
+        None,
+    );
+    assert!(!ok, "{t}");
+    assert!(
+        t.contains("req.toml:8:26: TOML syntax: unclosed array"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("case.expect") && !t.contains("decision ="),
+        "{t}"
+    );
+
+    // No [[case]] table at all: the user's own key is named, nothing appended is shown.
+    let (ok, t) = explain(
+        &REQUEST.replace("[[case]]\n[case.request]", "[request]"),
+        None,
+    );
+    assert!(!ok, "{t}");
+    assert!(t.contains("req.toml:1:2: unknown key `request`"), "{t}");
+    assert!(
+        !t.contains("case.expect") && !t.contains("must be an array"),
+        "{t}"
+    );
+}
+
+#[test]
+fn explain_uses_the_files_now_without_at() {
+    let (ok, t) = explain(
+        &REQUEST.replace("[[case]]\n", "[[case]]\nnow = 2026-03-15T10:00:00Z\n"),
+        None,
+    );
+    assert!(ok, "{t}");
+    assert!(t.contains("at 2026-03-15T10:00:00Z"), "{t}");
+    assert!(t.contains("decision: allow (PERMITTED)"), "{t}");
+}
+
 #[test]
 fn digest_matches_the_library() {
     let o = run(&["policy", "digest", MINI]);

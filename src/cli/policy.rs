@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use ketenpoort::policy::{PolicySet, SourceFile, diff, parse_fixtures};
+use ketenpoort::policy::{PolicySet, SourceFile, diff, parse_requests};
 use miette::Report;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -130,9 +130,11 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
             };
             let text = std::fs::read_to_string(&request)
                 .with_context(|| format!("cannot read {}", request.display()))?;
-            let file = SourceFile::new(request.display().to_string(), with_defaults(&text));
+            // Parsed as written (optional keys are optional in the parser, not filled in as
+            // text), so every diagnostic points at the user's own line and column.
+            let file = SourceFile::new(request.display().to_string(), text);
             let mut problems = Vec::new();
-            let cases = parse_fixtures(&file, &mut problems);
+            let cases = parse_requests(&file, &mut problems);
             if !problems.is_empty() {
                 for p in problems {
                     eprintln!("{:?}", Report::new(p));
@@ -142,9 +144,10 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
             let Some(case) = cases.first() else {
                 anyhow::bail!("{} holds no [[case]]", request.display());
             };
-            let now = match at {
-                Some(a) => parse_time(Some(&a))?,
-                None => case.now,
+            let now = match (at, case.now) {
+                (Some(a), _) => parse_time(Some(&a))?,
+                (None, Some(now)) => now,
+                (None, None) => OffsetDateTime::now_utc(),
             };
             println!("{}", set.explain(&case.request, &case.grounds, now));
             Ok(ExitCode::SUCCESS)
@@ -202,21 +205,4 @@ fn write_stdout(text: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         r => Ok(r?),
     }
-}
-
-/// A request file may leave out `now` (when `--at` is given) and `expect`; fill them so it
-/// parses as a fixture case.
-fn with_defaults(text: &str) -> String {
-    let mut t = text.to_owned();
-    let has = |key: &str| text.lines().any(|l| l.trim_start().starts_with(key));
-    if !has("[case.expect]") {
-        t.push_str("\n[case.expect]\ndecision = \"deny\"\n");
-    }
-    if !has("now") {
-        t = t.replacen("[[case]]", "[[case]]\nnow = 1970-01-01T00:00:00Z", 1);
-    }
-    if !has("name") {
-        t = t.replacen("[[case]]", "[[case]]\nname = \"explain\"", 1);
-    }
-    t
 }

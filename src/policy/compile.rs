@@ -1,13 +1,16 @@
 //! Compiling the model: dense indices, party and purpose bit sets, and the decision index
 //! (kind × requester × counterpart → candidate rules), so `decide` never scans every rule.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use super::bits::Bits;
 use super::decision::RuleRef;
 use super::diagnostic::{Problem, SourceFile};
 use super::idmap::IdMap;
+use super::index::DecisionIndex;
 use super::load::Model;
 use super::model::{Conditions, Effect, ObligationSpec, Selector, Window};
-use super::request::ALL_KINDS;
 use super::set::PolicySet;
 use super::transform::Transform;
 
@@ -117,7 +120,7 @@ pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, V
                 cur = model.purposes[c]
                     .parent
                     .as_ref()
-                    .and_then(|x| purpose_ix.get(x).copied())
+                    .and_then(|x| purpose_ix.get(x))
                     .filter(|_| guard <= nu);
             }
             b
@@ -130,13 +133,24 @@ pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, V
         .map(|(i, f)| (f.id.clone(), i))
         .collect();
 
+    // Rule refs share one `Arc<str>` per distinct id: a decision clones them, and a few
+    // shared reference counts stay in cache where one allocation per rule would not.
+    let mut names: HashMap<String, Arc<str>> = HashMap::new();
+    let mut intern = |s: &str| -> Arc<str> {
+        if let Some(a) = names.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = s.into();
+        names.insert(s.to_owned(), a.clone());
+        a
+    };
     let mut rules = Vec::new();
     let mut origins = Vec::new();
     for (ai, a) in model.agreements.iter().enumerate() {
         for (ri, r) in a.rules.iter().enumerate() {
             let mut named = Bits::new(nu);
             for p in &r.purposes {
-                if let Some(&i) = purpose_ix.get(p) {
+                if let Some(i) = purpose_ix.get(p) {
                     named.insert(i);
                 }
             }
@@ -149,8 +163,8 @@ pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, V
             rules.push(CompiledRule {
                 agreement: ai,
                 rref: RuleRef {
-                    agreement: a.id.as_str().into(),
-                    rule: r.id.as_str().into(),
+                    agreement: intern(&a.id),
+                    rule: intern(&r.id),
                     effect: r.effect,
                 },
                 effect: r.effect,
@@ -168,12 +182,12 @@ pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, V
                 release: r
                     .release
                     .iter()
-                    .filter_map(|rel| field_ix.get(&rel.field).map(|&f| (f, rel.form)))
+                    .filter_map(|rel| field_ix.get(&rel.field).map(|f| (f, rel.form)))
                     .collect(),
                 forbidden: r
                     .forbidden_fields
                     .as_ref()
-                    .map(|v| v.iter().filter_map(|f| field_ix.get(f).copied()).collect()),
+                    .map(|v| v.iter().filter_map(|f| field_ix.get(f)).collect()),
                 obligations: r.obligations,
             });
             origins.push(model.origins[ai][ri].clone());
@@ -182,23 +196,7 @@ pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, V
 
     // Candidates by kind, requester and counterpart: decide then only tests purpose,
     // validity and conditions.
-    let mut index = vec![Vec::new(); ALL_KINDS.len() * np * np];
-    for (ri, r) in rules.iter().enumerate() {
-        for k in ALL_KINDS {
-            if r.kinds & (1 << k.index()) == 0 {
-                continue;
-            }
-            for p in r.requester.iter() {
-                let counterparts = match &r.counterpart {
-                    CounterpartSet::Parties(b) => b,
-                    CounterpartSet::SameOrganisation => &org_mates[p],
-                };
-                for c in counterparts.iter() {
-                    index[(k.index() * np + p) * np + c].push(ri as u32);
-                }
-            }
-        }
-    }
+    let index = DecisionIndex::build(&rules, &org_mates, np, nu, &model.agreements, &model.fields);
 
     let mut set = PolicySet {
         parties: model.parties,

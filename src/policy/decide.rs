@@ -2,9 +2,11 @@
 
 use time::OffsetDateTime;
 
+use smallvec::SmallVec;
+
 use super::compile::CompiledRule;
 use super::decision::{Decision, FieldGrant, Obligations, ReasonCode, RuleRef, Verdict};
-use super::model::Effect;
+use super::index::HotRule;
 use super::request::{ExchangeRequest, Grounds};
 use super::set::PolicySet;
 use super::transform::Transform;
@@ -83,13 +85,13 @@ impl<'a> Ctx<'a> {
         grounds: &'a Grounds,
         now: OffsetDateTime,
     ) -> Result<Ctx<'a>, ReasonCode> {
-        let (Some(&requester), Some(&counterpart)) = (
+        let (Some(requester), Some(counterpart)) = (
             set.party_ix.get(&req.requester),
             set.party_ix.get(&req.counterpart),
         ) else {
             return Err(ReasonCode::UnknownParty);
         };
-        let Some(&purpose) = set.purpose_ix.get(&req.purpose) else {
+        let Some(purpose) = set.purpose_ix.get(&req.purpose) else {
             return Err(ReasonCode::UnknownPurpose);
         };
         Ok(Ctx {
@@ -165,13 +167,67 @@ impl<'a> Ctx<'a> {
                     .set
                     .purpose_ix
                     .get(&k.purpose)
-                    .is_some_and(|&p| self.set.ancestors[self.purpose].contains(p))
+                    .is_some_and(|p| self.set.ancestors[self.purpose].contains(p))
                 && k.recipients.iter().any(|x| x == recipient)
                 && k.given <= now
                 && now < k.expires
                 && k.revoked.is_none_or(|rv| now < rv)
         })
     }
+}
+
+/// Grounds and request facts that rule conditions need, each worked out at most once per
+/// decision (every rule asks the same question, so the answer is the same).
+struct Facts<'c, 'a> {
+    ctx: &'c Ctx<'a>,
+    /// The decision time in nanoseconds, as the compiled windows store it.
+    now: i128,
+    case: Option<Option<usize>>,
+    consent: Option<Option<usize>>,
+    justification: Option<usize>,
+}
+
+impl Facts<'_, '_> {
+    /// `Ctx::holds` on the compact form of a rule.
+    #[inline]
+    fn holds(&mut self, hot: &HotRule) -> Result<Used, Check> {
+        if !hot.in_window(self.now) {
+            return Err(Check::Validity);
+        }
+        let ctx = self.ctx;
+        let mut used = Used::default();
+        if hot.case {
+            let case = *self.case.get_or_insert_with(|| ctx.open_case());
+            used.case = Some(case.ok_or(Check::Case)?);
+        }
+        if hot.consent {
+            let consent = *self.consent.get_or_insert_with(|| ctx.valid_consent());
+            used.consent = Some(consent.ok_or(Check::Consent)?);
+        }
+        if let Some(min) = hot.urgency {
+            let len = *self.justification.get_or_insert_with(|| {
+                ctx.req
+                    .justification
+                    .as_deref()
+                    .map_or(0, |j| j.trim().chars().count())
+            });
+            if len < min as usize {
+                return Err(Check::Urgency);
+            }
+        }
+        Ok(used)
+    }
+}
+
+/// Adds `prefix` + `id` to `refs` unless already there, allocating only when it is new.
+fn push_ground_ref(refs: &mut Vec<String>, prefix: &str, id: &str) {
+    if refs.iter().any(|r| r.strip_prefix(prefix) == Some(id)) {
+        return;
+    }
+    let mut r = String::with_capacity(prefix.len() + id.len());
+    r.push_str(prefix);
+    r.push_str(id);
+    refs.push(r);
 }
 
 impl PolicySet {
@@ -186,44 +242,47 @@ impl PolicySet {
             Ok(c) => c,
             Err(reason) => return Decision::deny(reason, self.digest),
         };
+        let ix = &self.index;
         // Resolve the requested fields; a malformed request is an evaluation error (fail closed).
-        let mut wanted: Vec<(usize, Option<Transform>)> = Vec::with_capacity(req.fields.len());
+        let mut wanted: SmallVec<[(usize, Option<Transform>); 8]> = SmallVec::new();
         for f in &req.fields {
-            let Some(&fi) = self.field_ix.get(&f.field) else {
+            let Some(fi) = self.field_ix.get(&f.field) else {
                 return Decision::deny(ReasonCode::EvaluationError, self.digest);
             };
-            if f.form.is_some_and(|t| !self.fields[fi].ty.supports(t)) {
+            if f.form.is_some_and(|t| !ix.field_types[fi].supports(t)) {
                 return Decision::deny(ReasonCode::EvaluationError, self.digest);
             }
             if !wanted.iter().any(|(w, _)| *w == fi) {
                 wanted.push((fi, f.form));
             }
         }
-        let np = self.parties.len();
-        let candidates =
-            &self.index[(req.kind.index() * np + ctx.requester) * np + ctx.counterpart];
+        let [forbids, permits] = ix.candidates(req.kind.index(), ctx.requester, ctx.counterpart);
+        let Some(on_purpose) = ix.purpose(ctx.purpose) else {
+            return Decision::deny(ReasonCode::EvaluationError, self.digest);
+        };
+        let mut facts = Facts {
+            ctx: &ctx,
+            now: now.unix_timestamp_nanos(),
+            case: None,
+            consent: None,
+            justification: None,
+        };
 
-        // Forbids first: forbid beats permit.
-        let mut removed: Vec<usize> = Vec::new();
+        // Forbids first: forbid beats permit. A forbid that names a requested field denies, so
+        // one that only trims never names a requested field: nothing requested is removed.
         let mut trimmed_by: Vec<RuleRef> = Vec::new();
         let mut denied_by: Vec<RuleRef> = Vec::new();
-        for &ri in candidates {
-            let rule = &self.rules[ri as usize];
-            if rule.effect != Effect::Forbid
-                || !rule.purposes.contains(ctx.purpose)
-                || ctx.holds(rule).is_err()
-            {
+        for &ri in forbids {
+            let ri = ri as usize;
+            if !on_purpose.contains(ri) || facts.holds(&ix.hot[ri]).is_err() {
                 continue;
             }
+            let rule = &self.rules[ri];
             match &rule.forbidden {
-                None => denied_by.push(rule.rref.clone()),
-                Some(list) if wanted.iter().any(|(w, _)| list.contains(w)) => {
-                    denied_by.push(rule.rref.clone())
+                Some(list) if !wanted.iter().any(|(w, _)| list.contains(w)) => {
+                    trimmed_by.push(rule.rref.clone())
                 }
-                Some(list) => {
-                    removed.extend_from_slice(list);
-                    trimmed_by.push(rule.rref.clone());
-                }
+                _ => denied_by.push(rule.rref.clone()),
             }
         }
         if !denied_by.is_empty() {
@@ -233,15 +292,15 @@ impl PolicySet {
         }
 
         // Matching permits, and the best reason if none matches.
-        let mut matching: Vec<(usize, Used)> = Vec::new();
+        let mut matching: SmallVec<[(usize, Used); 8]> = SmallVec::new();
         let mut best: (u8, ReasonCode) = (4, ReasonCode::NoMatchingPermit);
-        for &ri in candidates {
-            let rule = &self.rules[ri as usize];
-            if rule.effect != Effect::Permit || !rule.purposes.contains(ctx.purpose) {
+        for &ri in permits {
+            let ri = ri as usize;
+            if !on_purpose.contains(ri) {
                 continue;
             }
-            match ctx.holds(rule) {
-                Ok(used) => matching.push((ri as usize, used)),
+            match facts.holds(&ix.hot[ri]) {
+                Ok(used) => matching.push((ri, used)),
                 Err(check) => {
                     let r = check.reason();
                     if r.0 < best.0 {
@@ -257,20 +316,17 @@ impl PolicySet {
         // Grants: the most revealing allowed form, narrowed to the requested form.
         let mut fields = Vec::with_capacity(wanted.len());
         for &(fi, requested) in &wanted {
-            if removed.contains(&fi) {
-                continue;
-            }
-            let def = &self.fields[fi];
+            let ty = ix.field_types[fi];
             let mut allowed: Option<(Transform, usize)> = None;
             for &(ri, _) in &matching {
-                let rule = &self.rules[ri];
-                let Ok(k) = rule.release.binary_search_by_key(&fi, |(f, _)| *f) else {
+                let release = ix.releases(&ix.hot[ri]);
+                let Ok(k) = release.binary_search_by_key(&fi, |(f, _)| *f) else {
                     continue;
                 };
-                let form = rule.release[k].1;
+                let form = release[k].1;
                 allowed = match allowed {
                     None => Some((form, ri)),
-                    Some((cur, cri)) => match def.ty.at_least(form, cur) {
+                    Some((cur, cri)) => match ty.at_least(form, cur) {
                         Some(true) if form != cur => Some((form, ri)),
                         Some(_) => Some((cur, cri)),
                         // Rejected at load for rules that can overlap; fail closed if it happens.
@@ -284,13 +340,18 @@ impl PolicySet {
             let form = match requested {
                 None => form,
                 Some(r) if r == form => form,
-                Some(r) => def.ty.meet(r, form, &def.transforms),
+                Some(r) => ty.meet(r, form, &self.fields[fi].transforms),
             };
             if form != Transform::Drop {
+                // The id from the map's contiguous key buffer, which stays in cache.
+                let field = match self.field_ix.key(fi) {
+                    Some(id) => id.to_owned(),
+                    None => self.fields[fi].id.clone(),
+                };
                 fields.push(FieldGrant {
-                    field: def.id.clone(),
+                    field,
                     form,
-                    ty: def.ty,
+                    ty,
                     rule: self.rules[ri].rref.clone(),
                 });
             }
@@ -307,34 +368,26 @@ impl PolicySet {
         matched.extend(trimmed_by);
 
         let mut obligations = Obligations::default();
-        let mut legal_bases: Vec<String> = Vec::new();
+        let mut bases: SmallVec<[u32; 4]> = SmallVec::new();
         let mut ground_refs: Vec<String> = Vec::new();
         for (ri, used) in &matching {
-            let rule = &self.rules[*ri];
-            let o = rule.obligations;
-            obligations.retention_days = match (obligations.retention_days, o.retention_days) {
+            let hot = &ix.hot[*ri];
+            obligations.retention_days = match (obligations.retention_days, hot.retention_days) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            obligations.review |= o.review || rule.conditions.urgency.is_some();
-            obligations.notify |= o.notify;
-            for lb in &self.agreements[rule.agreement].legal_basis {
-                if !legal_bases.contains(lb) {
-                    legal_bases.push(lb.clone());
+            obligations.review |= hot.review;
+            obligations.notify |= hot.notify;
+            for &b in ix.bases_of(hot) {
+                if !bases.contains(&b) {
+                    bases.push(b);
                 }
             }
-            let refs = used
-                .case
-                .map(|i| format!("case:{}", grounds.cases[i].id))
-                .into_iter()
-                .chain(
-                    used.consent
-                        .map(|i| format!("consent:{}", grounds.consents[i].id)),
-                );
-            for r in refs {
-                if !ground_refs.contains(&r) {
-                    ground_refs.push(r);
-                }
+            if let Some(i) = used.case {
+                push_ground_ref(&mut ground_refs, "case:", &grounds.cases[i].id);
+            }
+            if let Some(i) = used.consent {
+                push_ground_ref(&mut ground_refs, "consent:", &grounds.consents[i].id);
             }
         }
         Decision {
@@ -343,7 +396,10 @@ impl PolicySet {
             matched,
             fields,
             obligations,
-            legal_bases,
+            legal_bases: bases
+                .iter()
+                .map(|&b| ix.bases[b as usize].clone())
+                .collect(),
             ground_refs,
             policy_digest: self.digest,
         }

@@ -97,8 +97,63 @@ pub fn load_fixtures(dir: &Path) -> Result<Vec<Fixture>, LoadError> {
     }
 }
 
+/// A request to explain (`policy explain --request FILE`): a fixture case whose `name`, `now`
+/// and `[case.expect]` may be left out.
+#[derive(Debug, Clone)]
+pub struct RequestCase {
+    /// `file:line:column` of the case.
+    pub location: String,
+    /// The case's `now`, if it pins one.
+    pub now: Option<OffsetDateTime>,
+    /// The request.
+    pub request: ExchangeRequest,
+    /// The grounds.
+    pub grounds: Grounds,
+}
+
+/// A case as parsed, before the fixture-only keys are required.
+struct ParsedCase {
+    name: Option<String>,
+    location: String,
+    now: Option<OffsetDateTime>,
+    request: ExchangeRequest,
+    grounds: Grounds,
+    expect: Option<Expectation>,
+}
+
 /// Parses the cases of one fixture file, reporting problems.
 pub fn parse_fixtures(f: &SourceFile, problems: &mut Vec<Problem>) -> Vec<Fixture> {
+    parse_cases(f, problems, true)
+        .into_iter()
+        .filter_map(|c| {
+            Some(Fixture {
+                name: c.name?,
+                location: c.location,
+                now: c.now?,
+                request: c.request,
+                grounds: c.grounds,
+                expect: c.expect?,
+            })
+        })
+        .collect()
+}
+
+/// Parses a request file for `policy explain`: fixture cases in which `name`, `now` and
+/// `[case.expect]` are optional. Problems point into the file exactly as written.
+pub fn parse_requests(f: &SourceFile, problems: &mut Vec<Problem>) -> Vec<RequestCase> {
+    parse_cases(f, problems, false)
+        .into_iter()
+        .map(|c| RequestCase {
+            location: c.location,
+            now: c.now,
+            request: c.request,
+            grounds: c.grounds,
+        })
+        .collect()
+}
+
+/// Parses `[[case]]` tables; `fixture` requires `name`, `now` and `[case.expect]`.
+fn parse_cases(f: &SourceFile, problems: &mut Vec<Problem>, fixture: bool) -> Vec<ParsedCase> {
     let Some(mut doc) = Document::parse(f, problems) else {
         return Vec::new();
     };
@@ -108,6 +163,24 @@ pub fn parse_fixtures(f: &SourceFile, problems: &mut Vec<Problem>) -> Vec<Fixtur
     for c in cases {
         let span = c.span();
         let c = c.into_inner();
+        if fixture {
+            let missing = [
+                ("name", c.name.is_none()),
+                ("now", c.now.is_none()),
+                ("expect", c.expect.is_none()),
+            ]
+            .into_iter()
+            .find(|(_, absent)| *absent);
+            if let Some((key, _)) = missing {
+                problems.push(Problem::at(
+                    f,
+                    span,
+                    format!("missing field `{key}`"),
+                    Some("add the required key".to_owned()),
+                ));
+                continue;
+            }
+        }
         let before = problems.len();
         let mut time = |d: &toml::Spanned<toml::value::Datetime>, b: Bound| {
             instant(d.get_ref(), b).unwrap_or_else(|e| {
@@ -120,7 +193,7 @@ pub fn parse_fixtures(f: &SourceFile, problems: &mut Vec<Problem>) -> Vec<Fixtur
                 OffsetDateTime::UNIX_EPOCH
             })
         };
-        let now = time(&c.now, Bound::Start);
+        let now = c.now.as_ref().map(|d| time(d, Bound::Start));
         let grounds = Grounds {
             cases: c
                 .grounds
@@ -167,34 +240,47 @@ pub fn parse_fixtures(f: &SourceFile, problems: &mut Vec<Problem>) -> Vec<Fixtur
                 Err(e) => problems.push(Problem::at(f, s.span(), e.to_string(), None)),
             }
         }
-        let verdict = match c.expect.decision.get_ref().as_str() {
-            "allow" => Verdict::Allow,
-            "deny" => Verdict::Deny,
-            other => {
+        let expect = c.expect.map(|e| {
+            let verdict = match e.decision.get_ref().as_str() {
+                "allow" => Verdict::Allow,
+                "deny" => Verdict::Deny,
+                other => {
+                    problems.push(Problem::at(
+                        f,
+                        e.decision.span(),
+                        format!("expect.decision must be allow or deny, not `{other}`"),
+                        None,
+                    ));
+                    Verdict::Deny
+                }
+            };
+            if let Some(r) = &e.reason
+                && super::decision::ReasonCode::parse(r.get_ref()).is_none()
+            {
                 problems.push(Problem::at(
                     f,
-                    c.expect.decision.span(),
-                    format!("expect.decision must be allow or deny, not `{other}`"),
+                    r.span(),
+                    format!("unknown reason code `{}`", r.get_ref()),
                     None,
                 ));
-                Verdict::Deny
             }
-        };
-        if let Some(r) = &c.expect.reason
-            && super::decision::ReasonCode::parse(r.get_ref()).is_none()
-        {
-            problems.push(Problem::at(
-                f,
-                r.span(),
-                format!("unknown reason code `{}`", r.get_ref()),
-                None,
-            ));
-        }
+            Expectation {
+                verdict,
+                reason: e.reason.map(|r| r.into_inner()),
+                fields: e.fields,
+                rules: e.rules,
+                obligations: e.obligations.map(|o| ExpectedObligations {
+                    retention_days: o.retention_days,
+                    review: o.review,
+                    notify: o.notify,
+                }),
+            }
+        });
         if problems.len() > before {
             continue;
         }
         let (line, col) = f.line_col(span.start);
-        out.push(Fixture {
+        out.push(ParsedCase {
             name: c.name,
             location: format!("{}:{line}:{col}", f.name),
             now,
@@ -208,17 +294,7 @@ pub fn parse_fixtures(f: &SourceFile, problems: &mut Vec<Problem>) -> Vec<Fixtur
                 justification: c.request.justification,
             },
             grounds,
-            expect: Expectation {
-                verdict,
-                reason: c.expect.reason.map(|r| r.into_inner()),
-                fields: c.expect.fields,
-                rules: c.expect.rules,
-                obligations: c.expect.obligations.map(|o| ExpectedObligations {
-                    retention_days: o.retention_days,
-                    review: o.review,
-                    notify: o.notify,
-                }),
-            },
+            expect,
         });
     }
     out
@@ -303,5 +379,43 @@ impl Fixture {
             }
         }
         if diff.is_empty() { Ok(d) } else { Err(diff) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CASE: &str = "[[case]]\n[case.request]\nkind = \"lookup\"\nrequester = \"a\"\ncounterpart = \"b\"\npurpose = \"p\"\nsubject = \"s\"\nfields = [\"f\"]\n";
+
+    #[test]
+    fn a_fixture_needs_name_now_and_expect_but_a_request_file_does_not() {
+        let f = SourceFile::new("req.toml", CASE);
+        let mut problems = Vec::new();
+        assert!(parse_fixtures(&f, &mut problems).is_empty());
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].to_string().contains("missing field `name`"));
+
+        let mut problems = Vec::new();
+        let reqs = parse_requests(&f, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(
+            (reqs[0].now, reqs[0].location.as_str()),
+            (None, "req.toml:1:1")
+        );
+        assert_eq!(reqs[0].request.fields[0].field, "f");
+    }
+
+    #[test]
+    fn a_request_file_keeps_its_now() {
+        let text = CASE.replace("[[case]]\n", "[[case]]\nnow = 2026-03-15T10:00:00Z\n");
+        let mut problems = Vec::new();
+        let reqs = parse_requests(&SourceFile::new("req.toml", text), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            reqs[0].now,
+            Some(time::macros::datetime!(2026-03-15 10:00 UTC))
+        );
     }
 }

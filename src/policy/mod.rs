@@ -13,9 +13,12 @@ mod explain;
 mod fixture;
 pub mod generate;
 mod idmap;
+mod index;
 mod load;
 mod model;
 mod raw;
+#[cfg(test)]
+mod reference;
 mod request;
 mod set;
 mod transform;
@@ -25,7 +28,10 @@ pub use decision::{ALL_REASONS, Decision, FieldGrant, Obligations, ReasonCode, R
 pub use diagnostic::{LoadError, Problem, SourceFile};
 pub use diff::{AccessChange, diff, satisfied_grounds};
 pub use explain::{Explanation, RuleTrace};
-pub use fixture::{Expectation, ExpectedObligations, Fixture, load_fixtures, parse_fixtures};
+pub use fixture::{
+    Expectation, ExpectedObligations, Fixture, RequestCase, load_fixtures, parse_fixtures,
+    parse_requests,
+};
 pub use model::{
     Agreement, Conditions, Effect, FieldDef, LegalBasis, ObligationSpec, Party, Purpose, Release,
     Role, Rule, Selector, Sensitivity, Window,

@@ -207,12 +207,15 @@ pub(crate) struct RawExpect {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCase {
-    pub name: String,
-    pub now: Spanned<Datetime>,
+    /// Required in fixtures; a request file for `policy explain` may leave it out.
+    pub name: Option<String>,
+    /// Required in fixtures; a request file may leave it out.
+    pub now: Option<Spanned<Datetime>>,
     pub request: RawRequest,
     #[serde(default)]
     pub grounds: RawGrounds,
-    pub expect: RawExpect,
+    /// Required in fixtures; a request file may leave it out.
+    pub expect: Option<RawExpect>,
 }
 
 /// A parsed file: its top-level table, consumed key by key.

@@ -6,6 +6,7 @@ use super::bits::Bits;
 use super::compile::CompiledRule;
 use super::diagnostic::{LoadError, Problem, SourceFile};
 use super::idmap::IdMap;
+use super::index::DecisionIndex;
 use super::model::{Agreement, FieldDef, LegalBasis, Party, Purpose, Role};
 
 /// A compiled policy set: checked, indexed and digested. `Send + Sync`, never mutated.
@@ -26,8 +27,8 @@ pub struct PolicySet {
     pub(crate) agreements: Vec<Agreement>,
     /// Every rule, sorted by (agreement id, rule id): the canonical order.
     pub(crate) rules: Vec<CompiledRule>,
-    /// `index[(kind * parties + requester) * parties + counterpart]`: candidate rules.
-    pub(crate) index: Vec<Vec<u32>>,
+    /// Candidate rules per (kind, requester, counterpart) and per-rule facts for `decide`.
+    pub(crate) index: DecisionIndex,
     pub(crate) digest: [u8; 32],
     pub(crate) warnings: Vec<Problem>,
 }
@@ -75,7 +76,7 @@ impl PolicySet {
 
     /// A party by id.
     pub fn party(&self, id: &str) -> Option<&Party> {
-        self.party_ix.get(id).map(|&i| &self.parties[i])
+        self.party_ix.get(id).map(|i| &self.parties[i])
     }
 
     /// Every party, sorted by id.
@@ -100,7 +101,7 @@ impl PolicySet {
 
     /// A catalogue field by id.
     pub fn field(&self, id: &str) -> Option<&FieldDef> {
-        self.field_ix.get(id).map(|&i| &self.fields[i])
+        self.field_ix.get(id).map(|i| &self.fields[i])
     }
 
     /// Every catalogue field, sorted by id.
@@ -110,7 +111,7 @@ impl PolicySet {
 
     /// A purpose by id.
     pub fn purpose(&self, id: &str) -> Option<&Purpose> {
-        self.purpose_ix.get(id).map(|&i| &self.purposes[i])
+        self.purpose_ix.get(id).map(|i| &self.purposes[i])
     }
 
     /// Every purpose, sorted by id.
@@ -131,7 +132,7 @@ impl PolicySet {
     /// Whether `purpose` is `ancestor` or one of its descendants (both must be known).
     pub fn purpose_within(&self, purpose: &str, ancestor: &str) -> bool {
         match (self.purpose_ix.get(purpose), self.purpose_ix.get(ancestor)) {
-            (Some(&p), Some(&a)) => self.ancestors[p].contains(a),
+            (Some(p), Some(a)) => self.ancestors[p].contains(a),
             _ => false,
         }
     }
