@@ -233,6 +233,7 @@ impl Writer {
             )));
         }
         // Durable once the records and the frame are synced; sled is their view.
+        let began = std::time::Instant::now();
         store.files().append(
             first_index,
             data_start,
@@ -243,7 +244,9 @@ impl Writer {
             &frame,
         )?;
         self.commits_end += frame.len() as u64;
+        let synced = began.elapsed();
         store.tree().apply_batch(batch)?;
+        let applied = began.elapsed() - synced;
         if self.commits_end > COMPACT_COMMITS_AT {
             store.tree().flush()?;
             store.files().clear_commits()?;
@@ -263,6 +266,8 @@ impl Writer {
             store,
         };
         let mut receipts = Vec::with_capacity(pending.len());
+        let receipts_began = std::time::Instant::now();
+        let entries = pending.len();
         for (i, p) in pending.into_iter().enumerate() {
             let index = first_index + i as u64;
             let proof = TlogProof {
@@ -277,6 +282,14 @@ impl Writer {
                 proof: proof.format(),
             });
         }
+        tracing::debug!(
+            entries,
+            size,
+            sync_us = synced.as_micros() as u64,
+            apply_us = applied.as_micros() as u64,
+            receipts_us = receipts_began.elapsed().as_micros() as u64,
+            "audit commit"
+        );
         Ok(receipts)
     }
 }

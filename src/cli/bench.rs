@@ -41,6 +41,14 @@ pub struct BenchArgs {
 
 /// Runs `bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
+    // Quiet by default, so the table stands alone; RUST_LOG (e.g. ketenpoort::audit=debug, which
+    // shows each group commit's size and timings) turns the gateway's log on, on stderr.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     anyhow::ensure!(
         args.duration.is_finite() && args.duration > 0.0 && args.duration <= 600.0,
         "--duration must be between 0 and 600 seconds"
