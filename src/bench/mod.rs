@@ -4,9 +4,11 @@
 //! - [`echo`]: the baseline server, behind the gateway's own TLS acceptor.
 //! - [`load`]: the load driver (bounded in time and count) and its latency statistics.
 //! - [`scenario`]: starting both servers, preparing data and measuring each target.
+//! - [`prefill`]: filling the gateway's audit log first, to measure with a log of realistic size.
 
 pub mod echo;
 pub mod load;
+pub mod prefill;
 pub mod scenario;
 
 pub use load::{LoadReport, LoadSettings, drive};

@@ -75,6 +75,8 @@ pub struct BenchSettings {
     pub rounds: u32,
     /// The policy directory the gateway loads.
     pub policies: PathBuf,
+    /// Synthetic entries appended to the gateway's audit log before measuring.
+    pub prefill: u64,
 }
 
 /// The measured targets.
@@ -84,6 +86,8 @@ pub struct BenchReport {
     pub echo: LoadReport,
     /// The gateway's exchanges, by RPC name.
     pub exchanges: Vec<(&'static str, LoadReport)>,
+    /// The audit log's size when the measurement started.
+    pub log_size_at_start: u64,
 }
 
 /// A server task and the sender that stops it.
@@ -256,6 +260,20 @@ pub async fn run(settings: &BenchSettings) -> Result<BenchReport, BenchError> {
         .unwrap_or_else(|| config.dev_pki_dir());
     let gateway = prepared.setup.gateway.clone();
     let tls_config = prepared.setup.tls.clone();
+    if settings.prefill > 0 {
+        let total = settings.prefill;
+        eprintln!("prefilling the audit log with {total} entries");
+        super::prefill::prefill(
+            gateway.log(),
+            total,
+            std::sync::Arc::new(move |done| eprintln!("prefill: {done} of {total}")),
+        )
+        .await
+        .map_err(|e| BenchError::Setup {
+            step: "prefill",
+            status: e.to_string(),
+        })?;
+    }
 
     let (listener, gateway_address) = grpc::bind(config.address).await?;
     let (stop, stopped) = oneshot::channel::<()>();
@@ -274,7 +292,13 @@ pub async fn run(settings: &BenchSettings) -> Result<BenchReport, BenchError> {
         })),
     };
 
-    let result = measure_all(settings, &pki, gateway_address, echo_address).await;
+    let log_size_at_start = gateway.log().size();
+    let result = measure_all(settings, &pki, gateway_address, echo_address)
+        .await
+        .map(|mut r| {
+            r.log_size_at_start = log_size_at_start;
+            r
+        });
 
     echo_server.stop().await;
     gateway_server.stop().await;
@@ -360,5 +384,6 @@ async fn measure_all(
     Ok(BenchReport {
         echo,
         exchanges: vec![("Lookup", lookup), ("RequestContext", context)],
+        log_size_at_start: 0,
     })
 }

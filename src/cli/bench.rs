@@ -34,6 +34,10 @@ pub struct BenchArgs {
     /// The policy directory the in-process gateway loads.
     #[arg(long, default_value = "policies")]
     policies: PathBuf,
+    /// Append this many synthetic entries to the gateway's audit log before measuring, to
+    /// measure with a log of realistic size (e.g. 1000000).
+    #[arg(long, default_value_t = 0)]
+    prefill: u64,
     /// Print the figures as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -67,6 +71,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         connections: args.connections,
         rounds: args.rounds.clamp(1, 100),
         policies: args.policies.clone(),
+        prefill: args.prefill,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = runtime
@@ -141,6 +146,7 @@ fn to_json(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>) -> 
         "echo": report_json(&report.echo),
         "exchanges": exchanges,
         "peak_rss_kib": rss,
+        "audit_log_entries_at_start": report.log_size_at_start,
     })
 }
 
@@ -155,6 +161,7 @@ fn print_table(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>)
         settings.duration.as_secs_f64(),
         settings.rounds
     );
+    println!("audit log at start: {} entries", report.log_size_at_start);
     println!(
         "{:<22} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "target", "calls", "errors", "calls/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "vs echo"
