@@ -63,6 +63,7 @@ fn entry(n: u64) -> AuditEntry {
             notify: true,
         }),
         detail: String::new(),
+        ..AuditEntry::default()
     }
 }
 

@@ -8,7 +8,8 @@ use ketenpoort::audit::{Checkpoint, Verifier, hash};
 use ketenpoort::proto::v1 as pb;
 use prost::Message;
 
-/// Some traffic: a reference by CAW, a lookup by the police, a case opened by the FJC.
+/// Some traffic: a reference by CAW, a lookup by the police (two entries: the lookup and the
+/// holders it consulted), a case opened by the FJC.
 async fn traffic(gw: &TestGateway) {
     let mut caw = gw.exchange("caw-oost-vlaanderen").await;
     caw.register_reference(req(pb::RegisterReferenceRequest {
@@ -55,12 +56,12 @@ async fn auditor_sees_own_organisation_and_hashes_for_the_rest() {
     let gw = TestGateway::start().await;
     traffic(&gw).await;
     let size = u32::try_from(gw.gateway.log().size()).expect("small log");
-    assert_eq!(size, 3);
+    assert_eq!(size, 4);
 
     let supervisor = all_leaves(&gw, "coc", size).await;
     let dpo = all_leaves(&gw, "dpo-pz-gent", size).await;
-    assert_eq!(supervisor.len(), 3);
-    assert_eq!(dpo.len(), 3);
+    assert_eq!(supervisor.len(), 4);
+    assert_eq!(dpo.len(), 4);
     let mut shown = 0;
     for (full, scoped) in supervisor.iter().zip(&dpo) {
         let Some(pb::log_leaf::Content::Entry(bytes)) = &full.content else {
@@ -86,7 +87,10 @@ async fn auditor_sees_own_organisation_and_hashes_for_the_rest() {
             None => panic!("empty leaf"),
         }
     }
-    assert_eq!(shown, 1, "only the police lookup names pz-gent");
+    assert_eq!(
+        shown, 1,
+        "only the police lookup names pz-gent (the consulted-holders entry does not)"
+    );
 
     // Both reads were logged as audit accesses.
     assert_eq!(gw.gateway.log().size(), u64::from(size) + 2);
@@ -116,7 +120,7 @@ async fn checkpoint_and_proofs_verify() {
     let verifier = Verifier::parse(&cp.verifier_keys[0]).expect("vkey");
     let checkpoint = Checkpoint::open(&cp.checkpoint, &[verifier]).expect("signed by the log");
     assert_eq!(checkpoint.size, cp.tree_size);
-    assert_eq!(cp.tree_size, 3);
+    assert_eq!(cp.tree_size, 4);
 
     let proof = audit
         .get_inclusion_proof(req(pb::GetInclusionProofRequest {
@@ -132,12 +136,12 @@ async fn checkpoint_and_proofs_verify() {
         .map(|h| h.as_slice().try_into().expect("32 bytes"))
         .collect();
     let leaf: hash::Hash = proof.leaf_hash.as_slice().try_into().expect("32 bytes");
-    assert!(hash::check_record(&hashes, 3, &checkpoint.root, 1, &leaf));
+    assert!(hash::check_record(&hashes, 4, &checkpoint.root, 1, &leaf));
 
     let consistency = audit
         .get_consistency_proof(req(pb::GetConsistencyProofRequest {
             old_size: 1,
-            new_size: 3,
+            new_size: 4,
         }))
         .await
         .expect("consistency")
@@ -203,6 +207,10 @@ async fn subject_report_and_search_are_scoped() {
         assert!(
             entry.requester_party == "caw-oost-vlaanderen"
                 || entry.counterpart_party == "caw-oost-vlaanderen"
+                || entry
+                    .consulted_parties
+                    .iter()
+                    .any(|p| p == "caw-oost-vlaanderen")
         );
     }
     gw.stop().await;

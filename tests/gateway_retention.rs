@@ -131,3 +131,42 @@ async fn unfetched_answer_is_deleted_when_retention_ends() {
     assert_eq!(state(&gw, &ticket).await, pb::TicketState::Expired as i32);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn later_sweeps_find_overdue_tickets_through_the_expiry_index() {
+    let (clock, reader) = ManualClock::start();
+    let gw = TestGateway::start_at(reader, |_| {}).await;
+    // The first sweep of a process scans every record; the ones after it read the expiry index.
+    gw.gateway.sweep_expired().await.expect("first sweep");
+    let expiring = case_and_ticket(&gw, 23).await;
+    let answered = case_and_ticket(&gw, 24).await;
+    let mut caw = gw.exchange("caw-oost-vlaanderen").await;
+    caw.decline(req(pb::DeclineRequest {
+        ticket_id: answered.clone(),
+        reason: pb::DeclineReason::NothingToAdd as i32,
+    }))
+    .await
+    .expect("decline");
+    assert_eq!(
+        gw.gateway.sweep_expired().await.expect("sweep"),
+        Default::default(),
+        "nothing is due yet"
+    );
+    clock.advance_days(15);
+    let report = gw.gateway.sweep_expired().await.expect("sweep");
+    assert_eq!(
+        report.tickets_expired, 1,
+        "only the pending ticket, not the declined one"
+    );
+    assert_eq!(state(&gw, &expiring).await, pb::TicketState::Expired as i32);
+    assert_eq!(
+        state(&gw, &answered).await,
+        pb::TicketState::Declined as i32
+    );
+    // Swept once, it leaves the index.
+    assert_eq!(
+        gw.gateway.sweep_expired().await.expect("sweep"),
+        Default::default()
+    );
+    gw.stop().await;
+}

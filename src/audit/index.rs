@@ -33,9 +33,9 @@ const TAG_EVENT: u8 = b'k';
 /// in ascending order, after `after`, at most `limit` of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SearchQuery {
-    /// The requesting or the counterpart party.
+    /// The requesting, the counterpart or a consulted party.
     pub party: Option<String>,
-    /// The subject pseudonym.
+    /// The subject pseudonym (of the event's subject or one of its subjects).
     pub subject_pseudonym: Option<Vec<u8>>,
     /// The exchange id.
     pub exchange_id: Option<String>,
@@ -77,13 +77,22 @@ fn entry_seconds(entry: &AuditEntry) -> i64 {
 /// The posting-list prefixes `entry` belongs to (without the trailing first-index).
 pub fn index_prefixes(entry: &AuditEntry) -> Vec<Vec<u8>> {
     let mut prefixes: Vec<Vec<u8>> = Vec::with_capacity(8);
-    for party in [&entry.requester_party, &entry.counterpart_party] {
+    // Consulted holders count as named parties: their auditors search for the lookups that hit
+    // their references.
+    let parties = [&entry.requester_party, &entry.counterpart_party]
+        .into_iter()
+        .chain(&entry.consulted_parties);
+    for party in parties {
         if !party.is_empty() {
             prefixes.push(field_prefix(TAG_PARTY, party.as_bytes()));
         }
     }
-    if !entry.subject_pseudonym.is_empty() {
-        prefixes.push(field_prefix(TAG_SUBJECT, &entry.subject_pseudonym));
+    // Every subject of a multi-subject event (a case) is found by a subject search.
+    let subjects = std::iter::once(&entry.subject_pseudonym).chain(&entry.subject_pseudonyms);
+    for subject in subjects {
+        if !subject.is_empty() {
+            prefixes.push(field_prefix(TAG_SUBJECT, subject));
+        }
     }
     if !entry.exchange_id.is_empty() {
         prefixes.push(field_prefix(TAG_EXCHANGE, entry.exchange_id.as_bytes()));

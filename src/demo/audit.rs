@@ -149,8 +149,10 @@ fn entry_line(index: u64, e: &pb::AuditEntry) -> String {
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
         .map(|t| format!("{:02}:{:02}", t.hour(), t.minute()))
         .unwrap_or_default();
-    let counterpart = if e.counterpart_party.is_empty() || e.counterpart_party == e.requester_party
-    {
+    let counterpart = if !e.consulted_parties.is_empty() {
+        // The holders a lookup consulted; the entry names no requester (see its `detail`).
+        format!("{} consulted {}", e.detail, e.consulted_parties.join(","))
+    } else if e.counterpart_party.is_empty() || e.counterpart_party == e.requester_party {
         String::new()
     } else {
         format!(" -> {}", e.counterpart_party)
@@ -292,8 +294,11 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<DemoSummary, DemoError
         story.say.detail(label, &entry_line(*index, entry))?;
         label = "";
     }
+    // An entry names the CGG as requester, counterpart, or a holder a lookup consulted.
     let outside = dpo.entries.iter().any(|(_, e)| {
-        e.requester_party != super::cast::CGG && e.counterpart_party != super::cast::CGG
+        e.requester_party != super::cast::CGG
+            && e.counterpart_party != super::cast::CGG
+            && !e.consulted_parties.iter().any(|p| p == super::cast::CGG)
     });
     if outside || dpo.hashes_only == 0 || dpo.entries.is_empty() {
         return Err(bad(

@@ -6,11 +6,12 @@
 //! recompute the tree. Reads that return entries are themselves appended to the log.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use prost::Message;
 
 use crate::audit::{AuditError, SearchQuery, hash};
-use crate::policy::{ExchangeKind, ExchangeRequest, FieldRequest, Grounds};
+use crate::policy::{ExchangeKind, ExchangeRequest, FieldRequest, Grounds, PolicySet};
 use crate::proto::v1::{
     AuditEntry, AuditEvent, GetCheckpointResponse, GetConsistencyProofRequest,
     GetConsistencyProofResponse, GetEntriesRequest, GetEntriesResponse, GetInclusionProofRequest,
@@ -19,7 +20,8 @@ use crate::proto::v1::{
 };
 
 use super::convert::from_timestamp;
-use super::{Caller, ExchangeError, Gateway};
+use super::{Caller, ExchangeError, Gateway, has_role};
+use time::OffsetDateTime;
 
 /// The purpose of every audit read.
 const AUDIT_PURPOSE: &str = "audit-supervision";
@@ -42,9 +44,11 @@ fn log_error(error: AuditError) -> ExchangeError {
     }
 }
 
-/// The caller's audit scope, with decisions cached per named party for one request.
+/// The caller's audit scope under one policy snapshot, with decisions cached per named party
+/// for one request.
 struct Scope<'a> {
-    gateway: &'a Gateway,
+    policy: Arc<PolicySet>,
+    now: OffsetDateTime,
     caller: &'a Caller,
     everything: bool,
     auditor: bool,
@@ -52,11 +56,13 @@ struct Scope<'a> {
 }
 
 impl<'a> Scope<'a> {
-    fn new(gateway: &'a Gateway, caller: &'a Caller) -> Self {
+    fn new(gateway: &Gateway, caller: &'a Caller) -> Self {
+        let policy = gateway.policy();
         Self {
-            everything: gateway.has_role(&caller.party, &SUPERVISOR_ROLES),
-            auditor: gateway.has_role(&caller.party, &AUDITOR_ROLES),
-            gateway,
+            everything: has_role(&policy, &caller.party, &SUPERVISOR_ROLES),
+            auditor: has_role(&policy, &caller.party, &AUDITOR_ROLES),
+            policy,
+            now: gateway.now(),
             caller,
             parties: HashMap::new(),
         }
@@ -79,9 +85,8 @@ impl<'a> Scope<'a> {
             justification: None,
         };
         let allowed = self
-            .gateway
-            .policy()
-            .decide(&request, &Grounds::default(), self.gateway.now())
+            .policy
+            .decide(&request, &Grounds::default(), self.now)
             .is_allowed();
         self.parties.insert(party.to_owned(), allowed);
         allowed
@@ -91,15 +96,21 @@ impl<'a> Scope<'a> {
         if self.everything {
             return true;
         }
-        let named: Vec<String> = [&entry.requester_party, &entry.counterpart_party]
+        // The holders a lookup consulted are named parties too: their auditors see the lookups
+        // that hit their references.
+        let named: Vec<&String> = [&entry.requester_party, &entry.counterpart_party]
             .into_iter()
+            .chain(&entry.consulted_parties)
             .filter(|p| !p.is_empty())
-            .cloned()
             .collect();
         if named.is_empty() {
-            return self.auditor;
+            // Operational events are for every auditor; an event about a subject that names no
+            // party (a lookup that consulted no holder) only for the supervisor.
+            let about_subject =
+                !entry.subject_pseudonym.is_empty() || !entry.subject_pseudonyms.is_empty();
+            return self.auditor && !about_subject;
         }
-        named.iter().any(|p| self.party_in_scope(p))
+        named.into_iter().any(|p| self.party_in_scope(p))
     }
 }
 
@@ -220,6 +231,7 @@ impl Gateway {
     /// Logs an audit read that returned entries: who read, how many, which operation.
     async fn log_read(
         &self,
+        policy: &PolicySet,
         caller: &Caller,
         operation: &str,
         shown: usize,
@@ -228,7 +240,7 @@ impl Gateway {
         if shown == 0 {
             return Ok(());
         }
-        let mut entry = self.entry(caller, operation, AuditEvent::AuditAccess);
+        let mut entry = self.entry(policy, caller, operation, AuditEvent::AuditAccess);
         entry.purpose = AUDIT_PURPOSE.to_owned();
         entry.verdict = Verdict::Allow as i32;
         entry.reason_code = "AUDIT_READ".to_owned();
@@ -257,7 +269,8 @@ impl Gateway {
             shown += usize::from(visible);
             leaves.push(leaf);
         }
-        self.log_read(caller, "GetEntries", shown, None).await?;
+        self.log_read(&scope.policy, caller, "GetEntries", shown, None)
+            .await?;
         Ok(GetEntriesResponse { leaves })
     }
 
@@ -330,8 +343,14 @@ impl Gateway {
                 break;
             }
         }
-        self.log_read(caller, "SearchEntries", entries.len(), subject)
-            .await?;
+        self.log_read(
+            &scope.policy,
+            caller,
+            "SearchEntries",
+            entries.len(),
+            subject,
+        )
+        .await?;
         Ok(SearchEntriesResponse {
             entries,
             next_page_token,
@@ -375,6 +394,7 @@ impl Gateway {
             }
         }
         self.log_read(
+            &scope.policy,
             caller,
             "SubjectReport",
             lines.len(),

@@ -50,13 +50,14 @@ impl Gateway {
             ));
         }
         let key = store::reference_key(&subject, &caller.party);
+        let policy = self.policy();
         let _guard = self.inner.locks.lock(&key).await;
         let record = ReferenceRecord {
             holder: caller.party.clone(),
             holder_reference,
             registered: self.now().unix_timestamp(),
         };
-        let mut entry = self.entry(caller, "RegisterReference", AuditEvent::Grounds);
+        let mut entry = self.entry(&policy, caller, "RegisterReference", AuditEvent::Grounds);
         entry.subject_pseudonym = hex_bytes(&subject);
         entry.counterpart_party = caller.party.clone();
         let receipt = self.commit(&entry, vec![store::put(key, &record)]).await?;
@@ -77,8 +78,9 @@ impl Gateway {
             .pseudonymise(request.subject.as_ref(), "subject")?
             .to_hex();
         let key = store::reference_key(&subject, &caller.party);
+        let policy = self.policy();
         let _guard = self.inner.locks.lock(&key).await;
-        let mut entry = self.entry(caller, "WithdrawReference", AuditEvent::Grounds);
+        let mut entry = self.entry(&policy, caller, "WithdrawReference", AuditEvent::Grounds);
         entry.subject_pseudonym = hex_bytes(&subject);
         entry.counterpart_party = caller.party.clone();
         let receipt = self.commit(&entry, vec![store::delete(key)]).await?;
@@ -114,20 +116,24 @@ impl Gateway {
             })
             .collect();
         let justification = Some(request.justification.trim().to_owned()).filter(|j| !j.is_empty());
-        let decide = |holder: &str| -> Decision {
-            let exchange = ExchangeRequest {
-                kind: ExchangeKind::Lookup,
-                requester: caller.party.clone(),
-                counterpart: holder.to_owned(),
-                purpose: request.purpose.clone(),
-                subject: subject.clone(),
-                fields: fields.clone(),
-                justification: justification.clone(),
-            };
+        // One request, decided against each candidate holder in turn: only the counterpart
+        // changes, so it is rewritten in place rather than the whole request built again.
+        let mut exchange = ExchangeRequest {
+            kind: ExchangeKind::Lookup,
+            requester: caller.party.clone(),
+            counterpart: String::new(),
+            purpose: request.purpose.clone(),
+            subject: subject.clone(),
+            fields,
+            justification,
+        };
+        let mut decide = |holder: &str| -> Decision {
+            exchange.counterpart.clear();
+            exchange.counterpart.push_str(holder);
             policy.decide(&exchange, &grounds, now)
         };
 
-        let mut entry = self.entry(caller, "Lookup", AuditEvent::Exchange);
+        let mut entry = self.entry(&policy, caller, "Lookup", AuditEvent::Exchange);
         entry.exchange_id = lookup_id.clone();
         entry.exchange_kind = ExchangeKind::Lookup.as_str().to_owned();
         entry.subject_pseudonym = hex_bytes(&subject);
@@ -163,12 +169,14 @@ impl Gateway {
         let mut hits = Vec::new();
         let mut combined: Option<Decision> = None;
         let mut holders = Vec::new();
+        let mut consulted = Vec::new();
         let mut anonymous_hit = false;
         for reference in self
             .inner
             .store
             .scan::<ReferenceRecord>(&store::references_prefix(&subject))?
         {
+            consulted.push(reference.holder.clone());
             let decision = decide(&reference.holder);
             if !decision.is_allowed() {
                 continue;
@@ -220,7 +228,30 @@ impl Gateway {
         if anonymous_hit {
             entry.detail.push_str(";anonymous-hit");
         }
-        let receipt = self.commit(&entry, Vec::new()).await?;
+        // The holders consulted go in a second entry, which names no requester and is never
+        // returned to it: the requester's receipt carries the first entry, so naming them there
+        // would tell it who knows the subject. Written for every allowed lookup, even one that
+        // consulted nobody, so the number of entries says nothing either.
+        let mut consulted_entry =
+            self.entry(&policy, caller, "LookupConsulted", AuditEvent::Exchange);
+        consulted_entry.requester_party.clear();
+        consulted_entry.exchange_id = lookup_id.clone();
+        consulted_entry.exchange_kind = entry.exchange_kind.clone();
+        consulted_entry.subject_pseudonym = entry.subject_pseudonym.clone();
+        consulted_entry.purpose = entry.purpose.clone();
+        consulted_entry.verdict = entry.verdict;
+        consulted_entry.reason_code = entry.reason_code.clone();
+        consulted_entry.policy_digest = entry.policy_digest.clone();
+        consulted_entry.consulted_parties = consulted;
+        // For the holders' auditors: who asked (a party id, not personal data).
+        consulted_entry.detail = format!("requester={}", caller.party);
+        // Both go to the writer at once, so they normally share one group commit.
+        let (receipt, consulted_receipt) = tokio::join!(
+            self.commit(&entry, Vec::new()),
+            self.commit(&consulted_entry, Vec::new())
+        );
+        consulted_receipt?;
+        let receipt = receipt?;
         Ok(LookupResponse {
             lookup_id,
             hits,

@@ -1,7 +1,7 @@
 //! Building audit entries and appending them, for allowed and refused exchanges alike.
 
 use crate::audit::StateChange;
-use crate::policy::{Decision, Effect, Verdict};
+use crate::policy::{Decision, Effect, PolicySet, Verdict};
 use crate::proto::v1::{self as pb, AuditEntry, AuditEvent, Receipt};
 
 use super::{Caller, ExchangeError, Gateway};
@@ -80,8 +80,15 @@ pub(crate) fn record_decision(entry: &mut AuditEntry, decision: &Decision) {
 }
 
 impl Gateway {
-    /// A new entry for `caller` doing `operation`, stamped with the clock and the policy digest.
-    pub(crate) fn entry(&self, caller: &Caller, operation: &str, event: AuditEvent) -> AuditEntry {
+    /// A new entry for `caller` doing `operation`, stamped with the clock and the digest of
+    /// `policy`, the one snapshot of the policy set the request decides with.
+    pub(crate) fn entry(
+        &self,
+        policy: &PolicySet,
+        caller: &Caller,
+        operation: &str,
+        event: AuditEvent,
+    ) -> AuditEntry {
         let now = self.now();
         AuditEntry {
             version: ENTRY_VERSION,
@@ -91,7 +98,7 @@ impl Gateway {
             requester_party: caller.party.clone(),
             actor: caller.actor.clone(),
             trace_id: caller.trace_id.clone(),
-            policy_digest: self.policy().digest().to_vec(),
+            policy_digest: policy.digest().to_vec(),
             ..AuditEntry::default()
         }
     }
@@ -123,19 +130,18 @@ impl Gateway {
         record_decision(&mut entry, decision);
         // A refusal releases nothing, so it must not list fields.
         entry.released_fields.clear();
-        if let Err(error) = self.commit(&entry, Vec::new()).await {
-            return error;
+        match self.commit(&entry, Vec::new()).await {
+            Ok(receipt) => refusal(decision, receipt.index),
+            Err(error) => error,
         }
-        refusal(decision)
     }
 }
 
-/// The error for a refused decision, after it has been logged.
-pub(crate) fn refusal(decision: &Decision) -> ExchangeError {
-    let reason = decision.reason.as_str().to_owned();
-    if decision.reason.is_missing_ground() {
-        ExchangeError::Precondition { reason }
-    } else {
-        ExchangeError::Denied { reason }
+/// The error for a refused decision, after it has been logged at `audit_index`.
+pub(crate) fn refusal(decision: &Decision, audit_index: u64) -> ExchangeError {
+    ExchangeError::Refused {
+        reason: decision.reason.as_str().to_owned(),
+        missing_ground: decision.reason.is_missing_ground(),
+        audit_index,
     }
 }

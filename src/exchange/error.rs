@@ -41,6 +41,18 @@ pub enum ExchangeError {
         /// Reason code.
         reason: String,
     },
+    /// The policy refused an exchange, and the refusal is in the audit log at `audit_index`.
+    /// The index lets the caller later prove it was refused; it says nothing about the subject.
+    #[error("{}: {reason}", if *.missing_ground { "precondition failed" } else { "refused by policy" })]
+    Refused {
+        /// Policy reason code, e.g. `NO_MATCHING_PERMIT`, `CASE_REQUIRED`.
+        reason: String,
+        /// Whether a ground the policy requires is missing (FAILED_PRECONDITION rather than
+        /// PERMISSION_DENIED).
+        missing_ground: bool,
+        /// Index of the refusal's audit entry.
+        audit_index: u64,
+    },
     /// The caller may not perform this operation at all (e.g. open a case without the role).
     #[error("not allowed: {reason}")]
     NotAllowed {
@@ -80,6 +92,7 @@ impl ExchangeError {
         match self {
             Self::InvalidArgument(_) => "INVALID_ARGUMENT",
             Self::Denied { reason }
+            | Self::Refused { reason, .. }
             | Self::Precondition { reason }
             | Self::NotAllowed { reason } => reason,
             Self::NotFound { .. } => "NOT_FOUND",

@@ -1,5 +1,7 @@
 //! Policy dry runs and the agreement listing: what the policy would decide, and why.
 
+use std::sync::Arc;
+
 use crate::policy::{ExchangeKind, ExchangeRequest, Grounds};
 use crate::proto::v1::{
     Agreement, AuditEvent, ExplainRequest, ExplainResponse, ListAgreementsResponse,
@@ -20,6 +22,7 @@ impl Gateway {
         caller: &Caller,
         request: ExplainRequest,
     ) -> Result<ExplainResponse, ExchangeError> {
+        let policy = self.policy();
         let kind = ExchangeKind::parse(&request.kind).ok_or_else(|| {
             ExchangeError::invalid("kind", "one of lookup, request, share, audit")
         })?;
@@ -43,7 +46,7 @@ impl Gateway {
         };
         let grounds = match &subject {
             Some(s) => self.grounds_for(s)?,
-            None => Grounds::default(),
+            None => Arc::new(Grounds::default()),
         };
         let exchange = ExchangeRequest {
             kind,
@@ -54,9 +57,9 @@ impl Gateway {
             fields,
             justification,
         };
-        let explanation = self.policy().explain(&exchange, &grounds, now);
+        let explanation = policy.explain(&exchange, &grounds, now);
         if let Some(subject) = &subject {
-            let mut entry = self.entry(caller, "Explain", AuditEvent::AuditAccess);
+            let mut entry = self.entry(&policy, caller, "Explain", AuditEvent::AuditAccess);
             entry.exchange_kind = kind.as_str().to_owned();
             entry.counterpart_party = request.counterpart.clone();
             entry.subject_pseudonym = hex_bytes(subject);

@@ -1,14 +1,17 @@
 //! Grounds: 458ter case consultations and consents, the dynamic facts policy conditions refer to.
 
+use crate::audit::StateChange;
 use crate::proto::v1::{
-    AuditEvent, CloseCaseRequest, CloseCaseResponse, OpenCaseRequest, OpenCaseResponse,
-    RecordConsentRequest, RecordConsentResponse, RevokeConsentRequest, RevokeConsentResponse,
+    AuditEntry, AuditEvent, CloseCaseRequest, CloseCaseResponse, OpenCaseRequest, OpenCaseResponse,
+    Receipt, RecordConsentRequest, RecordConsentResponse, RevokeConsentRequest,
+    RevokeConsentResponse,
 };
 use crate::store::{self, CaseRecord, ConsentRecord};
 
 use super::convert::from_timestamp;
 use super::directory::hex_bytes;
-use super::{Caller, ExchangeError, Gateway, Violation, ids};
+use super::{Caller, ExchangeError, Gateway, Violation, has_role, ids};
+use crate::policy::PolicySet;
 
 /// Roles that may open a case consultation: coordinators (e.g. a Family Justice Centre) and the
 /// prosecutor who authorises one.
@@ -16,22 +19,39 @@ const CASE_OPENER_ROLES: [&str; 2] = ["coordinator", "prosecutor"];
 /// Longest reference text (authorisation, evidence) accepted.
 const MAX_REFERENCE: usize = 256;
 
-impl Gateway {
-    fn check_parties(&self, parties: &[String], path: &str, violations: &mut Vec<Violation>) {
-        if parties.is_empty() {
-            violations.push(Violation::new(path, "name at least one party"));
-        }
-        for (i, p) in parties.iter().enumerate() {
-            if self.policy().party(p).is_none() {
-                violations.push(Violation::new(format!("{path}[{i}]"), "unknown party"));
-            }
+fn check_parties(
+    policy: &PolicySet,
+    parties: &[String],
+    path: &str,
+    violations: &mut Vec<Violation>,
+) {
+    if parties.is_empty() {
+        violations.push(Violation::new(path, "name at least one party"));
+    }
+    for (i, p) in parties.iter().enumerate() {
+        if policy.party(p).is_none() {
+            violations.push(Violation::new(format!("{path}[{i}]"), "unknown party"));
         }
     }
+}
 
-    fn check_purpose(&self, purpose: &str, violations: &mut Vec<Violation>) {
-        if self.policy().purpose(purpose).is_none() {
-            violations.push(Violation::new("purpose", "unknown purpose"));
-        }
+fn check_purpose(policy: &PolicySet, purpose: &str, violations: &mut Vec<Violation>) {
+    if policy.purpose(purpose).is_none() {
+        violations.push(Violation::new("purpose", "unknown purpose"));
+    }
+}
+
+impl Gateway {
+    /// Commits a change of a case or consent, then ends the cached grounds' generation (also
+    /// when the append failed: its state may still have reached the store).
+    async fn commit_grounds(
+        &self,
+        entry: &AuditEntry,
+        changes: Vec<StateChange>,
+    ) -> Result<Receipt, ExchangeError> {
+        let result = self.commit(entry, changes).await;
+        self.inner.grounds.invalidate();
+        result
     }
 
     /// Opens a case consultation with fixed participants, subjects and purpose.
@@ -40,14 +60,20 @@ impl Gateway {
         caller: &Caller,
         request: OpenCaseRequest,
     ) -> Result<OpenCaseResponse, ExchangeError> {
-        if !self.has_role(&caller.party, &CASE_OPENER_ROLES) {
+        let policy = self.policy();
+        if !has_role(&policy, &caller.party, &CASE_OPENER_ROLES) {
             return Err(ExchangeError::NotAllowed {
                 reason: "ROLE_REQUIRED".into(),
             });
         }
         let mut violations = Vec::new();
-        self.check_purpose(&request.purpose, &mut violations);
-        self.check_parties(&request.participants, "participants", &mut violations);
+        check_purpose(&policy, &request.purpose, &mut violations);
+        check_parties(
+            &policy,
+            &request.participants,
+            "participants",
+            &mut violations,
+        );
         if request.authorisation.chars().count() > MAX_REFERENCE {
             violations.push(Violation::new(
                 "authorisation",
@@ -112,20 +138,22 @@ impl Gateway {
                 .iter()
                 .map(|s| store::mark(store::case_subject_key(s, &case_id))),
         );
-        let mut entry = self.entry(caller, "OpenCase", AuditEvent::Grounds);
+        let mut entry = self.entry(&policy, caller, "OpenCase", AuditEvent::Grounds);
         entry.exchange_id = format!("case:{case_id}");
         entry.purpose = request.purpose.clone();
         entry.ground_refs = vec![format!("case:{case_id}")];
-        // One subject fits the entry's subject field; with several, they are counted, not named.
-        if let [only] = subjects.as_slice() {
-            entry.subject_pseudonym = hex_bytes(only);
+        // One subject fits the entry's subject field; several go in its list, so that each
+        // subject's report finds the opening of the case.
+        match subjects.as_slice() {
+            [only] => entry.subject_pseudonym = hex_bytes(only),
+            all => entry.subject_pseudonyms = all.iter().map(|s| hex_bytes(s)).collect(),
         }
         entry.detail = format!(
             "participants={} subjects={}",
             participants.join(","),
             subjects.len()
         );
-        let receipt = self.commit(&entry, changes).await?;
+        let receipt = self.commit_grounds(&entry, changes).await?;
         Ok(OpenCaseResponse {
             case_id,
             receipt: Some(receipt),
@@ -141,6 +169,7 @@ impl Gateway {
         if !ids::is_well_formed(&request.case_id) {
             return Err(ExchangeError::invalid("case_id", "not a case id"));
         }
+        let policy = self.policy();
         let _guard = self.inner.locks.lock(&request.case_id).await;
         let mut case = self
             .inner
@@ -154,12 +183,17 @@ impl Gateway {
             });
         }
         case.closed = Some(self.now().unix_timestamp());
-        let mut entry = self.entry(caller, "CloseCase", AuditEvent::Grounds);
+        let mut entry = self.entry(&policy, caller, "CloseCase", AuditEvent::Grounds);
         entry.exchange_id = format!("case:{}", case.id);
         entry.purpose = case.purpose.clone();
         entry.ground_refs = vec![format!("case:{}", case.id)];
+        // As at the opening: each subject's report shows that the case ended.
+        match case.subjects.as_slice() {
+            [only] => entry.subject_pseudonym = hex_bytes(only),
+            all => entry.subject_pseudonyms = all.iter().map(|s| hex_bytes(s)).collect(),
+        }
         let receipt = self
-            .commit(&entry, vec![store::put(store::case_key(&case.id), &case)])
+            .commit_grounds(&entry, vec![store::put(store::case_key(&case.id), &case)])
             .await?;
         Ok(CloseCaseResponse {
             receipt: Some(receipt),
@@ -172,6 +206,7 @@ impl Gateway {
         caller: &Caller,
         request: RecordConsentRequest,
     ) -> Result<RecordConsentResponse, ExchangeError> {
+        let policy = self.policy();
         let mut violations = Vec::new();
         let subject = match self.pseudonymise(request.subject.as_ref(), "subject") {
             Ok(p) => Some(p.to_hex()),
@@ -181,8 +216,8 @@ impl Gateway {
             }
             Err(other) => return Err(other),
         };
-        self.check_purpose(&request.purpose, &mut violations);
-        self.check_parties(&request.recipients, "recipients", &mut violations);
+        check_purpose(&policy, &request.purpose, &mut violations);
+        check_parties(&policy, &request.recipients, "recipients", &mut violations);
         if request.evidence.trim().is_empty() {
             violations.push(Violation::new(
                 "evidence",
@@ -232,7 +267,7 @@ impl Gateway {
             expires: expires.unix_timestamp(),
             revoked: None,
         };
-        let mut entry = self.entry(caller, "RecordConsent", AuditEvent::Grounds);
+        let mut entry = self.entry(&policy, caller, "RecordConsent", AuditEvent::Grounds);
         entry.exchange_id = format!("consent:{consent_id}");
         entry.subject_pseudonym = hex_bytes(&subject);
         entry.purpose = request.purpose.clone();
@@ -242,7 +277,7 @@ impl Gateway {
             store::put(store::consent_key(&consent_id), &consent),
             store::mark(store::consent_subject_key(&subject, &consent_id)),
         ];
-        let receipt = self.commit(&entry, changes).await?;
+        let receipt = self.commit_grounds(&entry, changes).await?;
         Ok(RecordConsentResponse {
             consent_id,
             receipt: Some(receipt),
@@ -258,6 +293,7 @@ impl Gateway {
         if !ids::is_well_formed(&request.consent_id) {
             return Err(ExchangeError::invalid("consent_id", "not a consent id"));
         }
+        let policy = self.policy();
         let _guard = self.inner.locks.lock(&request.consent_id).await;
         let mut consent = self
             .inner
@@ -271,13 +307,13 @@ impl Gateway {
             });
         }
         consent.revoked = Some(self.now().unix_timestamp());
-        let mut entry = self.entry(caller, "RevokeConsent", AuditEvent::Grounds);
+        let mut entry = self.entry(&policy, caller, "RevokeConsent", AuditEvent::Grounds);
         entry.exchange_id = format!("consent:{}", consent.id);
         entry.subject_pseudonym = hex_bytes(&consent.subject);
         entry.purpose = consent.purpose.clone();
         entry.ground_refs = vec![format!("consent:{}", consent.id)];
         let receipt = self
-            .commit(
+            .commit_grounds(
                 &entry,
                 vec![store::put(store::consent_key(&consent.id), &consent)],
             )

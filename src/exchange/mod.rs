@@ -16,6 +16,7 @@ mod entry;
 mod error;
 mod explain;
 mod grounds;
+mod grounds_cache;
 mod ids;
 mod locks;
 mod policy_load;
@@ -52,6 +53,13 @@ pub struct Caller {
 
 /// The source of "now"; injected so that tests can pin time.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// Whether `party` has one of `roles` in `policy` (the request's snapshot).
+fn has_role(policy: &PolicySet, party: &str, roles: &[&str]) -> bool {
+    policy
+        .party(party)
+        .is_some_and(|p| p.roles.iter().any(|r| roles.contains(&r.as_str())))
+}
 
 /// The system clock.
 pub fn system_clock() -> Clock {
@@ -94,6 +102,10 @@ struct Inner {
     clock: Clock,
     settings: Settings,
     locks: locks::Stripes,
+    /// Whether a retention sweep ran in this process (the first one scans every record).
+    swept_once: std::sync::atomic::AtomicBool,
+    /// Grounds of recently seen subjects, valid until the next change of a case or consent.
+    grounds: grounds_cache::GroundsCache,
     /// Bumped after every ticket change, so `GetResult` can wait without polling.
     ticket_changes: tokio::sync::watch::Sender<u64>,
 }
@@ -126,6 +138,8 @@ impl Gateway {
                 clock,
                 settings,
                 locks: locks::Stripes::new(),
+                grounds: grounds_cache::GroundsCache::default(),
+                swept_once: std::sync::atomic::AtomicBool::new(false),
                 ticket_changes,
             }),
         }
@@ -143,13 +157,6 @@ impl Gateway {
 
     fn now(&self) -> OffsetDateTime {
         (self.inner.clock)()
-    }
-
-    /// Whether the party has one of `roles` in the policy set.
-    fn has_role(&self, party: &str, roles: &[&str]) -> bool {
-        self.policy()
-            .party(party)
-            .is_some_and(|p| p.roles.iter().any(|r| roles.contains(&r.as_str())))
     }
 
     fn notify_ticket_change(&self) {

@@ -75,7 +75,7 @@ impl Gateway {
                 actor: GATEWAY_ACTOR.to_owned(),
                 trace_id: String::new(),
             };
-            let mut entry = self.entry(&caller, "PolicyLoad", AuditEvent::PolicyLoad);
+            let mut entry = self.entry(&set, &caller, "PolicyLoad", AuditEvent::PolicyLoad);
             entry.policy_digest = digest.to_vec();
             entry.detail = format!(
                 "policy dir {}, {} agreements",

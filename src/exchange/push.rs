@@ -15,6 +15,7 @@ use super::directory::hex_bytes;
 use super::entry::{decision_message, record_decision};
 use super::request::{field_requests, justification, page_size};
 use super::subject::from_unix;
+use super::sweep::signal_due_key;
 use super::{Caller, ExchangeError, Gateway, ids};
 
 impl Gateway {
@@ -51,6 +52,7 @@ impl Gateway {
             .collect();
         let justification = justification(&request.justification)?;
         let now = self.now();
+        let policy = self.policy();
         let signal_id = ids::new_id("g", now)?;
         let exchange = ExchangeRequest {
             kind: ExchangeKind::Share,
@@ -61,10 +63,8 @@ impl Gateway {
             fields,
             justification: justification.clone(),
         };
-        let decision = self
-            .policy()
-            .decide(&exchange, &self.grounds_for(&subject)?, now);
-        let mut entry = self.entry(caller, "Share", AuditEvent::Exchange);
+        let decision = policy.decide(&exchange, &*self.grounds_for(&subject)?, now);
+        let mut entry = self.entry(&policy, caller, "Share", AuditEvent::Exchange);
         entry.exchange_id = signal_id.clone();
         entry.exchange_kind = ExchangeKind::Share.as_str().to_owned();
         entry.counterpart_party = request.recipient.clone();
@@ -95,6 +95,7 @@ impl Gateway {
         let changes = vec![
             store::put(store::signal_key(&signal_id), &signal),
             store::mark(store::inbox_key(&request.recipient, &signal_id)),
+            store::mark(signal_due_key(&signal)),
         ];
         let receipt = self.commit(&entry, changes).await?;
         Ok(ShareResponse {
@@ -167,6 +168,7 @@ impl Gateway {
         if !ids::is_well_formed(&request.signal_id) {
             return Err(ExchangeError::invalid("signal_id", "not a signal id"));
         }
+        let policy = self.policy();
         let _guard = self.inner.locks.lock(&request.signal_id).await;
         let signal = self
             .inner
@@ -174,7 +176,7 @@ impl Gateway {
             .get::<SignalRecord>(&store::signal_key(&request.signal_id))?
             .filter(|s| s.recipient == caller.party)
             .ok_or(ExchangeError::NotFound { kind: "signal" })?;
-        let mut entry = self.entry(caller, "Acknowledge", AuditEvent::Exchange);
+        let mut entry = self.entry(&policy, caller, "Acknowledge", AuditEvent::Exchange);
         entry.exchange_id = signal.id.clone();
         entry.exchange_kind = ExchangeKind::Share.as_str().to_owned();
         entry.requester_party = signal.sender.clone();
@@ -186,6 +188,7 @@ impl Gateway {
         let changes = vec![
             store::delete(store::signal_key(&signal.id)),
             store::delete(store::inbox_key(&signal.recipient, &signal.id)),
+            store::delete(signal_due_key(&signal)),
         ];
         let receipt = self.commit(&entry, changes).await?;
         Ok(AcknowledgeResponse {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use prost::Message;
 
-use crate::policy::{Decision, ExchangeKind, ExchangeRequest, FieldRequest, Transform};
+use crate::policy::{Decision, ExchangeKind, ExchangeRequest, FieldRequest, PolicySet, Transform};
 use crate::proto::v1::{
     AuditEvent, DeclineReason, DeclineRequest, DeclineResponse, FieldGrant, GetResultRequest,
     GetResultResponse, IncomingRequest, ListIncomingRequest, ListIncomingResponse,
@@ -22,6 +22,7 @@ use super::convert::{self, timestamp};
 use super::directory::hex_bytes;
 use super::entry::{record_decision, refusal};
 use super::subject::from_unix;
+use super::sweep::{ticket_due_changes, ticket_due_now};
 use super::{Caller, ExchangeError, Gateway, ids};
 
 /// Default and largest page of a listing.
@@ -145,6 +146,7 @@ impl Gateway {
         }
         let justification = justification(&request.justification)?;
         let now = self.now();
+        let policy = self.policy();
         let ticket_id = ids::new_id("t", now)?;
         let exchange = ExchangeRequest {
             kind: ExchangeKind::Request,
@@ -155,11 +157,9 @@ impl Gateway {
             fields: fields.clone(),
             justification: justification.clone(),
         };
-        let decision = self
-            .policy()
-            .decide(&exchange, &self.grounds_for(&subject)?, now);
+        let decision = policy.decide(&exchange, &*self.grounds_for(&subject)?, now);
 
-        let mut entry = self.entry(caller, "RequestContext", AuditEvent::Exchange);
+        let mut entry = self.entry(&policy, caller, "RequestContext", AuditEvent::Exchange);
         entry.exchange_id = ticket_id.clone();
         entry.exchange_kind = ExchangeKind::Request.as_str().to_owned();
         entry.counterpart_party = request.holder.clone();
@@ -193,10 +193,11 @@ impl Gateway {
             trace_id: caller.trace_id.clone(),
             ..TicketRecord::default()
         };
-        let changes = vec![
+        let mut changes = vec![
             store::put(store::ticket_key(&ticket_id), &ticket),
             store::mark(store::incoming_key(&request.holder, &ticket_id)),
         ];
+        changes.extend(ticket_due_changes(None, &ticket));
         let receipt = self.commit(&entry, changes).await?;
         self.notify_ticket_change();
         Ok(RequestContextResponse {
@@ -300,11 +301,12 @@ impl Gateway {
 
     fn ticket_entry(
         &self,
+        policy: &PolicySet,
         caller: &Caller,
         operation: &str,
         ticket: &TicketRecord,
     ) -> crate::proto::v1::AuditEntry {
-        let mut entry = self.entry(caller, operation, AuditEvent::Exchange);
+        let mut entry = self.entry(policy, caller, operation, AuditEvent::Exchange);
         entry.exchange_id = ticket.id.clone();
         entry.exchange_kind = ExchangeKind::Request.as_str().to_owned();
         // The requester of the exchange stays the requester, whoever performs this step.
@@ -326,6 +328,7 @@ impl Gateway {
         request: RespondRequest,
     ) -> Result<RespondResponse, ExchangeError> {
         let record = convert::record(&request.fields, "fields")?;
+        let policy = self.policy();
         let _guard = self.inner.locks.lock(&request.ticket_id).await;
         let mut ticket = self.ticket_for(caller, &request.ticket_id, true)?;
         self.pending_or_error(&ticket)?;
@@ -346,22 +349,22 @@ impl Gateway {
                 .collect(),
             justification: Some(ticket.justification.clone()).filter(|j| !j.is_empty()),
         };
-        let decision = self
-            .policy()
-            .decide(&exchange, &self.grounds_for(&ticket.subject)?, now);
-        let mut entry = self.ticket_entry(caller, "Respond", &ticket);
+        let decision = policy.decide(&exchange, &*self.grounds_for(&ticket.subject)?, now);
+        let mut entry = self.ticket_entry(&policy, caller, "Respond", &ticket);
+        let due_before = ticket_due_now(&ticket);
         if !decision.is_allowed() {
             // The grounds lapsed: the ticket can no longer be answered. Log and close it.
             record_decision(&mut entry, &decision);
             entry.released_fields.clear();
             ticket.state = TicketState::Expired as i32;
-            let changes = vec![
+            let mut changes = vec![
                 store::put(store::ticket_key(&ticket.id), &ticket),
                 store::delete(store::incoming_key(&ticket.holder, &ticket.id)),
             ];
-            self.commit(&entry, changes).await?;
+            changes.extend(ticket_due_changes(due_before, &ticket));
+            let receipt = self.commit(&entry, changes).await?;
             self.notify_ticket_change();
-            return Err(refusal(&decision));
+            return Err(refusal(&decision, receipt.index));
         }
         record_decision(&mut entry, &decision);
         let projection = self.project(&record, &decision, &ticket.requester, now);
@@ -374,10 +377,11 @@ impl Gateway {
         ticket.released = released.iter().map(Message::encode_to_vec).collect();
         ticket.salt = salt.to_vec();
         ticket.retain_until = (now + retention).unix_timestamp();
-        let changes = vec![
+        let mut changes = vec![
             store::put(store::ticket_key(&ticket.id), &ticket),
             store::delete(store::incoming_key(&ticket.holder, &ticket.id)),
         ];
+        changes.extend(ticket_due_changes(due_before, &ticket));
         let receipt = self.commit(&entry, changes).await?;
         self.notify_ticket_change();
         Ok(RespondResponse {
@@ -406,20 +410,23 @@ impl Gateway {
             .ok()
             .filter(|r| *r != DeclineReason::Unspecified)
             .ok_or_else(|| ExchangeError::invalid("reason", "a decline reason is required"))?;
+        let policy = self.policy();
         let _guard = self.inner.locks.lock(&request.ticket_id).await;
         let mut ticket = self.ticket_for(caller, &request.ticket_id, true)?;
         self.pending_or_error(&ticket)?;
-        let mut entry = self.ticket_entry(caller, "Decline", &ticket);
+        let mut entry = self.ticket_entry(&policy, caller, "Decline", &ticket);
+        let due_before = ticket_due_now(&ticket);
         entry.reason_code = format!(
             "DECLINED_{}",
             reason.as_str_name().trim_start_matches("DECLINE_REASON_")
         );
         ticket.state = TicketState::Declined as i32;
         ticket.decline_reason = reason as i32;
-        let changes = vec![
+        let mut changes = vec![
             store::put(store::ticket_key(&ticket.id), &ticket),
             store::delete(store::incoming_key(&ticket.holder, &ticket.id)),
         ];
+        changes.extend(ticket_due_changes(due_before, &ticket));
         let receipt = self.commit(&entry, changes).await?;
         self.notify_ticket_change();
         Ok(DeclineResponse {
@@ -464,7 +471,9 @@ impl Gateway {
             return Ok(self.ticket_view(&ticket));
         }
         let now = self.now();
-        let mut entry = self.ticket_entry(caller, "GetResult", &ticket);
+        let policy = self.policy();
+        let mut entry = self.ticket_entry(&policy, caller, "GetResult", &ticket);
+        let due_before = ticket_due_now(&ticket);
         let released: Vec<ReleasedFieldValue> = ticket
             .released
             .iter()
@@ -485,22 +494,17 @@ impl Gateway {
             entry.reason_code = "RETENTION_ENDED".into();
             entry.released_fields.clear();
             ticket.state = TicketState::Expired as i32;
-            self.commit(
-                &entry,
-                vec![store::put(store::ticket_key(&ticket.id), &ticket)],
-            )
-            .await?;
+            let mut changes = vec![store::put(store::ticket_key(&ticket.id), &ticket)];
+            changes.extend(ticket_due_changes(due_before, &ticket));
+            self.commit(&entry, changes).await?;
             return Ok(self.ticket_view(&ticket));
         }
         entry.verdict = crate::proto::v1::Verdict::Allow as i32;
         entry.reason_code = "DELIVERED".into();
         ticket.state = TicketState::Delivered as i32;
-        let receipt = self
-            .commit(
-                &entry,
-                vec![store::put(store::ticket_key(&ticket.id), &ticket)],
-            )
-            .await?;
+        let mut changes = vec![store::put(store::ticket_key(&ticket.id), &ticket)];
+        changes.extend(ticket_due_changes(due_before, &ticket));
+        let receipt = self.commit(&entry, changes).await?;
         Ok(GetResultResponse {
             state: TicketState::Answered as i32,
             released,

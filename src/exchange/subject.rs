@@ -1,6 +1,8 @@
 //! Subjects on arrival: validate the number, replace it at once by its pseudonym, and load the
 //! grounds (cases, consents) recorded for that pseudonym.
 
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 
 use super::{ExchangeError, Gateway};
@@ -35,16 +37,37 @@ impl Gateway {
         Ok(self.inner.subjects.pseudonymise(&parsed))
     }
 
-    /// The cases and consents recorded for the subject with pseudonym `subject` (hex).
-    pub(crate) fn grounds_for(&self, subject: &str) -> Result<Grounds, ExchangeError> {
+    /// The cases and consents recorded for the subject with pseudonym `subject` (hex), from the
+    /// in-memory cache when no case or consent changed since they were last read.
+    pub(crate) fn grounds_for(&self, subject: &str) -> Result<Arc<Grounds>, ExchangeError> {
+        let cache = &self.inner.grounds;
+        if let Some(grounds) = cache.get(subject) {
+            return Ok(grounds);
+        }
+        let generation = cache.generation();
+        let grounds = Arc::new(self.read_grounds(subject)?);
+        cache.insert(subject, generation, grounds.clone());
+        Ok(grounds)
+    }
+
+    /// Reads the grounds of `subject` from the store.
+    fn read_grounds(&self, subject: &str) -> Result<Grounds, ExchangeError> {
         let store = &self.inner.store;
         let mut grounds = Grounds::default();
         for id in store.ids_under(&store::case_subject_prefix(subject))? {
             if let Some(case) = store.get::<CaseRecord>(&store::case_key(&id))? {
+                // The policy only asks whether the exchange's subject is in the case, and these
+                // grounds serve only exchanges about `subject`: keep just that one, not every
+                // subject of a large case in every cached value.
+                let subjects = if case.subjects.iter().any(|s| s == subject) {
+                    vec![subject.to_owned()]
+                } else {
+                    Vec::new()
+                };
                 grounds.cases.push(CaseGround {
                     id: case.id,
                     participants: case.participants,
-                    subjects: case.subjects,
+                    subjects,
                     purpose: case.purpose,
                     opened: from_unix(case.opened)?,
                     closed: case.closed.map(from_unix).transpose()?,

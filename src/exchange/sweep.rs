@@ -1,9 +1,83 @@
 //! Retention: pending tickets expire, and payloads whose retention obligation has ended are deleted
 //! even when nobody fetched them. Each removal is an audit append like any other state change.
+//!
+//! What is due when is kept in an expiry index under `s/ex/`, ordered by due time and written in
+//! the same append as the ticket or signal it points to, so a sweep reads only what is overdue
+//! instead of every ticket. The first sweep of a process still scans everything, which also
+//! catches records written before the index existed.
 
-use crate::policy::ExchangeKind;
+use std::sync::atomic::Ordering;
+
+use crate::audit::StateChange;
+use crate::policy::{ExchangeKind, PolicySet};
 use crate::proto::v1::{AuditEntry, AuditEvent, TicketState};
 use crate::store::{self, SignalRecord, TicketRecord};
+
+/// Prefix of the expiry index: `s/ex/<16 hex due time>/<kind>/<id>`, empty values.
+const DUE_PREFIX: &[u8] = b"s/ex/";
+/// Kind letters in expiry keys.
+const DUE_TICKET: char = 't';
+const DUE_SIGNAL: char = 'g';
+
+/// The expiry key of record `id` of `kind`, due at Unix second `due`. The time is stored with its
+/// sign bit flipped, in fixed-width hex, so that key order is time order.
+fn due_key(due: i64, kind: char, id: &str) -> Vec<u8> {
+    format!("s/ex/{:016x}/{kind}/{id}", (due as u64) ^ (1 << 63)).into_bytes()
+}
+
+/// The due time, kind and id in an expiry key.
+fn parse_due_key(key: &[u8]) -> Option<(i64, char, String)> {
+    let rest = std::str::from_utf8(key.strip_prefix(DUE_PREFIX)?).ok()?;
+    let (time, rest) = rest.split_once('/')?;
+    let (kind, id) = rest.split_once('/')?;
+    let due = (u64::from_str_radix(time, 16).ok()? ^ (1 << 63)) as i64;
+    let mut kind_chars = kind.chars();
+    let kind = kind_chars.next().filter(|_| kind_chars.next().is_none())?;
+    Some((due, kind, id.to_owned()))
+}
+
+/// When a ticket next needs the sweep: a pending one when it expires, an answered one when its
+/// retention ends; in any other state, never.
+fn ticket_due_key(ticket: &TicketRecord) -> Option<Vec<u8>> {
+    let due = if ticket.state == TicketState::Pending as i32 {
+        ticket.expires
+    } else if ticket.state == TicketState::Answered as i32 {
+        ticket.retain_until
+    } else {
+        return None;
+    };
+    Some(due_key(due, DUE_TICKET, &ticket.id))
+}
+
+/// The expiry index changes for a ticket moving from `before` (its due key before the change,
+/// `None` for a new ticket) to `after`.
+pub(crate) fn ticket_due_changes(
+    before: Option<Vec<u8>>,
+    after: &TicketRecord,
+) -> Vec<StateChange> {
+    let after = ticket_due_key(after);
+    if before == after {
+        return Vec::new();
+    }
+    let mut changes = Vec::with_capacity(2);
+    if let Some(key) = before {
+        changes.push(store::delete(key));
+    }
+    if let Some(key) = after {
+        changes.push(store::mark(key));
+    }
+    changes
+}
+
+/// The due key a ticket has now, to pass to [`ticket_due_changes`] before changing it.
+pub(crate) fn ticket_due_now(ticket: &TicketRecord) -> Option<Vec<u8>> {
+    ticket_due_key(ticket)
+}
+
+/// The expiry key of a signal: due when its retention ends, until it is acknowledged.
+pub(crate) fn signal_due_key(signal: &SignalRecord) -> Vec<u8> {
+    due_key(signal.retain_until, DUE_SIGNAL, &signal.id)
+}
 
 use super::directory::hex_bytes;
 use super::{Caller, ExchangeError, Gateway};
@@ -29,8 +103,10 @@ pub struct SweepReport {
 }
 
 impl Gateway {
+    #[allow(clippy::too_many_arguments)]
     fn retention_entry(
         &self,
+        policy: &PolicySet,
         kind: ExchangeKind,
         requester: &str,
         counterpart: &str,
@@ -38,7 +114,7 @@ impl Gateway {
         exchange_id: &str,
         reason: &str,
     ) -> AuditEntry {
-        let mut entry = self.entry(&gateway_caller(), "Expire", AuditEvent::Exchange);
+        let mut entry = self.entry(policy, &gateway_caller(), "Expire", AuditEvent::Exchange);
         entry.exchange_id = exchange_id.to_owned();
         entry.exchange_kind = kind.as_str().to_owned();
         entry.requester_party = requester.to_owned();
@@ -52,21 +128,19 @@ impl Gateway {
     pub async fn sweep_expired(&self) -> Result<SweepReport, ExchangeError> {
         let mut report = SweepReport::default();
         let now = self.now().unix_timestamp();
+        let policy = self.policy();
         let pending = TicketState::Pending as i32;
         let answered = TicketState::Answered as i32;
         let overdue = |t: &TicketRecord| {
             (t.state == pending && t.expires <= now)
                 || (t.state == answered && t.retain_until <= now)
         };
-        let candidates: Vec<String> = self
-            .inner
-            .store
-            .scan::<TicketRecord>(store::TICKETS_PREFIX)?
-            .into_iter()
-            .filter(overdue)
-            .map(|t| t.id)
-            .collect();
-        for id in candidates {
+        let (tickets, signals) = if self.inner.swept_once.swap(true, Ordering::AcqRel) {
+            self.overdue_in_index(now)?
+        } else {
+            self.overdue_by_full_scan(now, &overdue)?
+        };
+        for id in tickets {
             let _guard = self.inner.locks.lock(&id).await;
             // Re-read under the lock: the holder or requester may have acted meanwhile.
             let Some(mut ticket) = self
@@ -79,6 +153,7 @@ impl Gateway {
             if !overdue(&ticket) {
                 continue;
             }
+            let due_before = ticket_due_now(&ticket);
             let was_pending = ticket.state == pending;
             let reason = if was_pending {
                 "TICKET_EXPIRED"
@@ -86,6 +161,7 @@ impl Gateway {
                 "RETENTION_ENDED"
             };
             let entry = self.retention_entry(
+                &policy,
                 ExchangeKind::Request,
                 &ticket.requester,
                 &ticket.holder,
@@ -97,6 +173,7 @@ impl Gateway {
             ticket.released.clear();
             ticket.salt.clear();
             let mut changes = vec![store::put(store::ticket_key(&ticket.id), &ticket)];
+            changes.extend(ticket_due_changes(due_before, &ticket));
             if was_pending {
                 changes.push(store::delete(store::incoming_key(
                     &ticket.holder,
@@ -110,20 +187,17 @@ impl Gateway {
             self.notify_ticket_change();
         }
 
-        let signals: Vec<SignalRecord> = self
-            .inner
-            .store
-            .scan::<SignalRecord>(store::SIGNALS_PREFIX)?
-            .into_iter()
-            .filter(|s| s.retain_until <= now)
-            .collect();
-        for signal in signals {
-            let _guard = self.inner.locks.lock(&signal.id).await;
-            let key = store::signal_key(&signal.id);
-            if self.inner.store.get::<SignalRecord>(&key)?.is_none() {
+        for id in signals {
+            let _guard = self.inner.locks.lock(&id).await;
+            let key = store::signal_key(&id);
+            let Some(signal) = self.inner.store.get::<SignalRecord>(&key)? else {
+                continue;
+            };
+            if signal.retain_until > now {
                 continue;
             }
             let entry = self.retention_entry(
+                &policy,
                 ExchangeKind::Share,
                 &signal.sender,
                 &signal.recipient,
@@ -134,10 +208,108 @@ impl Gateway {
             let changes = vec![
                 store::delete(key),
                 store::delete(store::inbox_key(&signal.recipient, &signal.id)),
+                store::delete(signal_due_key(&signal)),
             ];
             self.commit(&entry, changes).await?;
             report.signals_deleted += 1;
         }
         Ok(report)
+    }
+
+    /// The ids of the tickets and signals the expiry index says are due by `now`: reads the
+    /// index in time order and stops at the first key that is not yet due.
+    fn overdue_in_index(&self, now: i64) -> Result<(Vec<String>, Vec<String>), ExchangeError> {
+        let mut tickets = Vec::new();
+        let mut signals = Vec::new();
+        for item in self.inner.log.state_scan_prefix(DUE_PREFIX) {
+            let (key, _) = item.map_err(|e| ExchangeError::Unavailable(e.to_string()))?;
+            let Some((due, kind, id)) = parse_due_key(&key) else {
+                continue;
+            };
+            if due > now {
+                break;
+            }
+            match kind {
+                DUE_TICKET => tickets.push(id),
+                DUE_SIGNAL => signals.push(id),
+                _ => {}
+            }
+        }
+        Ok((tickets, signals))
+    }
+
+    /// The ids of every overdue ticket and signal, by reading them all.
+    fn overdue_by_full_scan(
+        &self,
+        now: i64,
+        overdue: &dyn Fn(&TicketRecord) -> bool,
+    ) -> Result<(Vec<String>, Vec<String>), ExchangeError> {
+        let store = &self.inner.store;
+        let tickets = store
+            .scan::<TicketRecord>(store::TICKETS_PREFIX)?
+            .into_iter()
+            .filter(|t| overdue(t))
+            .map(|t| t.id)
+            .collect();
+        let signals = store
+            .scan::<SignalRecord>(store::SIGNALS_PREFIX)?
+            .into_iter()
+            .filter(|s| s.retain_until <= now)
+            .map(|s| s.id)
+            .collect();
+        Ok((tickets, signals))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_keys_sort_by_time_and_parse_back() {
+        let early = due_key(-5, DUE_TICKET, "t-1");
+        let late = due_key(1_700_000_000, DUE_SIGNAL, "g-2");
+        let later = due_key(1_700_000_001, DUE_TICKET, "t-0");
+        assert!(early < late && late < later);
+        assert!(early.starts_with(DUE_PREFIX));
+        assert_eq!(
+            parse_due_key(&early),
+            Some((-5, DUE_TICKET, "t-1".to_owned()))
+        );
+        assert_eq!(
+            parse_due_key(&late),
+            Some((1_700_000_000, DUE_SIGNAL, "g-2".to_owned()))
+        );
+        assert_eq!(parse_due_key(b"s/ex/zz/t/x"), None);
+    }
+
+    #[test]
+    fn a_ticket_moves_in_the_index_with_its_state() {
+        let mut ticket = TicketRecord {
+            id: "t-1".into(),
+            state: TicketState::Pending as i32,
+            expires: 100,
+            retain_until: 0,
+            ..TicketRecord::default()
+        };
+        let created = ticket_due_changes(None, &ticket);
+        assert_eq!(created.len(), 1);
+        assert_eq!(created[0].key, due_key(100, DUE_TICKET, "t-1"));
+        assert!(created[0].value.is_some());
+
+        let before = ticket_due_now(&ticket);
+        ticket.state = TicketState::Answered as i32;
+        ticket.retain_until = 500;
+        let answered = ticket_due_changes(before, &ticket);
+        assert_eq!(answered.len(), 2);
+        assert!(answered[0].value.is_none(), "the pending key goes");
+        assert_eq!(answered[1].key, due_key(500, DUE_TICKET, "t-1"));
+
+        let before = ticket_due_now(&ticket);
+        ticket.state = TicketState::Delivered as i32;
+        let delivered = ticket_due_changes(before, &ticket);
+        assert_eq!(delivered.len(), 1);
+        assert!(delivered[0].value.is_none());
+        assert!(ticket_due_changes(None, &ticket).is_empty());
     }
 }

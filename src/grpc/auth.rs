@@ -4,8 +4,9 @@
 //! This runs as a tonic interceptor in front of every Ketenpoort service (not health or reflection),
 //! so handlers find an authenticated [`Caller`] in the request extensions and never look at TLS.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tonic::service::Interceptor;
@@ -13,7 +14,7 @@ use tonic::{Code, Request, Status};
 
 use crate::exchange::{Caller, CurrentPolicy, Violation};
 use crate::grpc::status::{invalid_argument, with_reason};
-use crate::identity::peer::party_id_from_chain;
+use crate::identity::peer::party_id_from_cert_der;
 
 /// Metadata key naming the staff member inside the calling party.
 pub const ACTOR_METADATA: &str = "ketenpoort-actor";
@@ -21,12 +22,36 @@ pub const ACTOR_METADATA: &str = "ketenpoort-actor";
 pub const TRACE_METADATA: &str = "ketenpoort-trace-id";
 /// Longest accepted actor or trace id, in bytes.
 const MAX_ID_LEN: usize = 128;
+/// Most client certificates whose party is remembered; when full the memory starts over.
+const MAX_KNOWN_CERTIFICATES: usize = 1_024;
+
+/// The party named by each recently seen client certificate (its DER bytes). Parsing the X.509
+/// certificate on every call cost more than the rest of authentication; a certificate's bytes
+/// always name the same party, and TLS has verified the chain before any call gets here.
+#[derive(Default)]
+struct KnownCertificates(Mutex<HashMap<Vec<u8>, String>>);
+
+impl KnownCertificates {
+    fn party(&self, der: &[u8]) -> Result<String, crate::identity::peer::PeerError> {
+        if let Some(party) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(der) {
+            return Ok(party.clone());
+        }
+        let party = party_id_from_cert_der(der)?;
+        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= MAX_KNOWN_CERTIFICATES {
+            known.clear();
+        }
+        known.insert(der.to_vec(), party.clone());
+        Ok(party)
+    }
+}
 
 /// The interceptor: authenticates the party, reads the actor, applies the rate limit.
 #[derive(Clone)]
 pub struct Authenticator {
     policy: CurrentPolicy,
     limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    certificates: Arc<KnownCertificates>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -45,6 +70,7 @@ impl Authenticator {
         Self {
             policy,
             limiter: Arc::new(RateLimiter::keyed(quota)),
+            certificates: Arc::default(),
         }
     }
 
@@ -56,13 +82,23 @@ impl Authenticator {
                 "NO_CLIENT_CERTIFICATE",
             )
         })?;
-        let party = party_id_from_chain(&certs).map_err(|error| {
+        let end_entity = certs.first().ok_or_else(|| {
             with_reason(
                 Code::Unauthenticated,
-                error.to_string(),
-                "NO_PARTY_IDENTITY",
+                "no client certificate",
+                "NO_CLIENT_CERTIFICATE",
             )
         })?;
+        let party = self
+            .certificates
+            .party(end_entity.as_ref())
+            .map_err(|error| {
+                with_reason(
+                    Code::Unauthenticated,
+                    error.to_string(),
+                    "NO_PARTY_IDENTITY",
+                )
+            })?;
         if self.policy.get().party(&party).is_none() {
             tracing::info!(%party, "certificate names a party unknown to the policy");
             return Err(with_reason(
@@ -129,8 +165,50 @@ pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         .extensions()
         .get::<Caller>()
         .cloned()
-        .ok_or_else(|| {
-            // Only reachable if a service was mounted without the interceptor: fail closed.
-            with_reason(Code::Unauthenticated, "unauthenticated", "NO_CALLER")
-        })
+        .ok_or_else(no_caller)
+}
+
+/// Takes the authenticated caller out of a request the handler consumes anyway (no copy).
+pub fn take_caller<T>(request: &mut Request<T>) -> Result<Caller, Status> {
+    request
+        .extensions_mut()
+        .remove::<Caller>()
+        .ok_or_else(no_caller)
+}
+
+fn no_caller() -> Status {
+    // Only reachable if a service was mounted without the interceptor: fail closed.
+    with_reason(Code::Unauthenticated, "unauthenticated", "NO_CALLER")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{CertificateParams, KeyPair, SanType};
+
+    fn cert_for(party: &str) -> Vec<u8> {
+        let mut params = CertificateParams::new(vec!["client.example".to_owned()]).unwrap();
+        params.subject_alt_names.push(SanType::URI(
+            format!("urn:ketenpoort:party:{party}").try_into().unwrap(),
+        ));
+        let key = KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn known_certificates_name_their_own_party_and_refuse_garbage() {
+        let known = KnownCertificates::default();
+        let police = cert_for("pz-gent");
+        let caw = cert_for("caw-oost-vlaanderen");
+        for _ in 0..2 {
+            assert_eq!(known.party(&police).unwrap(), "pz-gent");
+            assert_eq!(known.party(&caw).unwrap(), "caw-oost-vlaanderen");
+        }
+        assert!(known.party(b"not a certificate").is_err());
+        assert_eq!(
+            known.0.lock().unwrap().len(),
+            2,
+            "failures are not remembered"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 use tonic::{Request, Response, Status};
 
 use crate::exchange::Gateway;
-use crate::grpc::auth::caller;
+use crate::grpc::auth::{caller, take_caller};
 use crate::proto::v1 as pb;
 
 /// The tonic implementation of every Ketenpoort service, over one [`Gateway`].
@@ -23,7 +23,8 @@ impl Services {
 /// Runs an async use case for the authenticated caller.
 macro_rules! handle {
     ($self:ident, $request:ident, $method:ident) => {{
-        let caller = caller(&$request)?;
+        let mut $request = $request;
+        let caller = take_caller(&mut $request)?;
         $self
             .gateway
             .$method(&caller, $request.into_inner())
@@ -36,7 +37,8 @@ macro_rules! handle {
 /// Runs a synchronous use case for the authenticated caller.
 macro_rules! handle_sync {
     ($self:ident, $request:ident, $method:ident) => {{
-        let caller = caller(&$request)?;
+        let mut $request = $request;
+        let caller = take_caller(&mut $request)?;
         $self
             .gateway
             .$method(&caller, $request.into_inner())

@@ -11,12 +11,24 @@ use crate::exchange::{ExchangeError, Violation};
 /// The `ErrorInfo.domain` of every Ketenpoort error.
 pub const ERROR_DOMAIN: &str = "ketenpoort.eu";
 
+/// The `ErrorInfo.metadata` key holding the audit index of a logged refusal.
+pub const AUDIT_INDEX_METADATA: &str = "audit_index";
+
 /// A status with an `ErrorInfo` carrying `reason`.
 pub fn with_reason(code: Code, message: impl Into<String>, reason: &str) -> Status {
+    with_reason_and_metadata(code, message, reason, HashMap::new())
+}
+
+fn with_reason_and_metadata(
+    code: Code,
+    message: impl Into<String>,
+    reason: &str,
+    metadata: HashMap<String, String>,
+) -> Status {
     Status::with_error_details(
         code,
         message,
-        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new()),
+        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
     )
 }
 
@@ -44,6 +56,21 @@ impl From<ExchangeError> for Status {
             ExchangeError::InvalidArgument(violations) => invalid_argument(violations),
             ExchangeError::Denied { .. } | ExchangeError::NotAllowed { .. } => {
                 with_reason(Code::PermissionDenied, error.to_string(), &reason)
+            }
+            ExchangeError::Refused {
+                missing_ground,
+                audit_index,
+                ..
+            } => {
+                let code = if *missing_ground {
+                    Code::FailedPrecondition
+                } else {
+                    Code::PermissionDenied
+                };
+                // Only where the refusal is logged: enough to prove it, nothing about the subject.
+                let metadata =
+                    HashMap::from([(AUDIT_INDEX_METADATA.to_owned(), audit_index.to_string())]);
+                with_reason_and_metadata(code, error.to_string(), &reason, metadata)
             }
             ExchangeError::Precondition { .. } => {
                 with_reason(Code::FailedPrecondition, error.to_string(), &reason)
@@ -99,6 +126,29 @@ mod tests {
             .map(|v| v.field.as_str())
             .collect();
         assert_eq!(fields, ["subject.number", "purpose"]);
+    }
+
+    #[test]
+    fn logged_refusal_carries_its_audit_index() {
+        for (missing_ground, code) in [
+            (false, Code::PermissionDenied),
+            (true, Code::FailedPrecondition),
+        ] {
+            let status = Status::from(ExchangeError::Refused {
+                reason: "CASE_REQUIRED".into(),
+                missing_ground,
+                audit_index: 41,
+            });
+            assert_eq!(status.code(), code);
+            let details = status.get_error_details();
+            let info = details.error_info().expect("error info present");
+            assert_eq!(info.reason, "CASE_REQUIRED");
+            assert_eq!(
+                info.metadata.get(AUDIT_INDEX_METADATA).map(String::as_str),
+                Some("41")
+            );
+            assert_eq!(info.metadata.len(), 1);
+        }
     }
 
     #[test]

@@ -1,0 +1,250 @@
+//! Black-box tests of what the audit log must show to whom: the holders a lookup consulted (to
+//! their own auditors only), every subject of a case (in each subject's report), and the audit
+//! index of a logged refusal (to the refused caller).
+
+mod common;
+
+use common::*;
+use ketenpoort::proto::v1 as pb;
+use prost::Message;
+use tonic_types::StatusExt;
+
+const POLICE: &str = "pz-gent";
+const CAW: &str = "caw-oost-vlaanderen";
+const CGG: &str = "cgg-eclips";
+
+async fn register(gw: &TestGateway, party: &str, seq: u32) {
+    gw.exchange(party)
+        .await
+        .register_reference(req(pb::RegisterReferenceRequest {
+            subject: subject(seq),
+            holder_reference: format!("file-{party}"),
+        }))
+        .await
+        .expect("register");
+}
+
+/// Every leaf of the log as `party` may see it: the entry, or `None` for a leaf hash.
+async fn visible_entries(gw: &TestGateway, party: &str) -> Vec<Option<pb::AuditEntry>> {
+    let count = u32::try_from(gw.gateway.log().size()).expect("small log");
+    gw.audit(party)
+        .await
+        .get_entries(req(pb::GetEntriesRequest { start: 0, count }))
+        .await
+        .expect("entries")
+        .into_inner()
+        .leaves
+        .into_iter()
+        .map(|leaf| match leaf.content {
+            Some(pb::log_leaf::Content::Entry(bytes)) => {
+                Some(pb::AuditEntry::decode(bytes.as_slice()).expect("decodes"))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_holders_auditor_sees_the_lookups_that_hit_its_references() {
+    let gw = TestGateway::start().await;
+    register(&gw, CAW, 41).await;
+    register(&gw, CGG, 41).await;
+    let answer = gw
+        .exchange(POLICE)
+        .await
+        .lookup(req(pb::LookupRequest {
+            subject: subject(41),
+            purpose: "intrafamily-violence".into(),
+            justification: String::new(),
+        }))
+        .await
+        .expect("lookup allowed")
+        .into_inner();
+    // The answer is as before: the CAW by name, the mental-health centre as an anonymous hit,
+    // and the caller's receipt does not name the centre.
+    assert_eq!(answer.hits.len(), 2);
+    assert_eq!(answer.hits[0].holder, CAW);
+    assert_eq!(answer.hits[1], pb::LookupHit::default());
+    let receipt = answer.receipt.expect("receipt");
+    assert!(
+        !receipt
+            .entry
+            .windows(CGG.len())
+            .any(|w| w == CGG.as_bytes())
+    );
+    verify_receipt(&gw, &receipt);
+
+    // The centre's DPO finds the lookup by searching for its own party, with who asked.
+    let found = gw
+        .audit("dpo-cgg-eclips")
+        .await
+        .search_entries(req(pb::SearchEntriesRequest {
+            party: CGG.into(),
+            ..Default::default()
+        }))
+        .await
+        .expect("search")
+        .into_inner();
+    let consulted: Vec<pb::AuditEntry> = found
+        .entries
+        .iter()
+        .filter_map(|leaf| match &leaf.content {
+            Some(pb::log_leaf::Content::Entry(bytes)) => {
+                Some(pb::AuditEntry::decode(bytes.as_slice()).expect("decodes"))
+            }
+            _ => None,
+        })
+        .filter(|e| e.operation == "LookupConsulted")
+        .collect();
+    assert_eq!(consulted.len(), 1, "the centre's DPO sees the lookup");
+    let entry = &consulted[0];
+    assert_eq!(entry.exchange_id, answer.lookup_id);
+    assert_eq!(
+        entry.consulted_parties,
+        vec![CAW.to_owned(), CGG.to_owned()]
+    );
+    assert!(entry.requester_party.is_empty());
+    assert_eq!(entry.detail, format!("requester={POLICE}"));
+
+    // An unrelated DPO, and the requester's own DPO, get only its leaf hash.
+    for outsider in ["dpo-ocj-oost-vlaanderen", "dpo-pz-gent"] {
+        let seen = visible_entries(&gw, outsider).await;
+        assert!(
+            seen.iter()
+                .flatten()
+                .all(|e| e.operation != "LookupConsulted"),
+            "{outsider} must not see which holders were consulted"
+        );
+    }
+    // The supervisor sees both entries of the lookup.
+    let all = visible_entries(&gw, "coc").await;
+    let of_lookup = all
+        .iter()
+        .flatten()
+        .filter(|e| e.exchange_id == answer.lookup_id)
+        .count();
+    assert_eq!(of_lookup, 2);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn every_subject_of_a_case_sees_its_opening_in_the_subject_report() {
+    let gw = TestGateway::start().await;
+    let opened = gw
+        .grounds("fjc-oost-vlaanderen")
+        .await
+        .open_case(req(pb::OpenCaseRequest {
+            case_id: "ifg-2026-042".into(),
+            purpose: "intrafamily-violence".into(),
+            participants: vec![POLICE.into(), CAW.into()],
+            subjects: vec![
+                pb::Subject {
+                    number: subject_number(51),
+                },
+                pb::Subject {
+                    number: subject_number(52),
+                },
+            ],
+            authorisation: "FJC-OVL/2023/01".into(),
+        }))
+        .await
+        .expect("case")
+        .into_inner();
+    let opening = opened.receipt.expect("receipt").index;
+    for seq in [51, 52] {
+        let report = gw
+            .audit("coc")
+            .await
+            .subject_report(req(pb::SubjectReportRequest {
+                subject: subject(seq),
+            }))
+            .await
+            .expect("report")
+            .into_inner();
+        let line = report
+            .lines
+            .iter()
+            .find(|l| l.index == opening)
+            .unwrap_or_else(|| panic!("subject {seq}'s report misses the case opening"));
+        let entry = line.entry.as_ref().expect("entry");
+        assert_eq!(entry.operation, "OpenCase");
+        assert_eq!(entry.subject_pseudonyms.len(), 2);
+        let own = hex::decode(&report.subject_pseudonym).expect("hex pseudonym");
+        assert!(entry.subject_pseudonyms.contains(&own));
+    }
+    // A subject outside the case does not get it.
+    let other = gw
+        .audit("coc")
+        .await
+        .subject_report(req(pb::SubjectReportRequest {
+            subject: subject(53),
+        }))
+        .await
+        .expect("report")
+        .into_inner();
+    assert!(other.lines.iter().all(|l| l.index != opening));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_caller_gets_the_audit_index_of_its_refusal() {
+    let gw = TestGateway::start().await;
+    // No case consultation: the policy requires one.
+    let status = gw
+        .exchange(POLICE)
+        .await
+        .request_context(req(pb::RequestContextRequest {
+            subject: subject(61),
+            holder: CAW.into(),
+            purpose: "intrafamily-violence".into(),
+            fields: vec![ask("subject.birth_date")],
+            justification: String::new(),
+        }))
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    let details = status.get_error_details();
+    let info = details.error_info().expect("error info");
+    assert_eq!(info.reason, "CASE_REQUIRED");
+    assert_eq!(info.metadata.len(), 1, "the index and nothing else");
+    let index: u64 = info.metadata["audit_index"].parse().expect("a number");
+    let entry = pb::AuditEntry::decode(gw.gateway.log().entry(index).expect("entry").as_slice())
+        .expect("decodes");
+    assert_eq!(entry.operation, "RequestContext");
+    assert_eq!(entry.requester_party, POLICE);
+    assert_eq!(entry.verdict, pb::Verdict::Deny as i32);
+    assert_eq!(entry.reason_code, "CASE_REQUIRED");
+    assert!(
+        !status.message().contains(&subject_number(61)),
+        "nothing about the subject"
+    );
+
+    // The caller can prove the refusal: its DPO sees the entry at that index.
+    let seen = visible_entries(&gw, "dpo-pz-gent").await;
+    let shown = seen[usize::try_from(index).expect("small")]
+        .as_ref()
+        .expect("in the requester's DPO's scope");
+    assert_eq!(shown, &entry);
+
+    // An error that is not a logged refusal carries no index.
+    let invalid = gw
+        .exchange(POLICE)
+        .await
+        .request_context(req(pb::RequestContextRequest {
+            subject: subject(61),
+            holder: String::new(),
+            purpose: "intrafamily-violence".into(),
+            fields: vec![ask("subject.birth_date")],
+            justification: String::new(),
+        }))
+        .await
+        .expect_err("invalid");
+    assert_eq!(invalid.code(), tonic::Code::InvalidArgument);
+    let details = invalid.get_error_details();
+    assert!(
+        details
+            .error_info()
+            .is_none_or(|i| !i.metadata.contains_key("audit_index"))
+    );
+    gw.stop().await;
+}
