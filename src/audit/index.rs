@@ -14,8 +14,6 @@
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 
-use smallvec::SmallVec;
-
 use super::error::AuditError;
 use crate::proto::v1::{AuditEntry, AuditEvent, Verdict};
 
@@ -158,14 +156,14 @@ impl Hasher for Prehashed {
 /// Says whether the stored entry at an index has every one of the given field prefixes.
 pub type Confirm<'a> = dyn FnMut(u64, &[Vec<u8>]) -> Result<bool, AuditError> + 'a;
 
-/// Ascending entry indexes; most field values (exchange ids) have one to three entries.
-type Postings = SmallVec<[u32; 2]>;
-
 /// The in-memory search index of a log; see the module documentation.
 #[derive(Debug, Default)]
 pub struct MemIndex {
     hasher: KeyHasher,
-    lists: HashMap<u64, Postings, BuildHasherDefault<Prehashed>>,
+    /// Field values seen in one entry so far (most exchange ids): 16 bytes a value.
+    single: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    /// Field values seen in several entries, with their ascending entry indexes.
+    multi: HashMap<u64, Vec<u32>, BuildHasherDefault<Prehashed>>,
     /// The time (Unix seconds) of entry n.
     times: Vec<i64>,
     /// Entry indexes by minute, ascending within each minute.
@@ -198,10 +196,20 @@ impl MemIndex {
         let index = u32::try_from(self.times.len())
             .map_err(|_| AuditError::Internal("the search index holds at most 2^32 entries"))?;
         for k in &keys.fields {
-            let list = self.lists.entry(*k).or_default();
-            // index_prefixes deduplicates, but two prefixes may hash alike: keep lists strict.
-            if list.last() != Some(&index) {
-                list.push(index);
+            if let Some(list) = self.multi.get_mut(k) {
+                // index_prefixes deduplicates, but two prefixes may hash alike: keep lists strict.
+                if list.last() != Some(&index) {
+                    list.push(index);
+                }
+            } else if let Some(first) = self.single.remove(k) {
+                let list = if first == index {
+                    vec![first]
+                } else {
+                    vec![first, index]
+                };
+                self.multi.insert(*k, list);
+            } else {
+                self.single.insert(*k, index);
             }
         }
         self.times.push(keys.seconds);
@@ -246,7 +254,12 @@ impl MemIndex {
         }
         let mut lists: Vec<&[u32]> = Vec::with_capacity(prefixes.len());
         for p in &prefixes {
-            match self.lists.get(&self.hasher.hash(p)) {
+            let k = self.hasher.hash(p);
+            let found = match self.multi.get(&k) {
+                Some(l) => Some(l.as_slice()),
+                None => self.single.get(&k).map(std::slice::from_ref),
+            };
+            match found {
                 Some(l) => lists.push(l),
                 None => return Ok(Vec::new()),
             }

@@ -37,7 +37,7 @@ pub struct AuditConfig {
     pub batch_delay: Duration,
     /// Capacity of the append queue; a full queue makes `append` wait (back-pressure).
     pub queue_capacity: usize,
-    /// The sled page cache, in bytes.
+    /// The sled page cache, in bytes (sled holds only the checkpoints and the gateway's state).
     pub cache_capacity: u64,
 }
 
@@ -50,7 +50,7 @@ impl AuditConfig {
             batch_max: 1024,
             batch_delay: Duration::ZERO,
             queue_capacity: 8192,
-            cache_capacity: 64 * 1024 * 1024,
+            cache_capacity: 32 * 1024 * 1024,
         }
     }
 }
