@@ -14,58 +14,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ketenpoort::audit::store::Store;
 use ketenpoort::audit::verify::verify_log;
 use ketenpoort::audit::{AuditConfig, AuditLog, Signer, StateChange};
-use ketenpoort::proto::v1::{AuditEntry, AuditEvent, Obligations, ReleasedField, RuleRef, Verdict};
+use ketenpoort::bench::prefill::synthetic_entry;
 
 const ORIGIN: &str = "bench.ketenpoort.test/audit";
-
-/// An entry of realistic size (about 300 bytes encoded).
-fn entry(n: u64) -> AuditEntry {
-    AuditEntry {
-        version: 1,
-        time: Some(prost_types::Timestamp {
-            seconds: 1_780_000_000 + (n / 1000) as i64,
-            nanos: (n % 1000) as i32,
-        }),
-        event: AuditEvent::Exchange as i32,
-        operation: "RequestContext".into(),
-        exchange_id: format!("01JD{n:022}"),
-        exchange_kind: "request".into(),
-        requester_party: format!("police-zone-{}", n % 7),
-        actor: format!("agent-{}", n % 113),
-        counterpart_party: format!("ocmw-{}", n % 11),
-        subject_pseudonym: (n % 5000).to_be_bytes().repeat(4),
-        purpose: "safety-assessment".into(),
-        legal_bases: vec!["art. 458ter Sw.".into()],
-        rules: vec![RuleRef {
-            agreement: "ketenoverleg-gent".into(),
-            rule: "context-for-case".into(),
-            effect: "permit".into(),
-        }],
-        policy_digest: vec![0x42; 32],
-        verdict: Verdict::Allow as i32,
-        reason_code: "PERMITTED".into(),
-        released_fields: vec![
-            ReleasedField {
-                field: "birth_date".into(),
-                form: "year".into(),
-            },
-            ReleasedField {
-                field: "address".into(),
-                form: "municipality".into(),
-            },
-        ],
-        payload_commitment: vec![0x17; 32],
-        ground_refs: vec![format!("case:{}", n % 977)],
-        trace_id: format!("{n:032x}"),
-        obligations: Some(Obligations {
-            retention_days: 30,
-            review: false,
-            notify: true,
-        }),
-        detail: String::new(),
-        ..AuditEntry::default()
-    }
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -87,7 +38,9 @@ async fn append_concurrently(log: &AuditLog, writers: u64, count: u64, start: u6
                 let n = start + w + i * writers;
                 let change =
                     StateChange::put(format!("s/bench/{}", n % 1024), n.to_be_bytes().to_vec());
-                log.append(&entry(n), vec![change]).await.expect("append");
+                log.append(&synthetic_entry(n), vec![change])
+                    .await
+                    .expect("append");
             }
         }));
     }

@@ -14,8 +14,9 @@ use crate::proto::v1::{AuditEntry, AuditEvent, Obligations, ReleasedField, RuleR
 /// Concurrent appenders: enough for full group commits.
 const APPENDERS: u64 = 512;
 
-/// One synthetic exchange entry, numbered `n`.
-fn entry(n: u64) -> AuditEntry {
+/// One synthetic exchange entry of realistic size (about 350 bytes encoded), numbered `n`;
+/// also the entry of `benches/audit.rs`.
+pub fn synthetic_entry(n: u64) -> AuditEntry {
     AuditEntry {
         version: crate::audit::entry::ENTRY_VERSION,
         time: Some(crate::audit::entry::now()),
@@ -79,7 +80,7 @@ pub async fn prefill(
                 if n >= count {
                     return Ok::<_, AuditError>(());
                 }
-                log.append(&entry(n), Vec::new()).await?;
+                log.append(&synthetic_entry(n), Vec::new()).await?;
                 if (n + 1).is_multiple_of(100_000) {
                     progress(n + 1);
                 }
@@ -111,6 +112,8 @@ mod tests {
         assert_eq!(log.size(), 1_234);
         let last = log.decoded_entry(1_233).unwrap();
         assert!(last.exchange_id.starts_with("prefill-"));
+        let size = prost::Message::encoded_len(&synthetic_entry(999_999));
+        assert!((250..500).contains(&size), "{size} bytes");
         log.shutdown().await;
     }
 }
