@@ -578,6 +578,33 @@ mod tests {
         log.shutdown().await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_leaves_every_commit_in_sled_and_no_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = "unit.ketenpoort.test/audit";
+        let signer = Signer::generate(origin).unwrap();
+        let config = AuditConfig::new(dir.path().join("audit"), origin);
+        let log = AuditLog::open(config.clone(), vec![signer.clone()]).unwrap();
+        let e = AuditEntry {
+            event: AuditEvent::Exchange as i32,
+            ..Default::default()
+        };
+        let commits = dir.path().join("audit/log/commits");
+        for i in 0..3u8 {
+            log.append(&e, vec![StateChange::put(vec![b's', b'/', i], vec![i])])
+                .await
+                .unwrap();
+        }
+        assert!(std::fs::metadata(&commits).unwrap().len() > 0);
+        log.shutdown().await;
+        assert_eq!(std::fs::metadata(&commits).unwrap().len(), 0);
+        drop(log);
+        let log = AuditLog::open(config, vec![signer]).unwrap();
+        assert_eq!(log.size(), 3);
+        assert_eq!(log.state_get(b"s/\x02").unwrap(), Some(vec![2]));
+        log.shutdown().await;
+    }
+
     #[test]
     fn open_needs_a_runtime_and_a_matching_signer() {
         let dir = tempfile::tempdir().unwrap();

@@ -49,6 +49,11 @@ pub(crate) struct Writer {
 /// commit durably) and empties the file.
 const COMPACT_COMMITS_AT: u64 = 16 * 1024 * 1024;
 
+/// The writer also empties the commits file this often when it holds frames. Frames carry the
+/// state changes, payloads awaiting pickup among them; this bounds how long a payload the
+/// gateway has deleted (fetched or past retention) lingers in the file.
+const COMPACT_EVERY: Duration = Duration::from_secs(30);
+
 /// The data of one batch, moved to a blocking thread for the commit.
 struct Pending {
     entry: Vec<u8>,
@@ -62,6 +67,8 @@ impl Writer {
     pub async fn run(mut self, mut rx: mpsc::Receiver<Append>, mut close: oneshot::Receiver<()>) {
         let batch_max = self.batch_max.max(1);
         let mut closing = false;
+        let mut compaction = tokio::time::interval(COMPACT_EVERY);
+        compaction.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = if closing {
                 rx.recv().await
@@ -71,6 +78,10 @@ impl Writer {
                     _ = &mut close => {
                         closing = true;
                         rx.close();
+                        continue;
+                    }
+                    _ = compaction.tick() => {
+                        self = self.compact().await;
                         continue;
                     }
                 }
@@ -96,13 +107,28 @@ impl Writer {
             self = self.commit_batch(batch).await;
         }
         // Leave sled holding every commit, so that the next open has nothing to replay.
-        let shared = self.shared.clone();
-        let flushed = tokio::task::spawn_blocking(move || shared.store.tree().flush()).await;
-        if !matches!(flushed, Ok(Ok(_))) {
-            tracing::warn!(
-                "audit log: the state store could not be flushed at shutdown; the next open replays the commits"
-            );
+        self.compact().await;
+    }
+
+    /// Flushes sled, which then holds every commit durably, and empties the commits file.
+    /// Does nothing when the file is empty or the log has failed; a failure here loses nothing
+    /// (the frames stay, and are replayed on open), so it is only logged.
+    async fn compact(mut self) -> Writer {
+        if self.commits_end == 0 || !self.shared.accepting.load(Ordering::Acquire) {
+            return self;
         }
+        let shared = self.shared.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            shared.store.tree().flush()?;
+            shared.store.files().clear_commits()
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => self.commits_end = 0,
+            Ok(Err(e)) => tracing::warn!(error = %e, "audit log: could not empty the commits file"),
+            Err(_) => tracing::warn!("audit log: emptying the commits file panicked"),
+        }
+        self
     }
 
     async fn commit_batch(mut self, batch: Vec<Append>) -> Writer {
