@@ -9,14 +9,17 @@
 //!
 //! # Durability
 //! An append is acknowledged (its [`Receipt`] returned) only after the batch holding it is
-//! durable: its entries and stored hashes are appended to the record files and synced, then the
-//! batch's signed checkpoint and the callers' state changes are written in one atomic sled batch
-//! and flushed. The checkpoint is the commit point: records past the last checkpoint (a commit
-//! that crashed half-way) are cut off on open, so the state changes and their entries are
-//! durable together or not at all. A failed write, sync or flush fails every waiter of the
-//! batch, and the log refuses appends until reopened. On open, the root recomputed from the
-//! stored hashes must equal the last signed checkpoint. The search index is derived data, kept
-//! in memory and rebuilt from the entries on open.
+//! durable: its entries, their stored hashes and the batch's commit frame (its signed checkpoint
+//! and the callers' state changes, CRC-protected) are appended to the log files, and the four
+//! files are synced together. sled, which holds the checkpoints and the gateway's state, is a
+//! view of the frames: each frame is applied to it after the sync, and on open the frames it had
+//! not yet applied are replayed. A commit counts only if its frame and all its records are whole;
+//! anything after the first that is not (a crash half-way) was never acknowledged and is cut off,
+//! so the state changes and their entries are durable together or not at all (see [`files`]). A
+//! failed write or sync fails every waiter of the batch, and the log refuses appends until
+//! reopened. On open, the root recomputed from the stored hashes must equal the last signed
+//! checkpoint. The search index is derived data, kept in memory and rebuilt from the entries on
+//! open.
 //!
 //! # Key rotation
 //! The origin never changes; keys overlap by dual signing. The keys live in `<data-dir>/keys/`:
