@@ -2,7 +2,7 @@
 //! `golang.org/x/mod/sumdb/note` uses):
 //! - verifier key `<name>+<hex key id>+<base64(0x01 ‖ public key)>`;
 //! - signer key `PRIVATE+KEY+<name>+<hex key id>+<base64(0x01 ‖ seed)>`, our key-file format;
-//! - key id = SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public key)[:4].
+//! - key id = SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public key)\[:4\].
 
 use std::path::Path;
 use std::sync::Arc;
