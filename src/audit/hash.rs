@@ -111,20 +111,23 @@ fn split_point(n: u64) -> (u64, u32) {
 /// The hash of the subtree of records [lo, hi), from the stored hashes of its maximal complete
 /// subtrees (at most log2 of them), folded from the right as RFC 6962 defines.
 fn subtree_hash(lo: u64, hi: u64, r: &dyn HashReader) -> Result<Hash, AuditError> {
-    let mut parts: Vec<Hash> = Vec::with_capacity(64);
+    // At most one block per bit of a u64: on the stack, as every proof computes several.
+    let mut parts = [[0u8; 32]; 64];
+    let mut count = 0;
     let mut lo = lo;
     while lo < hi {
         // The largest aligned power-of-two block starting at lo that fits in [lo, hi).
         let (k, level) = max_block(hi - lo);
-        parts.push(r.read_hash(stored_hash_index(level, lo >> level))?);
+        parts[count] = r.read_hash(stored_hash_index(level, lo >> level))?;
+        count += 1;
         lo += k;
     }
-    let mut iter = parts.into_iter().rev();
-    let mut h = iter
+    let mut iter = parts[..count].iter().rev();
+    let mut h = *iter
         .next()
         .ok_or(AuditError::Internal("subtree of no records"))?;
     for left in iter {
-        h = node_hash(&left, &h);
+        h = node_hash(left, &h);
     }
     Ok(h)
 }
