@@ -605,6 +605,67 @@ mod tests {
         log.shutdown().await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_durable_commit_that_sled_never_applied_is_replayed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = "unit.ketenpoort.test/audit";
+        let signer = Signer::generate(origin).unwrap();
+        let config = AuditConfig::new(dir.path().join("audit"), origin);
+        let log = AuditLog::open(config.clone(), vec![signer.clone()]).unwrap();
+        let e = |i: u64| AuditEntry {
+            event: AuditEvent::Exchange as i32,
+            exchange_id: format!("r-{i}"),
+            ..Default::default()
+        };
+        for i in 0..3 {
+            log.append(&e(i), vec![]).await.unwrap();
+        }
+        log.shutdown().await;
+        // A fourth commit as the writer makes it, synced to the files, with the process gone
+        // before sled applied it: records, stored hashes, signed checkpoint and state change.
+        let store = log.store().clone();
+        let entry = e(3).encode_to_vec();
+        let mut frontier = Frontier::load(3, &store).unwrap();
+        let hashes: Vec<u8> = frontier.push(leaf_hash(&entry)).concat();
+        let checkpoint = Checkpoint {
+            origin: origin.to_owned(),
+            size: 4,
+            root: frontier.root(),
+        };
+        let frame = crate::audit::files::Frame {
+            size: 4,
+            checkpoint: note::sign(&checkpoint.body(), std::slice::from_ref(&signer)).unwrap(),
+            changes: vec![StateChange::put(b"s/replayed".to_vec(), b"yes".to_vec())],
+        }
+        .encode();
+        let start = store.data_end();
+        let end = [start + entry.len() as u64];
+        store
+            .files()
+            .append(3, start, &entry, &end, &hashes, 0, &frame)
+            .unwrap();
+        drop((store, log));
+
+        let log = AuditLog::open(config, vec![signer.clone()]).unwrap();
+        assert_eq!(log.size(), 4);
+        assert_eq!(log.state_get(b"s/replayed").unwrap(), Some(b"yes".to_vec()));
+        assert_eq!(log.decoded_entry(3).unwrap().exchange_id, "r-3");
+        assert_eq!(
+            log.checkpoint_at(4).unwrap(),
+            Some(log.checkpoint().unwrap())
+        );
+        let q = SearchQuery {
+            exchange_id: Some("r-3".into()),
+            ..Default::default()
+        };
+        assert_eq!(log.search(&q).unwrap(), vec![3]);
+        assert_eq!(log.append(&e(4), vec![]).await.unwrap().index, 4);
+        let report =
+            crate::audit::verify_log(log.store(), &[signer.verifier()], &mut |_| {}).unwrap();
+        assert_eq!(report.entries, 5);
+        log.shutdown().await;
+    }
+
     #[test]
     fn open_needs_a_runtime_and_a_matching_signer() {
         let dir = tempfile::tempdir().unwrap();
