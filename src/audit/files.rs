@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use super::error::AuditError;
 use super::hash::{Hash, stored_hash_count, stored_hash_index};
 use super::log::StateChange;
+use super::store::{CHECKPOINT_PREFIX, numbered_key};
 
 /// The folder of the record files, inside the log directory.
 pub const FILES_DIR: &str = "log";
@@ -49,6 +50,21 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// Adds what the commit does to sled, its materialised view: the state changes and the
+    /// checkpoint under its size. The writer and a replay on open both apply frames this way.
+    pub fn apply_to(&self, batch: &mut sled::Batch) {
+        for c in &self.changes {
+            match &c.value {
+                Some(v) => batch.insert(c.key.as_slice(), v.as_slice()),
+                None => batch.remove(c.key.as_slice()),
+            }
+        }
+        batch.insert(
+            numbered_key(CHECKPOINT_PREFIX, self.size),
+            self.checkpoint.as_bytes(),
+        );
+    }
+
     /// The frame's bytes: `u32 LE length ‖ u32 LE CRC-32 ‖ payload`.
     pub fn encode(&self) -> Vec<u8> {
         let mut p = Vec::with_capacity(

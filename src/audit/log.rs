@@ -474,18 +474,35 @@ mod tests {
     use super::*;
     use crate::proto::v1::AuditEvent;
 
+    const ORIGIN: &str = "unit.ketenpoort.test/audit";
+
+    /// A new log under `dir`, with its configuration (changed by `tweak`, kept for reopening)
+    /// and its signer.
+    fn new_log(
+        dir: &tempfile::TempDir,
+        tweak: impl FnOnce(&mut AuditConfig),
+    ) -> (AuditConfig, Signer, AuditLog) {
+        let signer = Signer::generate(ORIGIN).unwrap();
+        let mut config = AuditConfig::new(dir.path().join("audit"), ORIGIN);
+        tweak(&mut config);
+        let log = AuditLog::open(config.clone(), vec![signer.clone()]).unwrap();
+        (config, signer, log)
+    }
+
+    /// An exchange entry with the given exchange id.
+    fn exchange(id: String) -> AuditEntry {
+        AuditEntry {
+            event: AuditEvent::Exchange as i32,
+            exchange_id: id,
+            ..Default::default()
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_commit_fails_its_batch_and_closes_the_log() {
         let dir = tempfile::tempdir().unwrap();
-        let origin = "unit.ketenpoort.test/audit";
-        let signer = Signer::generate(origin).unwrap();
-        let mut config = AuditConfig::new(dir.path().join("audit"), origin);
-        config.batch_delay = Duration::from_millis(50);
-        let log = AuditLog::open(config.clone(), vec![signer.clone()]).unwrap();
-        let e = AuditEntry {
-            event: AuditEvent::Exchange as i32,
-            ..Default::default()
-        };
+        let (config, signer, log) = new_log(&dir, |c| c.batch_delay = Duration::from_millis(50));
+        let e = exchange(String::new());
         log.append(&e, vec![]).await.unwrap();
         log.inner
             .shared
@@ -531,15 +548,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn records_past_the_last_checkpoint_are_cut_off_on_open() {
         let dir = tempfile::tempdir().unwrap();
-        let origin = "unit.ketenpoort.test/audit";
-        let signer = Signer::generate(origin).unwrap();
-        let config = AuditConfig::new(dir.path().join("audit"), origin);
-        let log = AuditLog::open(config.clone(), vec![signer.clone()]).unwrap();
-        let e = |i: u64| AuditEntry {
-            event: AuditEvent::Exchange as i32,
-            exchange_id: format!("x-{i}"),
-            ..Default::default()
-        };
+        let (config, signer, log) = new_log(&dir, |_| {});
+        let e = |i: u64| exchange(format!("x-{i}"));
         for i in 0..5 {
             log.append(&e(i), vec![]).await.unwrap();
         }
@@ -581,14 +591,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shutdown_leaves_every_commit_in_sled_and_no_frames() {
         let dir = tempfile::tempdir().unwrap();
-        let origin = "unit.ketenpoort.test/audit";
-        let signer = Signer::generate(origin).unwrap();
-        let config = AuditConfig::new(dir.path().join("audit"), origin);
-        let log = AuditLog::open(config.clone(), vec![signer.clone()]).unwrap();
-        let e = AuditEntry {
-            event: AuditEvent::Exchange as i32,
-            ..Default::default()
-        };
+        let (config, signer, log) = new_log(&dir, |_| {});
+        let e = exchange(String::new());
         let commits = dir.path().join("audit/log/commits");
         for i in 0..3u8 {
             log.append(&e, vec![StateChange::put(vec![b's', b'/', i], vec![i])])
@@ -608,15 +612,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_durable_commit_that_sled_never_applied_is_replayed_on_open() {
         let dir = tempfile::tempdir().unwrap();
-        let origin = "unit.ketenpoort.test/audit";
-        let signer = Signer::generate(origin).unwrap();
-        let config = AuditConfig::new(dir.path().join("audit"), origin);
-        let log = AuditLog::open(config.clone(), vec![signer.clone()]).unwrap();
-        let e = |i: u64| AuditEntry {
-            event: AuditEvent::Exchange as i32,
-            exchange_id: format!("r-{i}"),
-            ..Default::default()
-        };
+        let (config, signer, log) = new_log(&dir, |_| {});
+        let e = |i: u64| exchange(format!("r-{i}"));
         for i in 0..3 {
             log.append(&e(i), vec![]).await.unwrap();
         }
@@ -628,7 +625,7 @@ mod tests {
         let mut frontier = Frontier::load(3, &store).unwrap();
         let hashes: Vec<u8> = frontier.push(leaf_hash(&entry)).concat();
         let checkpoint = Checkpoint {
-            origin: origin.to_owned(),
+            origin: ORIGIN.to_owned(),
             size: 4,
             root: frontier.root(),
         };

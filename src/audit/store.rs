@@ -143,6 +143,28 @@ impl Store {
         Some((start, end))
     }
 
+    /// Entries `[lo, hi)`, which must be located, with one file read.
+    pub fn read_run(&self, lo: u64, hi: u64) -> Result<EntryRun, AuditError> {
+        let not_located = || AuditError::Internal("entry not located");
+        let (start, ends) = {
+            let all = self.ends.read().unwrap_or_else(|e| e.into_inner());
+            let (lo_i, hi_i) = (usize::try_from(lo), usize::try_from(hi));
+            let (Ok(lo_i), Ok(hi_i)) = (lo_i, hi_i) else {
+                return Err(not_located());
+            };
+            let ends = all.get(lo_i..hi_i).ok_or_else(not_located)?.to_vec();
+            let start = if lo_i == 0 { 0 } else { all[lo_i - 1] };
+            (start, ends)
+        };
+        let end = ends.last().copied().unwrap_or(start);
+        Ok(EntryRun {
+            first: lo,
+            start,
+            bytes: self.files.read_entries(start, end)?,
+            ends,
+        })
+    }
+
     /// The end of the committed bytes in the entries file.
     pub fn data_end(&self) -> u64 {
         self.ends
@@ -258,16 +280,7 @@ impl Store {
             );
             let mut batch = sled::Batch::default();
             for frame in &committed.replay {
-                for c in &frame.changes {
-                    match &c.value {
-                        Some(v) => batch.insert(c.key.as_slice(), v.as_slice()),
-                        None => batch.remove(c.key.as_slice()),
-                    }
-                }
-                batch.insert(
-                    numbered_key(CHECKPOINT_PREFIX, frame.size),
-                    frame.checkpoint.as_bytes(),
-                );
+                frame.apply_to(&mut batch);
             }
             self.tree.apply_batch(batch)?;
         }
@@ -313,19 +326,7 @@ impl Store {
         let mut at = 0u64;
         while at < size {
             let upto = size.min(at + 65_536);
-            let (start, _) = self
-                .entry_range(at)
-                .ok_or(AuditError::Internal("entry not located"))?;
-            let (_, end) = self
-                .entry_range(upto - 1)
-                .ok_or(AuditError::Internal("entry not located"))?;
-            let bytes = self.files.read_entries(start, end)?;
-            for i in at..upto {
-                let (s, e) = self
-                    .entry_range(i)
-                    .ok_or(AuditError::Internal("entry not located"))?;
-                let raw = &bytes[usize::try_from(s - start).unwrap_or(0)
-                    ..usize::try_from(e - start).unwrap_or(0)];
+            for (i, raw) in self.read_run(at, upto)?.iter() {
                 let entry = AuditEntry::decode(raw)
                     .map_err(|source| AuditError::Decode { index: i, source })?;
                 index.add_entry(&entry)?;
@@ -379,6 +380,31 @@ impl Store {
             let entry = AuditEntry::decode(bytes.as_slice())
                 .map_err(|source| AuditError::Decode { index: i, source })?;
             Ok(entry_has(&entry, prefixes))
+        })
+    }
+}
+
+/// Consecutive entries read at once (see [`Store::read_run`]).
+#[derive(Debug)]
+pub struct EntryRun {
+    first: u64,
+    /// Where `bytes` starts in the entries file.
+    start: u64,
+    bytes: Vec<u8>,
+    /// The end of each entry in the entries file.
+    ends: Vec<u64>,
+}
+
+impl EntryRun {
+    /// Each entry's index and bytes, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        let mut from = 0usize;
+        self.ends.iter().enumerate().map(move |(i, &end)| {
+            // Ends ascend (the files' loader checks), so each slice lies within `bytes`.
+            let to = (end - self.start) as usize;
+            let raw = &self.bytes[from..to];
+            from = to;
+            (self.first + i as u64, raw)
         })
     }
 }

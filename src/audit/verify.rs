@@ -76,33 +76,23 @@ fn read_chunk(store: &Store, lo: u64, hi: u64, total: u64) -> ChunkRead {
     let upto = hi.min(located);
     if lo < upto {
         let read = (|| {
-            let (start, _) = store
-                .entry_range(lo)
-                .ok_or(AuditError::Internal("not located"))?;
-            let (_, end) = store
-                .entry_range(upto - 1)
-                .ok_or(AuditError::Internal("not located"))?;
-            let bytes = store.files().read_entries(start, end)?;
+            let run = store.read_run(lo, upto)?;
             let first = stored_hash_index(0, lo);
             let hashes = store
                 .files()
                 .read_hashes(first, stored_hash_index(0, upto) - first)?;
-            Ok::<_, AuditError>((start, bytes, first, hashes))
+            Ok::<_, AuditError>((run, first, hashes))
         })();
-        let (start, bytes, first, hashes) = match read {
+        let (run, first, hashes) = match read {
             Ok(r) => r,
             Err(e) => {
                 out.problem = Some(e);
                 return out;
             }
         };
-        for index in lo..upto {
-            let Some((s, e)) = store.entry_range(index) else {
-                break;
-            };
-            let (s, e) = ((s - start) as usize, (e - start) as usize);
+        for (index, raw) in run.iter() {
             out.items.push(Read {
-                leaf: leaf_hash(&bytes[s..e]),
+                leaf: leaf_hash(raw),
                 at: ((stored_hash_index(0, index) - first) * 32) as usize,
             });
         }

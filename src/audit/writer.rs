@@ -22,7 +22,7 @@ use super::keys::Signer;
 use super::log::{Shared, StateChange};
 use super::note;
 use super::proof::{Receipt, TlogProof};
-use super::store::{CHECKPOINT_PREFIX, Store, numbered_key};
+use super::store::Store;
 
 /// One queued append: the encoded entry, its index keys without the index, the caller's state
 /// changes, and where to send the outcome.
@@ -217,7 +217,6 @@ impl Writer {
         let mut data = Vec::with_capacity(pending.iter().map(|p| p.entry.len()).sum());
         let mut ends = Vec::with_capacity(pending.len());
         let mut packed = Vec::with_capacity(pending.len() * 2 * 32);
-        let mut batch = sled::Batch::default();
         let mut changes = Vec::new();
         for (i, p) in pending.iter_mut().enumerate() {
             let index = first_index + i as u64;
@@ -230,12 +229,6 @@ impl Writer {
             ends.push(data_start + data.len() as u64);
             leaves.push(hashes[0]);
             records.push((start, hashes));
-            for c in &p.changes {
-                match &c.value {
-                    Some(v) => batch.insert(c.key.as_slice(), v.as_slice()),
-                    None => batch.remove(c.key.as_slice()),
-                }
-            }
             changes.append(&mut p.changes);
         }
         let size = frontier.size();
@@ -245,13 +238,15 @@ impl Writer {
             root: frontier.root(),
         };
         let signed = note::sign(&checkpoint.body(), &self.signers)?;
-        batch.insert(numbered_key(CHECKPOINT_PREFIX, size), signed.as_bytes());
         let frame = Frame {
             size,
             checkpoint: signed.clone(),
             changes,
-        }
-        .encode();
+        };
+        // sled gets exactly what the frame records, as on a replay.
+        let mut batch = sled::Batch::default();
+        frame.apply_to(&mut batch);
+        let frame = frame.encode();
         #[cfg(test)]
         if self.shared.fail_next_commit.swap(false, Ordering::AcqRel) {
             return Err(AuditError::Storage(sled::Error::Unsupported(
