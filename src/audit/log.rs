@@ -91,6 +91,9 @@ pub(crate) struct Shared {
     /// Unit tests set this to make the next commit fail as a storage error would.
     #[cfg(test)]
     pub fail_next_commit: AtomicBool,
+    /// Unit tests set this to make the next sync fail as a device error would.
+    #[cfg(test)]
+    pub fail_next_sync: AtomicBool,
     size: AtomicU64,
     /// The latest checkpoint's size and signed note, replaced after each durable commit.
     latest: RwLock<(u64, String)>,
@@ -174,6 +177,8 @@ impl AuditLog {
             accepting: AtomicBool::new(true),
             #[cfg(test)]
             fail_next_commit: AtomicBool::new(false),
+            #[cfg(test)]
+            fail_next_sync: AtomicBool::new(false),
             size: AtomicU64::new(size),
             latest: RwLock::new((size, signed)),
         });
@@ -542,6 +547,67 @@ mod tests {
         assert!(log.is_accepting());
         assert_eq!(log.size(), 1);
         assert_eq!(log.append(&e, vec![]).await.unwrap().index, 1);
+        log.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_fails_every_batch_written_up_to_it_and_closes_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, signer, log) = new_log(&dir, |_| {});
+        let e = exchange(String::new());
+        log.append(&e, vec![]).await.unwrap();
+        log.inner
+            .shared
+            .fail_next_sync
+            .store(true, Ordering::Release);
+        let waiters: Vec<_> = (0..8)
+            .map(|i| {
+                let (log, e) = (log.clone(), e.clone());
+                tokio::spawn(async move {
+                    log.append(&e, vec![StateChange::put(format!("s/{i}"), b"x".to_vec())])
+                        .await
+                })
+            })
+            .collect();
+        for w in waiters {
+            let r = w.await.unwrap();
+            assert!(
+                matches!(
+                    r,
+                    Err(AuditError::CommitFailed(_)) | Err(AuditError::NotAccepting)
+                ),
+                "{r:?}"
+            );
+        }
+        // Nothing after the failure was published, applied or answered.
+        assert!(!log.is_accepting());
+        assert_eq!(log.size(), 1);
+        for i in 0..8 {
+            assert_eq!(log.state_get(format!("s/{i}").as_bytes()).unwrap(), None);
+        }
+        assert!(matches!(
+            log.append(&e, vec![]).await,
+            Err(AuditError::NotAccepting)
+        ));
+        log.shutdown().await;
+        drop(log);
+        // A commit whose sync failed has an unknown outcome, as in any database: its callers
+        // were refused, and if its records reached the disk whole, reopening keeps it, with its
+        // state changes, as a valid part of the log.
+        let log = AuditLog::open(config, vec![signer.clone()]).unwrap();
+        assert!(log.is_accepting());
+        let size = log.size();
+        assert!((1..=9).contains(&size), "{size}");
+        let kept = (0..8)
+            .filter(|i| {
+                log.state_get(format!("s/{i}").as_bytes())
+                    .unwrap()
+                    .is_some()
+            })
+            .count() as u64;
+        assert_eq!(kept, size - 1, "every kept entry brought its state change");
+        crate::audit::verify_log(log.store(), &[signer.verifier()], &mut |_| {}).unwrap();
+        assert_eq!(log.append(&e, vec![]).await.unwrap().index, size);
         log.shutdown().await;
     }
 

@@ -346,7 +346,9 @@ impl Store {
             .hasher()
     }
 
-    /// Makes a durable commit visible: its entries' ends, its stored hashes, its index keys.
+    /// Makes a written commit's records known: its entries' ends, its stored hashes, its index
+    /// keys. The writer calls this before the commit is durable (the next batch's proofs need
+    /// them), so readers of a live log bound what they read by the published size.
     pub(crate) fn remember(
         &self,
         ends: &[u64],

@@ -1,9 +1,19 @@
-//! The group-commit writer: one tokio task drains the append queue in batches and, per batch,
-//! appends the entries, their stored hashes and the commit's frame (its signed checkpoint and the
-//! callers' state changes) to the log files and syncs them at once, which makes the commit
-//! durable; applies the frame to sled; and only then answers every waiter with its receipt. A
-//! failed write or sync fails the whole batch and closes the log for appends (fail closed); on
-//! reopen, a commit whose frame or records are not whole is cut off.
+//! The group-commit writer, a pipeline of two stages so that the CPU work of one commit overlaps
+//! the device wait of the one before:
+//!
+//! 1. The writer task drains the append queue in batches. Per batch, on a blocking thread, it
+//!    appends the entries, their stored hashes and the commit's frame (its signed checkpoint and
+//!    the callers' state changes) to the log files without syncing, makes the records known to
+//!    the store (readers still see only the published size), and computes the receipts.
+//! 2. The syncer task takes every batch written so far and syncs the four files once, which makes
+//!    all of them durable.
+//! 3. The applier task applies durable batches' frames to sled in order (while the syncer waits
+//!    for the next sync), publishes the last checkpoint, and only then answers every waiter
+//!    with its receipt.
+//!
+//! A failed write or sync fails its batches and closes the log for appends (fail closed); the
+//! syncer then fails every batch after it too. On reopen, a commit whose frame or records are not
+//! whole is cut off.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::Checkpoint;
 use super::error::AuditError;
-use super::files::Frame;
+use super::files::{FILE_COUNT, Frame};
 use super::hash::{
     Frontier, Hash, HashReader, leaf_hash, prove_record, split_stored_hash_index, stored_hash_index,
 };
@@ -66,6 +76,14 @@ impl Writer {
     /// On `close` (or when its sender is dropped) the queue is closed and then drained.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Append>, mut close: oneshot::Receiver<()>) {
         let batch_max = self.batch_max.max(1);
+        let (to_syncer, syncer_rx) = mpsc::channel(SYNC_QUEUE);
+        let syncer = tokio::spawn(
+            Syncer {
+                shared: self.shared.clone(),
+                failed: false,
+            }
+            .run(syncer_rx),
+        );
         let mut closing = false;
         let mut compaction = tokio::time::interval(COMPACT_EVERY);
         compaction.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -81,7 +99,7 @@ impl Writer {
                         continue;
                     }
                     _ = compaction.tick() => {
-                        self = self.compact().await;
+                        self.compact(&to_syncer).await;
                         continue;
                     }
                 }
@@ -104,34 +122,38 @@ impl Writer {
                     }
                 }
             }
-            self = self.commit_batch(batch).await;
+            self = self.commit_batch(batch, &to_syncer).await;
+            if self.commits_end > COMPACT_COMMITS_AT {
+                self.compact(&to_syncer).await;
+            }
         }
         // Leave sled holding every commit, so that the next open has nothing to replay.
-        self.compact().await;
+        self.compact(&to_syncer).await;
+        drop(to_syncer);
+        // Every written batch is answered before the writer counts as finished.
+        let _ = syncer.await;
     }
 
-    /// Flushes sled, which then holds every commit durably, and empties the commits file.
+    /// Has the syncer flush sled, once it has applied every commit written so far, and empty
+    /// the commits file. Nothing is written meanwhile: the writer waits for the answer.
     /// Does nothing when the file is empty or the log has failed; a failure here loses nothing
     /// (the frames stay, and are replayed on open), so it is only logged.
-    async fn compact(mut self) -> Writer {
+    async fn compact(&mut self, to_syncer: &mpsc::Sender<ToSyncer>) {
         if self.commits_end == 0 || !self.shared.accepting.load(Ordering::Acquire) {
-            return self;
+            return;
         }
-        let shared = self.shared.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            shared.store.tree().flush()?;
-            shared.store.files().clear_commits()
-        })
-        .await;
-        match done {
+        let (done, answer) = oneshot::channel();
+        if to_syncer.send(ToSyncer::Compact(done)).await.is_err() {
+            return;
+        }
+        match answer.await {
             Ok(Ok(())) => self.commits_end = 0,
             Ok(Err(e)) => tracing::warn!(error = %e, "audit log: could not empty the commits file"),
-            Err(_) => tracing::warn!("audit log: emptying the commits file panicked"),
+            Err(_) => tracing::warn!("audit log: emptying the commits file was abandoned"),
         }
-        self
     }
 
-    async fn commit_batch(mut self, batch: Vec<Append>) -> Writer {
+    async fn commit_batch(self, batch: Vec<Append>, to_syncer: &mpsc::Sender<ToSyncer>) -> Writer {
         let mut replies = Vec::with_capacity(batch.len());
         let mut pending = Vec::with_capacity(batch.len());
         for a in batch {
@@ -143,44 +165,47 @@ impl Writer {
             });
         }
         if !self.shared.accepting.load(Ordering::Acquire) {
-            for r in replies {
-                let _ = r.send(Err(AuditError::NotAccepting));
-            }
+            fail_all(replies, || AuditError::NotAccepting);
             return self;
         }
         let shared = self.shared.clone();
+        let mut writer = self;
         let joined = tokio::task::spawn_blocking(move || {
-            let result = self.commit(pending);
-            (self, result)
+            let result = writer.write_batch(pending);
+            (writer, result)
         })
         .await;
         let (writer, result) = match joined {
             Ok(pair) => pair,
             Err(_) => {
-                // The commit thread panicked: nothing of this batch is known to be durable.
+                // The write thread panicked: nothing of this batch is known to be written.
                 shared.accepting.store(false, Ordering::Release);
                 tracing::error!("audit commit panicked; the log refuses appends until reopened");
-                for r in replies {
-                    let _ = r.send(Err(AuditError::CommitFailed("commit panicked".into())));
-                }
+                fail_all(replies, || {
+                    AuditError::CommitFailed("commit panicked".into())
+                });
                 // Without the writer state there is nothing left to do; a reopen recovers.
                 return Writer::closed(shared);
             }
         };
         match result {
-            Ok(receipts) => {
-                for (r, receipt) in replies.into_iter().zip(receipts) {
-                    // A caller that gave up still has a durable entry; nothing to undo.
-                    let _ = r.send(Ok(receipt));
+            Ok(written) => {
+                let commit = Box::new(Written { replies, ..written });
+                if let Err(mpsc::error::SendError(ToSyncer::Commit(commit))) =
+                    to_syncer.send(ToSyncer::Commit(commit)).await
+                {
+                    writer.shared.accepting.store(false, Ordering::Release);
+                    tracing::error!("audit syncer is gone; the log refuses appends until reopened");
+                    fail_all(commit.replies, || {
+                        AuditError::CommitFailed("the syncer stopped".into())
+                    });
                 }
             }
             Err(e) => {
                 writer.shared.accepting.store(false, Ordering::Release);
                 tracing::error!(error = %e, "audit commit failed; the log refuses appends until reopened");
                 let msg = e.to_string();
-                for r in replies {
-                    let _ = r.send(Err(AuditError::CommitFailed(msg.clone())));
-                }
+                fail_all(replies, || AuditError::CommitFailed(msg.clone()));
             }
         }
         writer
@@ -199,8 +224,10 @@ impl Writer {
         }
     }
 
-    /// Commits one batch durably and returns the receipts, in order. Blocking.
-    fn commit(&mut self, mut pending: Vec<Pending>) -> Result<Vec<Receipt>, AuditError> {
+    /// Writes one batch to the files without syncing, makes its records known to the store, and
+    /// computes its receipts, in order. Blocking. The commit is durable only once the syncer has
+    /// synced the files after this returns.
+    fn write_batch(&mut self, mut pending: Vec<Pending>) -> Result<Written, AuditError> {
         let store = &self.shared.store;
         let mut frontier = self.frontier.clone();
         let first_index = frontier.size();
@@ -244,8 +271,8 @@ impl Writer {
             changes,
         };
         // sled gets exactly what the frame records, as on a replay.
-        let mut batch = sled::Batch::default();
-        frame.apply_to(&mut batch);
+        let mut sled_batch = sled::Batch::default();
+        frame.apply_to(&mut sled_batch);
         let frame = frame.encode();
         #[cfg(test)]
         if self.shared.fail_next_commit.swap(false, Ordering::AcqRel) {
@@ -253,9 +280,8 @@ impl Writer {
                 "injected write failure".into(),
             )));
         }
-        // Durable once the records and the frame are synced; sled is their view.
         let began = std::time::Instant::now();
-        store.files().append(
+        store.files().write(
             first_index,
             data_start,
             &data,
@@ -265,21 +291,14 @@ impl Writer {
             &frame,
         )?;
         self.commits_end += frame.len() as u64;
-        let synced = began.elapsed();
-        store.tree().apply_batch(batch)?;
-        let applied = began.elapsed() - synced;
-        if self.commits_end > COMPACT_COMMITS_AT {
-            store.tree().flush()?;
-            store.files().clear_commits()?;
-            self.commits_end = 0;
-        }
+        let written = began.elapsed();
         self.frontier = frontier;
         let keys: Vec<IndexKeys> = pending
             .iter_mut()
             .map(|p| std::mem::take(&mut p.keys))
             .collect();
+        // Known to the store for the next batch's proofs; readers see only the published size.
         store.remember(&ends, &records, &keys)?;
-        self.shared.publish(size, signed.clone());
 
         let reader = Overlay {
             first: first_index,
@@ -306,12 +325,290 @@ impl Writer {
         tracing::debug!(
             entries,
             size,
-            sync_us = synced.as_micros() as u64,
-            apply_us = applied.as_micros() as u64,
+            write_us = written.as_micros() as u64,
             receipts_us = receipts_began.elapsed().as_micros() as u64,
-            "audit commit"
+            "audit commit written"
         );
-        Ok(receipts)
+        Ok(Written {
+            size,
+            signed,
+            sled: sled_batch,
+            receipts,
+            replies: Vec::new(),
+        })
+    }
+}
+
+/// One batch written to the files, on its way to the syncer.
+struct Written {
+    /// The tree size after it.
+    size: u64,
+    /// Its signed checkpoint.
+    signed: String,
+    /// What it does to sled.
+    sled: sled::Batch,
+    /// The receipts, in the order of `replies`.
+    receipts: Vec<Receipt>,
+    replies: Vec<oneshot::Sender<Result<Receipt, AuditError>>>,
+}
+
+/// What the writer hands the syncer, in order.
+enum ToSyncer {
+    /// A written batch to make durable and answer.
+    Commit(Box<Written>),
+    /// Flush sled, once every batch before has been applied, and empty the commits file.
+    Compact(oneshot::Sender<Result<(), AuditError>>),
+}
+
+/// Written batches the syncer may hold before the writer waits: the bound on the pipeline.
+const SYNC_QUEUE: usize = 16;
+
+/// Answers every waiter with an error.
+fn fail_all(
+    replies: Vec<oneshot::Sender<Result<Receipt, AuditError>>>,
+    error: impl Fn() -> AuditError,
+) {
+    for r in replies {
+        let _ = r.send(Err(error()));
+    }
+}
+
+/// The second stage: makes written batches durable, several per sync, and hands them on.
+struct Syncer {
+    shared: Arc<Shared>,
+    /// Set by a failed sync: every batch after it fails too.
+    failed: bool,
+}
+
+impl Syncer {
+    async fn run(mut self, mut rx: mpsc::Receiver<ToSyncer>) {
+        let (to_applier, applier_rx) = mpsc::channel(SYNC_QUEUE);
+        let applier = tokio::spawn(
+            Applier {
+                shared: self.shared.clone(),
+                failed: false,
+            }
+            .run(applier_rx),
+        );
+        let mut held = None;
+        loop {
+            let item = match held.take() {
+                Some(item) => item,
+                None => match rx.recv().await {
+                    Some(item) => item,
+                    None => break,
+                },
+            };
+            match item {
+                ToSyncer::Compact(done) => {
+                    // In order: the applier answers once it has applied everything before.
+                    if let Err(mpsc::error::SendError(ToApplier::Compact(done))) =
+                        to_applier.send(ToApplier::Compact(done)).await
+                    {
+                        let _ = done.send(Err(AuditError::NotAccepting));
+                    }
+                }
+                ToSyncer::Commit(first) => {
+                    // Every batch already written shares this one sync.
+                    let mut commits = vec![*first];
+                    loop {
+                        match rx.try_recv() {
+                            Ok(ToSyncer::Commit(next)) => commits.push(*next),
+                            Ok(other) => {
+                                held = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if let Some(durable) = self.make_durable(commits).await
+                        && let Err(mpsc::error::SendError(ToApplier::Apply(lost))) =
+                            to_applier.send(ToApplier::Apply(durable)).await
+                    {
+                        for c in lost {
+                            fail_all(c.replies, || {
+                                AuditError::CommitFailed("the applier stopped".into())
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        drop(to_applier);
+        let _ = applier.await;
+    }
+
+    /// Syncs the files, which makes `commits` durable, or fails them all.
+    async fn make_durable(&mut self, commits: Vec<Written>) -> Option<Vec<Written>> {
+        let error = if self.failed {
+            AuditError::CommitFailed("an earlier commit failed".into())
+        } else {
+            let shared = self.shared.clone();
+            let began = std::time::Instant::now();
+            #[cfg(test)]
+            let injected = shared.fail_next_sync.swap(false, Ordering::AcqRel);
+            // One blocking task per file: the pool keeps its threads, so no sync spawns one.
+            let syncs: Vec<_> = (0..FILE_COUNT)
+                .map(|i| {
+                    let shared = shared.clone();
+                    tokio::task::spawn_blocking(move || shared.store.files().sync_file(i))
+                })
+                .collect();
+            let mut synced = Ok(());
+            for s in syncs {
+                let done = s
+                    .await
+                    .unwrap_or_else(|_| Err(AuditError::CommitFailed("sync panicked".into())));
+                synced = synced.and(done);
+            }
+            #[cfg(test)]
+            if injected {
+                synced = Err(AuditError::Storage(sled::Error::Unsupported(
+                    "injected sync failure".into(),
+                )));
+            }
+            match synced {
+                Ok(()) => {
+                    tracing::debug!(
+                        commits = commits.len(),
+                        sync_us = began.elapsed().as_micros() as u64,
+                        "audit commits synced"
+                    );
+                    return Some(commits);
+                }
+                Err(e) => {
+                    self.failed = true;
+                    self.shared.accepting.store(false, Ordering::Release);
+                    tracing::error!(error = %e, "audit sync failed; the log refuses appends until reopened");
+                    AuditError::CommitFailed(e.to_string())
+                }
+            }
+        };
+        let msg = error.to_string();
+        for c in commits {
+            fail_all(c.replies, || AuditError::CommitFailed(msg.clone()));
+        }
+        None
+    }
+}
+
+/// What the syncer hands the applier, in order.
+enum ToApplier {
+    /// Durable batches to apply to sled, publish and answer.
+    Apply(Vec<Written>),
+    /// Flush sled and empty the commits file.
+    Compact(oneshot::Sender<Result<(), AuditError>>),
+}
+
+/// The third stage: applies durable batches to sled in order, publishes the last checkpoint, and
+/// answers the callers. It works while the syncer waits for the next sync.
+struct Applier {
+    shared: Arc<Shared>,
+    /// Set by a failed apply: every batch after it fails too.
+    failed: bool,
+}
+
+impl Applier {
+    async fn run(mut self, mut rx: mpsc::Receiver<ToApplier>) {
+        let mut held = None;
+        loop {
+            let item = match held.take() {
+                Some(item) => item,
+                None => match rx.recv().await {
+                    Some(item) => item,
+                    None => break,
+                },
+            };
+            match item {
+                ToApplier::Compact(done) => {
+                    let _ = done.send(self.compact().await);
+                }
+                ToApplier::Apply(mut commits) => {
+                    loop {
+                        match rx.try_recv() {
+                            Ok(ToApplier::Apply(more)) => commits.extend(more),
+                            Ok(other) => {
+                                held = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.apply(commits).await;
+                }
+            }
+        }
+    }
+
+    async fn apply(&mut self, commits: Vec<Written>) {
+        let mut batches = Vec::with_capacity(commits.len());
+        let mut answers = Vec::with_capacity(commits.len());
+        let mut last = None;
+        for c in commits {
+            batches.push(c.sled);
+            answers.push((c.replies, c.receipts));
+            last = Some((c.size, c.signed));
+        }
+        let Some((size, signed)) = last else { return };
+        let done = if self.failed {
+            Err(AuditError::CommitFailed("an earlier commit failed".into()))
+        } else {
+            let shared = self.shared.clone();
+            let entries: usize = answers.iter().map(|(r, _)| r.len()).sum();
+            tokio::task::spawn_blocking(move || -> Result<(), AuditError> {
+                let began = std::time::Instant::now();
+                let commits = batches.len();
+                for b in batches {
+                    shared.store.tree().apply_batch(b)?;
+                }
+                shared.publish(size, signed);
+                tracing::debug!(
+                    commits,
+                    entries,
+                    size,
+                    apply_us = began.elapsed().as_micros() as u64,
+                    "audit commits applied"
+                );
+                Ok(())
+            })
+            .await
+            .unwrap_or_else(|_| Err(AuditError::CommitFailed("apply panicked".into())))
+        };
+        match done {
+            Ok(()) => {
+                for (replies, receipts) in answers {
+                    for (r, receipt) in replies.into_iter().zip(receipts) {
+                        // A caller that gave up still has a durable entry; nothing to undo.
+                        let _ = r.send(Ok(receipt));
+                    }
+                }
+            }
+            Err(e) => {
+                if !self.failed {
+                    self.failed = true;
+                    self.shared.accepting.store(false, Ordering::Release);
+                    tracing::error!(error = %e, "audit apply failed; the log refuses appends until reopened");
+                }
+                let msg = e.to_string();
+                for (replies, _) in answers {
+                    fail_all(replies, || AuditError::CommitFailed(msg.clone()));
+                }
+            }
+        }
+    }
+
+    /// Flushes sled, which then holds every commit durably, and empties the commits file.
+    async fn compact(&self) -> Result<(), AuditError> {
+        if self.failed {
+            return Err(AuditError::NotAccepting);
+        }
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            shared.store.tree().flush()?;
+            shared.store.files().clear_commits()
+        })
+        .await
+        .unwrap_or_else(|_| Err(AuditError::Internal("emptying the commits file panicked")))
     }
 }
 
