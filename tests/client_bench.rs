@@ -17,6 +17,8 @@ fn bench_prints_positive_rates_for_echo_and_exchanges() {
             "1",
             "--policies",
             policies,
+            "--echo-payload",
+            "1500",
             "--json",
         ])
         .output()
@@ -27,6 +29,7 @@ fn bench_prints_positive_rates_for_echo_and_exchanges() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["echo_payload_bytes"], 1500);
     assert!(report["echo"]["rate"].as_f64().is_some_and(|r| r > 0.0));
     assert_eq!(report["echo"]["errors"], 0);
     for name in ["Lookup", "RequestContext"] {
@@ -42,4 +45,15 @@ fn bench_prints_positive_rates_for_echo_and_exchanges() {
         assert!(exchange["ratio_to_echo"].as_f64().is_some_and(|r| r > 0.0));
     }
     assert!(report["peak_rss_kib"].as_u64().is_some_and(|kib| kib > 0));
+}
+
+#[test]
+fn bench_refuses_an_empty_echo_payload() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ketenpoort"))
+        .args(["bench", "--echo-payload", "0"])
+        .output()
+        .expect("runs ketenpoort bench");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--echo-payload"), "{stderr}");
 }

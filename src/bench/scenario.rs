@@ -31,8 +31,6 @@ const COORDINATOR: &str = "fjc-oost-vlaanderen";
 const ACTOR: &str = "bench-0001";
 /// Distinct subjects the calls rotate over, so per-key locks see realistic spread.
 const SUBJECTS: u32 = 64;
-/// Size of the echo payload: about that of a Lookup request.
-const ECHO_PAYLOAD: usize = 64;
 /// Warm-up calls per caller before each measured run (connections, caches, allocator).
 const WARMUP_CALLS_PER_CALLER: u64 = 20;
 
@@ -77,6 +75,8 @@ pub struct BenchSettings {
     pub policies: PathBuf,
     /// Synthetic entries appended to the gateway's audit log before measuring.
     pub prefill: u64,
+    /// Bytes the echo sends and gets back per call.
+    pub echo_payload: usize,
 }
 
 /// The measured targets.
@@ -318,7 +318,7 @@ async fn measure_all(
     let connections = settings.connections.max(1);
 
     let echo_channels = channels(echo_address, &tls, connections).await?;
-    let payload = vec![0x2a_u8; ECHO_PAYLOAD];
+    let payload = vec![0x2a_u8; settings.echo_payload];
     let echo: CallFn = Arc::new(move |worker, _| {
         let mut client =
             echo_pb::echo_client::EchoClient::new(echo_channels[worker % connections].clone());

@@ -38,6 +38,10 @@ pub struct BenchArgs {
     /// measure with a log of realistic size (e.g. 1000000).
     #[arg(long, default_value_t = 0)]
     prefill: u64,
+    /// Bytes the echo baseline sends and gets back per call. The default is about a Lookup
+    /// request; an exchange's answer, with its receipt, is 1 to 2 KB.
+    #[arg(long, default_value_t = 64)]
+    echo_payload: usize,
     /// Print the figures as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -65,6 +69,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         (1..=64).contains(&args.connections),
         "--connections must be between 1 and 64"
     );
+    anyhow::ensure!(
+        (1..=1 << 20).contains(&args.echo_payload),
+        "--echo-payload must be between 1 and 1048576 bytes"
+    );
     let settings = BenchSettings {
         duration: Duration::from_secs_f64(args.duration),
         concurrency: args.concurrency,
@@ -72,6 +80,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         rounds: args.rounds.clamp(1, 100),
         policies: args.policies.clone(),
         prefill: args.prefill,
+        echo_payload: args.echo_payload,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = runtime
@@ -143,6 +152,7 @@ fn to_json(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>) -> 
         "concurrency": settings.concurrency,
         "connections": settings.connections,
         "rounds": settings.rounds,
+        "echo_payload_bytes": settings.echo_payload,
         "echo": report_json(&report.echo),
         "exchanges": exchanges,
         "peak_rss_kib": rss,
@@ -161,7 +171,10 @@ fn print_table(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>)
         settings.duration.as_secs_f64(),
         settings.rounds
     );
-    println!("audit log at start: {} entries", report.log_size_at_start);
+    println!(
+        "audit log at start: {} entries; echo payload: {} bytes each way",
+        report.log_size_at_start, settings.echo_payload
+    );
     println!(
         "{:<22} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "target", "calls", "errors", "calls/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "vs echo"
