@@ -80,6 +80,7 @@ impl Writer {
         let syncer = tokio::spawn(
             Syncer {
                 shared: self.shared.clone(),
+                files: Arc::new(FileSyncers::start(self.shared.clone())),
                 failed: false,
             }
             .run(syncer_rx),
@@ -376,8 +377,73 @@ fn fail_all(
 /// The second stage: makes written batches durable, several per sync, and hands them on.
 struct Syncer {
     shared: Arc<Shared>,
+    files: Arc<FileSyncers>,
     /// Set by a failed sync: every batch after it fails too.
     failed: bool,
+}
+
+/// Threads kept for syncing the record files at once: one per file but the first, which the
+/// calling thread syncs. Kept rather than spawned per sync (hundreds of syncs a second), and
+/// apart from the runtime's blocking pool, whose threads allocate for the other stages.
+struct FileSyncers {
+    shared: Arc<Shared>,
+    workers: Vec<std::sync::mpsc::Sender<std::sync::mpsc::SyncSender<Result<(), AuditError>>>>,
+}
+
+impl FileSyncers {
+    fn start(shared: Arc<Shared>) -> FileSyncers {
+        let workers = (1..FILE_COUNT)
+            .filter_map(|i| {
+                let (tx, rx) = std::sync::mpsc::channel::<
+                    std::sync::mpsc::SyncSender<Result<(), AuditError>>,
+                >();
+                let shared = shared.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("audit-sync-{i}"))
+                    .spawn(move || {
+                        // Ends when the syncer drops its sender.
+                        while let Ok(done) = rx.recv() {
+                            let _ = done.send(shared.store.files().sync_file(i));
+                        }
+                    });
+                match spawned {
+                    Ok(_) => Some(tx),
+                    Err(e) => {
+                        // Fewer threads only make syncs run one after another.
+                        tracing::warn!(error = %e, "audit log: no thread for syncing file {i}");
+                        None
+                    }
+                }
+            })
+            .collect();
+        FileSyncers { shared, workers }
+    }
+
+    /// Syncs every record file, on the kept threads and this one at once. Blocking.
+    fn sync_all(&self) -> Result<(), AuditError> {
+        let files = self.shared.store.files();
+        let (done, results) = std::sync::mpsc::sync_channel(FILE_COUNT);
+        let mut handed = [false; FILE_COUNT];
+        for (worker, file) in self.workers.iter().zip(1..FILE_COUNT) {
+            handed[file] = worker.send(done.clone()).is_ok();
+        }
+        drop(done);
+        let mut synced = files.sync_file(0);
+        // A file whose thread is missing is synced here, after the others were started.
+        for (file, handed) in handed.iter().enumerate().skip(1) {
+            if !handed {
+                synced = synced.and(files.sync_file(file));
+            }
+        }
+        let expected = handed.iter().filter(|h| **h).count();
+        for _ in 0..expected {
+            let result = results
+                .recv()
+                .unwrap_or(Err(AuditError::Internal("a file sync thread stopped")));
+            synced = synced.and(result);
+        }
+        synced
+    }
 }
 
 impl Syncer {
@@ -443,30 +509,21 @@ impl Syncer {
         let error = if self.failed {
             AuditError::CommitFailed("an earlier commit failed".into())
         } else {
-            let shared = self.shared.clone();
             let began = std::time::Instant::now();
             #[cfg(test)]
-            let injected = shared.fail_next_sync.swap(false, Ordering::AcqRel);
-            // One blocking task per file: the pool keeps its threads, so no sync spawns one.
-            let syncs: Vec<_> = (0..FILE_COUNT)
-                .map(|i| {
-                    let shared = shared.clone();
-                    tokio::task::spawn_blocking(move || shared.store.files().sync_file(i))
-                })
-                .collect();
-            let mut synced = Ok(());
-            for s in syncs {
-                let done = s
-                    .await
-                    .unwrap_or_else(|_| Err(AuditError::CommitFailed("sync panicked".into())));
-                synced = synced.and(done);
-            }
+            let injected = self.shared.fail_next_sync.swap(false, Ordering::AcqRel);
+            let files = self.files.clone();
+            let synced = tokio::task::spawn_blocking(move || files.sync_all())
+                .await
+                .unwrap_or_else(|_| Err(AuditError::CommitFailed("sync panicked".into())));
             #[cfg(test)]
-            if injected {
-                synced = Err(AuditError::Storage(sled::Error::Unsupported(
+            let synced = if injected {
+                Err(AuditError::Storage(sled::Error::Unsupported(
                     "injected sync failure".into(),
-                )));
-            }
+                )))
+            } else {
+                synced
+            };
             match synced {
                 Ok(()) => {
                     tracing::debug!(
