@@ -467,6 +467,11 @@ impl Syncer {
             };
             match item {
                 ToSyncer::Compact(done) => {
+                    if self.failed {
+                        // The frames of the failed commits stay for the next open to sort out.
+                        let _ = done.send(Err(AuditError::NotAccepting));
+                        continue;
+                    }
                     // In order: the applier answers once it has applied everything before.
                     if let Err(mpsc::error::SendError(ToApplier::Compact(done))) =
                         to_applier.send(ToApplier::Compact(done)).await
