@@ -503,18 +503,10 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failed_commit_fails_its_batch_and_closes_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let (config, signer, log) = new_log(&dir, |c| c.batch_delay = Duration::from_millis(50));
-        let e = exchange(String::new());
-        log.append(&e, vec![]).await.unwrap();
-        log.inner
-            .shared
-            .fail_next_commit
-            .store(true, Ordering::Release);
-        // Several waiters share the failing batch (the writer waits 50 ms for company).
-        let waiters: Vec<_> = (0..5)
+    /// Appends `n` entries at once, each with state change `s/<i>`, and checks that every one
+    /// fails.
+    async fn appends_all_fail(log: &AuditLog, e: &AuditEntry, n: usize) {
+        let waiters: Vec<_> = (0..n)
             .map(|i| {
                 let (log, e) = (log.clone(), e.clone());
                 tokio::spawn(async move {
@@ -533,6 +525,20 @@ mod tests {
                 "{r:?}"
             );
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_commit_fails_its_batch_and_closes_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, signer, log) = new_log(&dir, |c| c.batch_delay = Duration::from_millis(50));
+        let e = exchange(String::new());
+        log.append(&e, vec![]).await.unwrap();
+        log.inner
+            .shared
+            .fail_next_commit
+            .store(true, Ordering::Release);
+        // Several waiters share the failing batch (the writer waits 50 ms for company).
+        appends_all_fail(&log, &e, 5).await;
         assert!(!log.is_accepting());
         assert!(matches!(
             log.append(&e, vec![]).await,
@@ -560,25 +566,7 @@ mod tests {
             .shared
             .fail_next_sync
             .store(true, Ordering::Release);
-        let waiters: Vec<_> = (0..8)
-            .map(|i| {
-                let (log, e) = (log.clone(), e.clone());
-                tokio::spawn(async move {
-                    log.append(&e, vec![StateChange::put(format!("s/{i}"), b"x".to_vec())])
-                        .await
-                })
-            })
-            .collect();
-        for w in waiters {
-            let r = w.await.unwrap();
-            assert!(
-                matches!(
-                    r,
-                    Err(AuditError::CommitFailed(_)) | Err(AuditError::NotAccepting)
-                ),
-                "{r:?}"
-            );
-        }
+        appends_all_fail(&log, &e, 8).await;
         // Nothing after the failure was published, applied or answered.
         assert!(!log.is_accepting());
         assert_eq!(log.size(), 1);
@@ -632,7 +620,7 @@ mod tests {
         let end = [data_end + junk.len() as u64];
         log.store()
             .files()
-            .append(5, data_end, &junk, &end, &[7u8; 32], 0, &frame)
+            .write(5, data_end, &junk, &end, &[7u8; 32], 0, &frame)
             .unwrap();
         log.shutdown().await;
         drop(log);
@@ -705,7 +693,7 @@ mod tests {
         let end = [start + entry.len() as u64];
         store
             .files()
-            .append(3, start, &entry, &end, &hashes, 0, &frame)
+            .write(3, start, &entry, &end, &hashes, 0, &frame)
             .unwrap();
         drop((store, log));
 

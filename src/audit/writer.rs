@@ -364,6 +364,15 @@ enum ToSyncer {
 /// Written batches the syncer may hold before the writer waits: the bound on the pipeline.
 const SYNC_QUEUE: usize = 16;
 
+/// The item a stage put back (`held`), else the next one from its queue; `None` once the queue
+/// is closed and empty.
+async fn next_item<T>(held: &mut Option<T>, rx: &mut mpsc::Receiver<T>) -> Option<T> {
+    match held.take() {
+        Some(item) => Some(item),
+        None => rx.recv().await,
+    }
+}
+
 /// Answers every waiter with an error.
 fn fail_all(
     replies: Vec<oneshot::Sender<Result<Receipt, AuditError>>>,
@@ -457,14 +466,7 @@ impl Syncer {
             .run(applier_rx),
         );
         let mut held = None;
-        loop {
-            let item = match held.take() {
-                Some(item) => item,
-                None => match rx.recv().await {
-                    Some(item) => item,
-                    None => break,
-                },
-            };
+        while let Some(item) = next_item(&mut held, &mut rx).await {
             match item {
                 ToSyncer::Compact(done) => {
                     if self.failed {
@@ -573,14 +575,7 @@ struct Applier {
 impl Applier {
     async fn run(mut self, mut rx: mpsc::Receiver<ToApplier>) {
         let mut held = None;
-        loop {
-            let item = match held.take() {
-                Some(item) => item,
-                None => match rx.recv().await {
-                    Some(item) => item,
-                    None => break,
-                },
-            };
+        while let Some(item) = next_item(&mut held, &mut rx).await {
             match item {
                 ToApplier::Compact(done) => {
                     let _ = done.send(self.compact().await);
