@@ -43,6 +43,13 @@ fn bench_prints_positive_rates_for_echo_and_exchanges() {
         let p99 = exchange["p99_ms"].as_f64().expect("p99");
         assert!(p50 > 0.0 && p50 <= p99, "{name}: {exchange}");
         assert!(exchange["ratio_to_echo"].as_f64().is_some_and(|r| r > 0.0));
+        // Read from /proc on Linux (ticks of 10 ms, so a short run may read as zero).
+        assert!(
+            exchange["cpu_us_per_call"]
+                .as_f64()
+                .is_some_and(|us| us >= 0.0),
+            "{name}: {exchange}"
+        );
     }
     assert!(report["peak_rss_kib"].as_u64().is_some_and(|kib| kib > 0));
 }

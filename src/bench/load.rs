@@ -34,6 +34,8 @@ pub struct LoadReport {
     pub elapsed: Duration,
     /// The first error, for the operator (status code and reason, never request data).
     pub first_error: Option<String>,
+    /// CPU time the whole process (callers and servers) used meanwhile, where it can be read.
+    pub cpu: Option<Duration>,
 }
 
 impl LoadReport {
@@ -69,12 +71,29 @@ impl LoadReport {
         self.percentile(1.0)
     }
 
+    /// CPU time the process used per successful call, in microseconds.
+    pub fn cpu_per_call_us(&self) -> Option<f64> {
+        let calls = self.calls();
+        self.cpu
+            .filter(|_| calls > 0)
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / calls as f64)
+    }
+
+    /// How many CPUs the process kept busy on average over the run.
+    pub fn busy_cpus(&self) -> Option<f64> {
+        let seconds = self.elapsed.as_secs_f64();
+        self.cpu
+            .filter(|_| seconds > 0.0)
+            .map(|cpu| cpu.as_secs_f64() / seconds)
+    }
+
     /// Adds the calls of another run of the same target (time, calls and errors add up).
     pub fn merge(&mut self, other: LoadReport) {
         self.latencies_us.extend(other.latencies_us);
         self.latencies_us.sort_unstable();
         self.errors += other.errors;
         self.elapsed += other.elapsed;
+        self.cpu = self.cpu.zip(other.cpu).map(|(a, b)| a + b);
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -93,6 +112,7 @@ impl LoadReport {
             errors,
             elapsed,
             first_error,
+            cpu: None,
         }
     }
 }
@@ -106,6 +126,7 @@ where
 {
     let call = Arc::new(call);
     let started = Arc::new(AtomicU64::new(0));
+    let cpu_before = process_cpu_time();
     let start = Instant::now();
     let deadline = start + settings.duration;
     let per_worker = usize::try_from(settings.max_calls)
@@ -164,7 +185,29 @@ where
             }
         }
     }
-    LoadReport::from_samples(all, errors, start.elapsed(), first_error)
+    let mut report = LoadReport::from_samples(all, errors, start.elapsed(), first_error);
+    report.cpu = cpu_before
+        .zip(process_cpu_time())
+        .map(|(before, after)| after.saturating_sub(before));
+    report
+}
+
+/// The CPU time (user and system) this process has used so far, threads that ended included:
+/// fields 14 and 15 of `/proc/self/stat`, in ticks of 1/100 s (Linux's fixed `USER_HZ`).
+/// `None` where there is no such file.
+pub fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_cpu_ticks(&stat).map(|ticks| Duration::from_millis(ticks * 10))
+}
+
+/// utime + stime from the text of `/proc/<pid>/stat`. The command name (field 2) may hold
+/// spaces and parentheses, so the fields are counted from its last `)`.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// A status as code and `ErrorInfo` reason: the message is left out, it could echo request data.
@@ -198,6 +241,25 @@ mod tests {
         assert_eq!(empty.calls(), 100);
         assert_eq!(empty.errors, 3);
         assert_eq!(empty.percentile(0.5), Duration::from_micros(50));
+    }
+
+    #[test]
+    fn cpu_ticks_are_read_after_the_command_name() {
+        // pid, (comm with a space and a parenthesis), state, then fields 4..=13, utime, stime.
+        let stat = "4242 (ketenpoort (x)) R 1 2 3 4 5 6 7 8 9 10 150 25 0 0 20 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(175));
+        assert_eq!(parse_cpu_ticks("4242 (short) R 1"), None);
+        let mut report = LoadReport::from_samples(vec![1; 4], 0, Duration::from_secs(2), None);
+        report.cpu = Some(Duration::from_millis(3));
+        assert_eq!(report.cpu_per_call_us(), Some(750.0));
+        assert_eq!(report.busy_cpus(), Some(0.0015));
+        let mut other = report.clone();
+        other.cpu = None;
+        report.merge(other);
+        assert_eq!(
+            report.cpu, None,
+            "a run without a reading makes the sum unknown"
+        );
     }
 
     #[tokio::test]

@@ -132,6 +132,8 @@ fn report_json(report: &LoadReport) -> serde_json::Value {
         "p90_ms": millis(report.percentile(0.90)),
         "p99_ms": millis(report.percentile(0.99)),
         "max_ms": millis(report.max()),
+        "cpu_us_per_call": report.cpu_per_call_us(),
+        "busy_cpus": report.busy_cpus(),
     })
 }
 
@@ -176,12 +178,28 @@ fn print_table(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>)
         report.log_size_at_start, settings.echo_payload
     );
     println!(
-        "{:<22} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "target", "calls", "errors", "calls/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "vs echo"
+        "{:<22} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>6}",
+        "target",
+        "calls",
+        "errors",
+        "calls/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "vs echo",
+        "CPU µs/call",
+        "busy"
     );
     let row = |name: &str, r: &LoadReport, versus: &str| {
+        let cpu = r
+            .cpu_per_call_us()
+            .map_or_else(|| "-".to_owned(), |us| format!("{us:.0}"));
+        let busy = r
+            .busy_cpus()
+            .map_or_else(|| "-".to_owned(), |cpus| format!("{cpus:.2}"));
         println!(
-            "{:<22} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8}",
+            "{:<22} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>11} {:>6}",
             name,
             r.calls(),
             r.errors,
@@ -190,7 +208,9 @@ fn print_table(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>)
             millis(r.percentile(0.90)),
             millis(r.percentile(0.99)),
             millis(r.max()),
-            versus
+            versus,
+            cpu,
+            busy
         );
     };
     row("echo (bare tonic mTLS)", &report.echo, "100%");
