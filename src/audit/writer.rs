@@ -661,8 +661,15 @@ impl Applier {
         }
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
-            shared.store.tree().flush()?;
-            shared.store.files().clear_commits()
+            let began = std::time::Instant::now();
+            let flushed = shared.store.tree().flush()?;
+            shared.store.files().clear_commits()?;
+            tracing::debug!(
+                sled_bytes = flushed,
+                took_us = began.elapsed().as_micros() as u64,
+                "audit commits file emptied"
+            );
+            Ok(())
         })
         .await
         .unwrap_or_else(|_| Err(AuditError::Internal("emptying the commits file panicked")))
