@@ -1,4 +1,4 @@
-//! The group-commit writer, a pipeline of two stages so that the CPU work of one commit overlaps
+//! The group-commit writer, a pipeline of three stages so that the CPU work of one commit overlaps
 //! the device wait of the one before:
 //!
 //! 1. The writer task drains the append queue in batches. Per batch, on a blocking thread, it
