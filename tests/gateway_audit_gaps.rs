@@ -13,17 +13,6 @@ const POLICE: &str = "pz-gent";
 const CAW: &str = "caw-oost-vlaanderen";
 const CGG: &str = "cgg-eclips";
 
-async fn register(gw: &TestGateway, party: &str, seq: u32) {
-    gw.exchange(party)
-        .await
-        .register_reference(req(pb::RegisterReferenceRequest {
-            subject: subject(seq),
-            holder_reference: format!("file-{party}"),
-        }))
-        .await
-        .expect("register");
-}
-
 /// Every leaf of the log as `party` may see it: the entry, or `None` for a leaf hash.
 async fn visible_entries(gw: &TestGateway, party: &str) -> Vec<Option<pb::AuditEntry>> {
     let count = u32::try_from(gw.gateway.log().size()).expect("small log");
@@ -47,8 +36,8 @@ async fn visible_entries(gw: &TestGateway, party: &str) -> Vec<Option<pb::AuditE
 #[tokio::test]
 async fn a_holders_auditor_sees_the_lookups_that_hit_its_references() {
     let gw = TestGateway::start().await;
-    register(&gw, CAW, 41).await;
-    register(&gw, CGG, 41).await;
+    gw.register(CAW, 41).await;
+    gw.register(CGG, 41).await;
     let answer = gw
         .exchange(POLICE)
         .await

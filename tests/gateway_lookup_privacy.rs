@@ -11,17 +11,6 @@ const CAW: &str = "caw-oost-vlaanderen";
 const CGG: &str = "cgg-eclips";
 const OCMW: &str = "ocmw-gent";
 
-async fn register(gw: &TestGateway, party: &str, seq: u32) {
-    gw.exchange(party)
-        .await
-        .register_reference(req(pb::RegisterReferenceRequest {
-            subject: subject(seq),
-            holder_reference: format!("file-{party}"),
-        }))
-        .await
-        .expect("register");
-}
-
 async fn lookup(gw: &TestGateway, seq: u32) -> pb::LookupResponse {
     gw.exchange(POLICE)
         .await
@@ -38,10 +27,10 @@ async fn lookup(gw: &TestGateway, seq: u32) -> pb::LookupResponse {
 #[tokio::test]
 async fn hit_only_holder_stays_anonymous() {
     let gw = TestGateway::start().await;
-    register(&gw, CAW, 1).await;
-    register(&gw, CGG, 1).await;
-    register(&gw, OCMW, 1).await;
-    register(&gw, CGG, 2).await;
+    gw.register(CAW, 1).await;
+    gw.register(CGG, 1).await;
+    gw.register(OCMW, 1).await;
+    gw.register(CGG, 2).await;
 
     let both = lookup(&gw, 1).await;
     assert_eq!(

@@ -153,6 +153,18 @@ impl TestGateway {
         pb::policies_client::PoliciesClient::new(self.channel(party).await)
     }
 
+    /// `party` registers subject `seq` in the reference directory, as file `file-<party>`.
+    pub async fn register(&self, party: &str, seq: u32) {
+        self.exchange(party)
+            .await
+            .register_reference(req(pb::RegisterReferenceRequest {
+                subject: subject(seq),
+                holder_reference: format!("file-{party}"),
+            }))
+            .await
+            .expect("register");
+    }
+
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
