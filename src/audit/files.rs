@@ -1,28 +1,36 @@
 //! The append-only files that hold the log's records, beside the sled database that holds its
 //! checkpoints and the gateway's state.
 //!
-//! | file              | content                                                               |
-//! |-------------------|-----------------------------------------------------------------------|
-//! | `log/entries`     | the entry bytes (the Merkle leaves), back to back                    |
-//! | `log/offsets`     | for entry n, the end of its bytes in `entries` (u64 little-endian)   |
-//! | `log/hashes`      | the stored hashes in Go tlog's layout: hash k at byte 32·k            |
-//! | `log/commits`     | one frame per group commit: its size, signed checkpoint, state changes |
+//! | file                 | content                                                            |
+//! |----------------------|--------------------------------------------------------------------|
+//! | `log/entries`        | the entry bytes (the Merkle leaves), back to back                  |
+//! | `log/offsets`        | for entry n, the end of its bytes in `entries` (u64 little-endian) |
+//! | `log/hashes`         | the stored hashes in Go tlog's layout: hash k at byte 32·k         |
+//! | `log/commits.{0,1}`  | the write-ahead log: one frame per group commit                    |
 //!
-//! A group commit appends its records and its commit frame past the end of each file; a sync of
-//! the four files at once then makes it durable, and only then is it answered. One sync covers
-//! every commit written before it started, so the writer writes the next commit while the last
-//! one syncs (see `writer.rs`). The checkpoint and the state changes are then applied to sled,
-//! which is a materialised view of the commit frames (flushed in the background and on
-//! shutdown). On open, a commit counts only if its frame is whole (length and CRC-32) and every
-//! record it covers is whole; anything after the first commit that does not count was never
-//! acknowledged, and is cut off. Frames that sled has not yet applied are replayed into it.
-//! Records are never rewritten.
+//! A group commit's frame holds everything the commit does: its records (entry bytes, end
+//! offsets, stored hashes), its signed checkpoint and the callers' state changes. The writer
+//! writes the records to the three record files and the frame to the active commits file, then
+//! syncs **only the commits file**: that one sync makes the commit durable, and only then is it
+//! answered. One sync covers every commit written before it started, so the writer writes the
+//! next commit while the last one syncs (see `writer.rs`). The checkpoint and the state changes
+//! are then applied to sled, a materialised view of the frames.
+//!
+//! The record files are synced in the background by a compaction: the writer switches to the
+//! other commits file, and once every frame of the old one is applied, the record files are
+//! synced, sled is flushed, and the old file is emptied. Records covered by no frame are
+//! therefore always durable in the record files.
+//!
+//! On open, the whole frames of both commits files (length and CRC-32) form one chain in record
+//! order, up to the first torn, damaged or missing one. Their records are written again to the
+//! record files (the same bytes, wherever an unsynced write was lost) and synced, the frames
+//! sled has not applied are replayed into it, and anything in the record files after the chain
+//! was never acknowledged, and is cut off.
 //!
 //! Why not sled for the records: sled copies a whole tree node on every insert, which made the
 //! entry and hash inserts cost about 100 µs of CPU per append; appending to a file costs a copy.
-//! Why frames rather than a sled flush per commit: a sync takes about 4 ms on this disk whatever
-//! else is synced at the same moment, so one round of concurrent syncs per commit halves the
-//! time a caller waits.
+//! Why one synced file per commit rather than four: a sync of one 40 KB append took 0.3 ms on
+//! this disk, syncing four files at once 1.0 ms, and the callers of a commit wait for it.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -38,22 +46,34 @@ pub const FILES_DIR: &str = "log";
 const ENTRIES: &str = "entries";
 const OFFSETS: &str = "offsets";
 const HASHES: &str = "hashes";
-const COMMITS: &str = "commits";
-/// How many files a commit writes (entries, hashes, offsets, commits).
-pub const FILE_COUNT: usize = 4;
+/// The two commits files; the writer appends to one while the other is compacted.
+const COMMITS: [&str; 2] = ["commits.0", "commits.1"];
 
-/// One group commit as its frame records it.
+/// One group commit as its frame records it: its records and what it does to sled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
-    /// The tree size after the commit.
-    pub size: u64,
-    /// The commit's signed checkpoint (of that size).
+    /// The index of its first record.
+    pub first: u64,
+    /// Where its first record's bytes start in the entries file.
+    pub data_start: u64,
+    /// Its records' bytes, back to back.
+    pub data: Vec<u8>,
+    /// Its records' end offsets in the entries file, in order.
+    pub ends: Vec<u64>,
+    /// Its records' stored hashes, packed (32 bytes each, in stored-hash order).
+    pub hashes: Vec<u8>,
+    /// The commit's signed checkpoint, of size `first + ends.len()`.
     pub checkpoint: String,
     /// The callers' state changes, in order.
     pub changes: Vec<StateChange>,
 }
 
 impl Frame {
+    /// The tree size after the commit.
+    pub fn size(&self) -> u64 {
+        self.first + self.ends.len() as u64
+    }
+
     /// Adds what the commit does to sled, its materialised view: the state changes and the
     /// checkpoint under its size. The writer and a replay on open both apply frames this way.
     pub fn apply_to(&self, batch: &mut sled::Batch) {
@@ -64,45 +84,93 @@ impl Frame {
             }
         }
         batch.insert(
-            numbered_key(CHECKPOINT_PREFIX, self.size),
+            numbered_key(CHECKPOINT_PREFIX, self.size()),
             self.checkpoint.as_bytes(),
         );
     }
 
+    /// Applies a commit's state changes to sled key by key, in order, then its checkpoint
+    /// under its size: what [`Frame::apply_to`] does, without sled's batch, for the writer
+    /// (which makes the commit visible at once by a gate of its own). The checkpoint goes last:
+    /// sled recovers a prefix of its writes, so a checkpoint found there after a crash means
+    /// every change before it is there too, and the frames after it are replayed.
+    pub fn apply_each(
+        tree: &sled::Tree,
+        changes: &[StateChange],
+        size: u64,
+        checkpoint: &str,
+    ) -> Result<(), AuditError> {
+        for c in changes {
+            match &c.value {
+                Some(v) => tree.insert(c.key.as_slice(), v.as_slice())?,
+                None => tree.remove(c.key.as_slice())?,
+            };
+        }
+        tree.insert(numbered_key(CHECKPOINT_PREFIX, size), checkpoint.as_bytes())?;
+        Ok(())
+    }
+
     /// The frame's bytes: `u32 LE length ‖ u32 LE CRC-32 ‖ payload`.
     pub fn encode(&self) -> Vec<u8> {
-        let mut p = Vec::with_capacity(
-            16 + self.checkpoint.len()
-                + self
-                    .changes
-                    .iter()
-                    .map(|c| 9 + c.key.len() + c.value.as_ref().map_or(0, Vec::len))
-                    .sum::<usize>(),
-        );
-        p.extend_from_slice(&self.size.to_le_bytes());
-        put_bytes(&mut p, self.checkpoint.as_bytes());
-        p.extend_from_slice(&(self.changes.len() as u32).to_le_bytes());
+        let payload_len = 40
+            + self.data.len()
+            + 8 * self.ends.len()
+            + self.hashes.len()
+            + self.checkpoint.len()
+            + self
+                .changes
+                .iter()
+                .map(|c| 9 + c.key.len() + c.value.as_ref().map_or(0, Vec::len))
+                .sum::<usize>();
+        let mut out = Vec::with_capacity(8 + payload_len);
+        out.extend_from_slice(&[0u8; 8]);
+        out.extend_from_slice(&self.first.to_le_bytes());
+        out.extend_from_slice(&self.data_start.to_le_bytes());
+        out.extend_from_slice(&(self.ends.len() as u32).to_le_bytes());
+        for end in &self.ends {
+            out.extend_from_slice(&end.to_le_bytes());
+        }
+        put_bytes(&mut out, &self.data);
+        put_bytes(&mut out, &self.hashes);
+        put_bytes(&mut out, self.checkpoint.as_bytes());
+        out.extend_from_slice(&(self.changes.len() as u32).to_le_bytes());
         for c in &self.changes {
-            put_bytes(&mut p, &c.key);
+            put_bytes(&mut out, &c.key);
             match &c.value {
                 Some(v) => {
-                    p.push(1);
-                    put_bytes(&mut p, v);
+                    out.push(1);
+                    put_bytes(&mut out, v);
                 }
-                None => p.push(0),
+                None => out.push(0),
             }
         }
-        let mut out = Vec::with_capacity(8 + p.len());
-        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(&p).to_le_bytes());
-        out.extend_from_slice(&p);
+        let len = (out.len() - 8) as u32;
+        let crc = crc32fast::hash(&out[8..]);
+        out[..4].copy_from_slice(&len.to_le_bytes());
+        out[4..8].copy_from_slice(&crc.to_le_bytes());
         out
     }
 
-    /// Decodes the payload of one frame (after its length and CRC were checked).
+    /// Decodes the payload of one frame (after its length and CRC were checked), and checks
+    /// that its parts agree: ends that ascend and close on its data, as many stored hashes as
+    /// its records have.
     fn decode(p: &[u8]) -> Option<Frame> {
         let mut r = Reader(p);
-        let size = r.u64()?;
+        let first = r.u64()?;
+        let data_start = r.u64()?;
+        let count = r.u32()? as usize;
+        let mut ends = Vec::with_capacity(count.min(p.len() / 8));
+        let mut previous = data_start;
+        for _ in 0..count {
+            let end = r.u64()?;
+            if end < previous {
+                return None;
+            }
+            ends.push(end);
+            previous = end;
+        }
+        let data = r.bytes()?.to_vec();
+        let hashes = r.bytes()?.to_vec();
         let checkpoint = String::from_utf8(r.bytes()?.to_vec()).ok()?;
         let n = r.u32()?;
         let mut changes = Vec::with_capacity(n.min(1 << 16) as usize);
@@ -115,8 +183,18 @@ impl Frame {
             };
             changes.push(StateChange { key, value });
         }
-        r.0.is_empty().then_some(Frame {
-            size,
+        let size = first.checked_add(count as u64)?;
+        let hash_count = stored_hash_count(size) - stored_hash_count(first);
+        let agrees = r.0.is_empty()
+            && count > 0
+            && previous == data_start.checked_add(data.len() as u64)?
+            && hashes.len() as u64 == 32 * hash_count;
+        agrees.then_some(Frame {
+            first,
+            data_start,
+            data,
+            ends,
+            hashes,
             checkpoint,
             changes,
         })
@@ -152,22 +230,15 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The whole frames of the commits file, in order, each with the file offset where it ends;
-/// reading stops at the first torn or damaged frame, or one whose size does not grow.
-#[derive(Debug, Default)]
-pub struct Frames {
-    /// The frames and their end offsets.
-    pub frames: Vec<(Frame, u64)>,
-}
-
-/// The three record files, open for positioned reads (and writes, for the writer).
+/// The record files and the two commits files, open for positioned reads (and writes, for the
+/// writer).
 #[derive(Debug)]
 pub struct LogFiles {
     dir: PathBuf,
     entries: File,
     offsets: File,
     hashes: File,
-    commits: File,
+    commits: [File; 2],
 }
 
 /// What [`LogFiles::load`] found of the committed records.
@@ -201,7 +272,7 @@ impl LogFiles {
             entries: open(ENTRIES)?,
             offsets: open(OFFSETS)?,
             hashes: open(HASHES)?,
-            commits: open(COMMITS)?,
+            commits: [open(COMMITS[0])?, open(COMMITS[1])?],
             dir,
         })
     }
@@ -271,13 +342,11 @@ impl LogFiles {
         Ok(loaded)
     }
 
-    /// Cuts every file back to the first `size` records, whose end offsets are `ends`, and the
-    /// commits file back to `commits_end`: what lies beyond is what a commit that never
-    /// completed left behind.
-    pub fn truncate(&self, size: u64, ends: &[u64], commits_end: u64) -> Result<(), AuditError> {
+    /// Cuts the record files back to the first `size` records, whose end offsets are `ends`:
+    /// what lies beyond is what a commit that never completed left behind.
+    pub fn truncate(&self, size: u64, ends: &[u64]) -> Result<(), AuditError> {
         let data_end = ends.last().copied().unwrap_or(0);
         for (f, name, at) in [
-            (&self.commits, COMMITS, commits_end),
             (&self.offsets, OFFSETS, size * 8),
             (&self.entries, ENTRIES, data_end),
             (&self.hashes, HASHES, stored_hash_count(size) * 32),
@@ -299,32 +368,23 @@ impl LogFiles {
         Ok(())
     }
 
-    /// Writes one commit without syncing: its records, starting at record `first` whose bytes
-    /// start at `data_start`, and its encoded frame at `frame_at` in the commits file. `data`
-    /// is the records' bytes back to back, `ends` their end offsets, `hashes` their stored
-    /// hashes (32 bytes each, in order). The commit is durable once every file has had a
-    /// [`LogFiles::sync_file`] that started after this returned.
-    #[allow(clippy::too_many_arguments)]
-    pub fn write(
-        &self,
-        first: u64,
-        data_start: u64,
-        data: &[u8],
-        ends: &[u64],
-        hashes: &[u8],
-        frame_at: u64,
-        frame: &[u8],
-    ) -> Result<(), AuditError> {
-        let mut offsets = Vec::with_capacity(ends.len() * 8);
-        for end in ends {
+    /// Writes a frame's records to the record files, without syncing: the writer for every
+    /// commit, and a recovery for every frame it finds (the same bytes again).
+    pub fn write_records(&self, frame: &Frame) -> Result<(), AuditError> {
+        let mut offsets = Vec::with_capacity(frame.ends.len() * 8);
+        for end in &frame.ends {
             offsets.extend_from_slice(&end.to_le_bytes());
         }
-        let hash_at = stored_hash_index(0, first) * 32;
+        let hash_at = stored_hash_index(0, frame.first) * 32;
         for (f, name, bytes, at) in [
-            (&self.entries, ENTRIES, data, data_start),
-            (&self.hashes, HASHES, hashes, hash_at),
-            (&self.offsets, OFFSETS, offsets.as_slice(), first * 8),
-            (&self.commits, COMMITS, frame, frame_at),
+            (
+                &self.entries,
+                ENTRIES,
+                frame.data.as_slice(),
+                frame.data_start,
+            ),
+            (&self.hashes, HASHES, frame.hashes.as_slice(), hash_at),
+            (&self.offsets, OFFSETS, offsets.as_slice(), frame.first * 8),
         ] {
             f.write_all_at(bytes, at)
                 .map_err(|e| file_error(&self.path(name), e))?;
@@ -332,66 +392,119 @@ impl LogFiles {
         Ok(())
     }
 
-    /// Syncs the data of file `i` of the [`FILE_COUNT`] record files. A commit is durable once
-    /// every file has been synced after its write; the writer syncs the files at once, on threads
-    /// of its own, since a sync mostly waits for the device and concurrent syncs share that
-    /// wait (3 syncs in a row took 12.8 ms here, 3 at once 3.3 ms).
-    pub fn sync_file(&self, i: usize) -> Result<(), AuditError> {
-        let (f, name) = match i {
-            0 => (&self.entries, ENTRIES),
-            1 => (&self.hashes, HASHES),
-            2 => (&self.offsets, OFFSETS),
-            _ => (&self.commits, COMMITS),
-        };
-        f.sync_data().map_err(|e| file_error(&self.path(name), e))
+    /// Writes an encoded frame at `at` in commits file `file` (0 or 1), without syncing. The
+    /// commit is durable once [`LogFiles::sync_commits`] of that file, started after this
+    /// returned, has returned.
+    pub fn write_frame(&self, file: usize, at: u64, frame: &[u8]) -> Result<(), AuditError> {
+        self.commits[file & 1]
+            .write_all_at(frame, at)
+            .map_err(|e| file_error(&self.path(COMMITS[file & 1]), e))
     }
 
-    /// Empties the commits file, once sled holds every commit durably.
-    pub fn clear_commits(&self) -> Result<(), AuditError> {
-        let path = self.path(COMMITS);
-        self.commits.set_len(0).map_err(|e| file_error(&path, e))?;
-        self.commits.sync_all().map_err(|e| file_error(&path, e))
+    /// Syncs the data of commits file `file`.
+    pub fn sync_commits(&self, file: usize) -> Result<(), AuditError> {
+        self.commits[file & 1]
+            .sync_data()
+            .map_err(|e| file_error(&self.path(COMMITS[file & 1]), e))
     }
 
-    /// Reads the whole frames of the commits file (see [`Frames`]).
-    pub fn frames(&self) -> Result<Frames, AuditError> {
-        let path = self.path(COMMITS);
-        let len = self
-            .commits
+    /// Syncs the three record files, which then hold every record written so far durably.
+    pub fn sync_records(&self) -> Result<(), AuditError> {
+        for (f, name) in [
+            (&self.entries, ENTRIES),
+            (&self.hashes, HASHES),
+            (&self.offsets, OFFSETS),
+        ] {
+            f.sync_data().map_err(|e| file_error(&self.path(name), e))?;
+        }
+        Ok(())
+    }
+
+    /// Empties commits file `file`, once the record files and sled hold its every commit
+    /// durably.
+    pub fn clear_commits(&self, file: usize) -> Result<(), AuditError> {
+        let path = self.path(COMMITS[file & 1]);
+        let f = &self.commits[file & 1];
+        f.set_len(0).map_err(|e| file_error(&path, e))?;
+        f.sync_all().map_err(|e| file_error(&path, e))
+    }
+
+    /// The bytes in commits file `file`.
+    pub fn commits_len(&self, file: usize) -> Result<u64, AuditError> {
+        self.commits[file & 1]
             .metadata()
-            .map_err(|e| file_error(&path, e))?
-            .len();
-        let mut bytes = vec![
-            0u8;
-            usize::try_from(len)
-                .map_err(|_| AuditError::Internal("commits file exceeds memory"))?
-        ];
-        self.commits
-            .read_exact_at(&mut bytes, 0)
-            .map_err(|e| file_error(&path, e))?;
-        let mut out = Frames::default();
-        let mut at = 0usize;
-        let mut last_size = None;
-        while let Some(head) = bytes.get(at..at + 8) {
-            let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+            .map(|m| m.len())
+            .map_err(|e| file_error(&self.path(COMMITS[file & 1]), e))
+    }
+
+    /// Fills commits file `file`, which must be empty, with `len` zero bytes and syncs it. A
+    /// frame written over them later needs no change to the file's size or blocks, so its sync
+    /// writes only the data (0.2 ms here, against 0.45 ms for an append while the record files
+    /// are written). Readers stop at the zeros: a zero header is no frame.
+    pub fn prepare_commits(&self, file: usize, len: u64) -> Result<(), AuditError> {
+        let path = self.path(COMMITS[file & 1]);
+        let f = &self.commits[file & 1];
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        while at < len {
+            let n = (len - at).min(zeros.len() as u64) as usize;
+            f.write_all_at(&zeros[..n], at)
+                .map_err(|e| file_error(&path, e))?;
+            at += n as u64;
+        }
+        f.sync_all().map_err(|e| file_error(&path, e))
+    }
+
+    /// The whole frames of one commits file, in order: reading stops at the first torn or
+    /// damaged frame, or at the zeros of a prepared file. Frame by frame, so that a large
+    /// prepared file is not read whole.
+    fn file_frames(&self, file: usize) -> Result<Vec<Frame>, AuditError> {
+        let path = self.path(COMMITS[file & 1]);
+        let f = &self.commits[file & 1];
+        let len = self.commits_len(file)?;
+        let mut out = Vec::new();
+        let mut at = 0u64;
+        let mut head = [0u8; 8];
+        while at + 8 <= len {
+            f.read_exact_at(&mut head, at)
+                .map_err(|e| file_error(&path, e))?;
+            let n = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as u64;
             let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-            let Some(payload) = bytes.get(at + 8..at + 8 + len) else {
-                break;
-            };
-            if crc32fast::hash(payload) != crc {
+            if n == 0 || at + 8 + n > len {
                 break;
             }
-            let Some(frame) = Frame::decode(payload) else {
-                break;
-            };
-            if last_size.is_some_and(|s| frame.size <= s) {
+            let mut payload = vec![0u8; n as usize];
+            f.read_exact_at(&mut payload, at + 8)
+                .map_err(|e| file_error(&path, e))?;
+            if crc32fast::hash(&payload) != crc {
                 break;
             }
-            last_size = Some(frame.size);
-            at += 8 + len;
-            out.frames.push((frame, at as u64));
+            let Some(frame) = Frame::decode(&payload) else {
+                break;
+            };
+            at += 8 + n;
+            out.push(frame);
         }
         Ok(out)
+    }
+
+    /// The whole frames of both commits files as one chain in record order: each frame starts
+    /// where the one before ends. The chain ends at the first frame that does not follow on
+    /// (what lies after a torn or damaged frame is not part of it).
+    pub fn frames(&self) -> Result<Vec<Frame>, AuditError> {
+        let mut all = self.file_frames(0)?;
+        all.extend(self.file_frames(1)?);
+        all.sort_by_key(|f| f.first);
+        let mut chain: Vec<Frame> = Vec::with_capacity(all.len());
+        for frame in all {
+            if chain.last().is_some_and(|last| {
+                last.size() != frame.first || last.ends.last() != Some(&frame.data_start)
+            }) {
+                break;
+            }
+            chain.push(frame);
+        }
+        Ok(chain)
     }
 
     /// Reads the bytes in `[start, end)` of the entries file.
@@ -437,15 +550,24 @@ fn file_error(path: &Path, source: std::io::Error) -> AuditError {
 mod tests {
     use super::*;
 
-    fn hashes_for(n: u64) -> Vec<u8> {
-        // Any bytes will do here: the files do not interpret hashes.
-        let count = stored_hash_count(n + 1) - stored_hash_count(n);
-        vec![n as u8; usize::try_from(32 * count).unwrap()]
-    }
-
-    fn frame(size: u64) -> Frame {
+    /// A frame of records `first..first + lens.len()` whose bytes start at `data_start`, with
+    /// made-up hashes (the files do not interpret them) and one state change.
+    fn frame(first: u64, data_start: u64, lens: &[u64]) -> Frame {
+        let mut ends = Vec::new();
+        let mut end = data_start;
+        for l in lens {
+            end += l;
+            ends.push(end);
+        }
+        let size = first + lens.len() as u64;
+        let hashes =
+            vec![first as u8; 32 * (stored_hash_count(size) - stored_hash_count(first)) as usize];
         Frame {
-            size,
+            first,
+            data_start,
+            data: vec![b'a' + first as u8; (end - data_start) as usize],
+            ends,
+            hashes,
             checkpoint: format!("origin\n{size}\nroot\n\n— sig\n"),
             changes: vec![
                 StateChange::put(b"s/a".to_vec(), vec![size as u8; 3]),
@@ -454,80 +576,124 @@ mod tests {
         }
     }
 
+    fn commit(files: &LogFiles, file: usize, at: u64, f: &Frame) -> u64 {
+        files.write_records(f).unwrap();
+        let bytes = f.encode();
+        files.write_frame(file, at, &bytes).unwrap();
+        at + bytes.len() as u64
+    }
+
     #[test]
-    fn records_round_trip_and_an_unfinished_tail_is_cut() {
+    fn frames_round_trip_and_an_unfinished_tail_is_cut() {
         let dir = tempfile::tempdir().unwrap();
         let files = LogFiles::open(dir.path(), true).unwrap();
-        let f1 = frame(2).encode();
-        let h01 = [hashes_for(0), hashes_for(1)].concat();
-        files.write(0, 0, b"aaabb", &[3, 5], &h01, 0, &f1).unwrap();
-        let f2 = frame(3).encode();
-        let at = f1.len() as u64;
-        files
-            .write(2, 5, b"cccc", &[9], &hashes_for(2), at, &f2)
-            .unwrap();
-        let frames = files.frames().unwrap().frames;
-        assert_eq!(frames.len(), 2);
-        assert_eq!(frames[1].0, frame(3));
+        let (f1, f2) = (frame(0, 0, &[3, 2]), frame(2, 5, &[4]));
+        let at = commit(&files, 0, 0, &f1);
+        commit(&files, 0, at, &f2);
+        let frames = files.frames().unwrap();
+        assert_eq!(frames, vec![f1.clone(), f2.clone()]);
+        assert_eq!(frames[1].size(), 3);
         let loaded = files.load(3).unwrap();
         assert_eq!(loaded.ends, vec![3, 5, 9]);
         assert!(loaded.problem.is_none());
-        assert_eq!(files.read_entries(3, 5).unwrap(), b"bb");
+        assert_eq!(files.read_entries(3, 5).unwrap(), b"aa");
         assert_eq!(files.read_hash(stored_hash_index(0, 2)).unwrap(), [2u8; 32]);
 
-        // Only the first commit counts: record 2 and its frame go.
+        // Only the first commit counts: record 2 goes.
         let loaded = files.load(2).unwrap();
-        files.truncate(2, &loaded.ends, at).unwrap();
+        files.truncate(2, &loaded.ends).unwrap();
         drop(files);
         let files = LogFiles::open(dir.path(), false).unwrap();
         let loaded = files.load(3).unwrap();
         assert_eq!(loaded.ends, vec![3, 5]);
         assert_eq!(loaded.problem.unwrap().0, 2);
-        assert_eq!(files.frames().unwrap().frames.len(), 1);
     }
 
     #[test]
-    fn a_torn_or_damaged_frame_ends_the_commits() {
+    fn a_torn_or_damaged_frame_ends_the_chain() {
         let dir = tempfile::tempdir().unwrap();
         let files = LogFiles::open(dir.path(), true).unwrap();
-        let (a, b) = (frame(1).encode(), frame(2).encode());
+        let (a, b) = (frame(0, 0, &[1]).encode(), frame(1, 1, &[1]).encode());
         let at = a.len() as u64;
-        files
-            .write(0, 0, b"x", &[1], &hashes_for(0), 0, &a)
-            .unwrap();
+        files.write_frame(0, 0, &a).unwrap();
         // A torn second frame: only part of it reached the disk.
-        let torn = &b[..b.len() - 3];
-        files
-            .write(1, 1, b"y", &[2], &hashes_for(1), at, torn)
-            .unwrap();
-        assert_eq!(files.frames().unwrap().frames.len(), 1);
+        files.write_frame(0, at, &b[..b.len() - 3]).unwrap();
+        assert_eq!(files.frames().unwrap().len(), 1);
         // A whole one with a flipped bit.
         let mut bad = b.clone();
         bad[12] ^= 1;
-        files
-            .write(1, 1, b"y", &[2], &hashes_for(1), at, &bad)
-            .unwrap();
-        assert_eq!(files.frames().unwrap().frames.len(), 1);
-        files
-            .write(1, 1, b"y", &[2], &hashes_for(1), at, &b)
-            .unwrap();
-        let frames = files.frames().unwrap().frames;
-        assert_eq!(frames.len(), 2);
-        assert_eq!(frames[1].1, (a.len() + b.len()) as u64);
-        // Emptied once sled holds them.
-        files.clear_commits().unwrap();
-        assert!(files.frames().unwrap().frames.is_empty());
+        files.write_frame(0, at, &bad).unwrap();
+        assert_eq!(files.frames().unwrap().len(), 1);
+        files.write_frame(0, at, &b).unwrap();
+        assert_eq!(files.frames().unwrap().len(), 2);
+        // Emptied once the record files and sled hold them.
+        files.sync_records().unwrap();
+        files.clear_commits(0).unwrap();
+        assert!(files.frames().unwrap().is_empty());
+        assert_eq!(files.commits_len(0).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_two_commits_files_form_one_chain_in_record_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LogFiles::open(dir.path(), true).unwrap();
+        let (f0, f1, f2, f3) = (
+            frame(0, 0, &[2, 2]),
+            frame(2, 4, &[1]),
+            frame(3, 5, &[3]),
+            frame(4, 8, &[1, 1]),
+        );
+        // The writer switched files after f1; f3 follows f2 in the second file.
+        let at = commit(&files, 0, 0, &f0);
+        commit(&files, 0, at, &f1);
+        let at = commit(&files, 1, 0, &f2);
+        commit(&files, 1, at, &f3);
+        assert_eq!(
+            files.frames().unwrap(),
+            vec![f0, f1.clone(), f2.clone(), f3]
+        );
+        // Once the first file is emptied, the chain starts in the second.
+        files.clear_commits(0).unwrap();
+        assert_eq!(files.frames().unwrap()[0], f2);
+        // A frame that does not follow on ends the chain: here f2 is missing.
+        files.clear_commits(1).unwrap();
+        commit(&files, 0, 0, &f1);
+        commit(&files, 1, 0, &frame(4, 8, &[1]));
+        assert_eq!(files.frames().unwrap(), vec![f1]);
+    }
+
+    #[test]
+    fn frames_written_over_a_prepared_file_are_read_up_to_its_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LogFiles::open(dir.path(), true).unwrap();
+        files.prepare_commits(1, 3 << 20).unwrap();
+        assert_eq!(files.commits_len(1).unwrap(), 3 << 20);
+        assert!(files.frames().unwrap().is_empty());
+        let (f0, f1) = (frame(0, 0, &[2]), frame(1, 2, &[5, 5]));
+        let at = commit(&files, 1, 0, &f0);
+        commit(&files, 1, at, &f1);
+        assert_eq!(files.frames().unwrap(), vec![f0, f1]);
+        assert_eq!(files.commits_len(1).unwrap(), 3 << 20);
+    }
+
+    #[test]
+    fn a_frame_whose_parts_disagree_is_not_whole() {
+        let mut f = frame(3, 10, &[2, 2]);
+        f.hashes.pop();
+        let bytes = f.encode();
+        assert!(Frame::decode(&bytes[8..]).is_none());
+        let mut f = frame(3, 10, &[2, 2]);
+        f.data.push(0);
+        assert!(Frame::decode(&f.encode()[8..]).is_none());
+        let f = frame(3, 10, &[2, 2]);
+        assert_eq!(Frame::decode(&f.encode()[8..]), Some(f));
     }
 
     #[test]
     fn damaged_offsets_name_their_record() {
         let dir = tempfile::tempdir().unwrap();
         let files = LogFiles::open(dir.path(), true).unwrap();
-        let hashes: Vec<u8> = (0..4).flat_map(hashes_for).collect();
-        let f = frame(4).encode();
-        files
-            .write(0, 0, b"abcdefgh", &[2, 4, 6, 8], &hashes, 0, &f)
-            .unwrap();
+        commit(&files, 0, 0, &frame(0, 0, &[2, 2, 2, 2]));
         // Record 2 ends before it starts.
         files.offsets.write_all_at(&1u64.to_le_bytes(), 16).unwrap();
         assert_eq!(files.load(4).unwrap().problem.unwrap().0, 2);

@@ -107,11 +107,12 @@ impl Store {
         }
         let db = open_db(dir, 16 * 1024 * 1024)?;
         let store = Store::open(&db, dir, false)?;
-        let committed = store.committed_frames()?;
+        let frames = store.files.frames()?;
+        let committed = store.committed_frames(frames, true)?;
         *store.pending.write().unwrap_or_else(|e| e.into_inner()) = committed
             .replay
             .into_iter()
-            .map(|f| (f.size, f.checkpoint))
+            .map(|f| (f.size(), f.checkpoint))
             .collect();
         let size = store.latest_checkpoint()?.map_or(0, |(s, _)| s);
         let loaded = store.files.load(size)?;
@@ -244,22 +245,29 @@ impl Store {
             .chain(pending.into_iter().map(|(s, n)| Ok((s, n.into_bytes()))))
     }
 
-    /// The durable commits that sled has not applied: those frames past sled's latest
-    /// checkpoint whose records are all whole, up to the first that is not.
-    fn committed_frames(&self) -> Result<Committed, AuditError> {
+    /// The durable commits that sled has not applied: the frames of the chain past sled's
+    /// latest checkpoint. With `records_whole`, only as far as their records are whole in the
+    /// record files (a reader, which writes nothing); without, the caller has written them.
+    fn committed_frames(
+        &self,
+        frames: Vec<super::files::Frame>,
+        records_whole: bool,
+    ) -> Result<Committed, AuditError> {
         let applied = self.latest_applied_checkpoint()?.map_or(0, |(s, _)| s);
-        let frames = self.files.frames()?.frames;
-        let newest = frames.last().map_or(0, |(f, _)| f.size).max(applied);
-        // Fewer whole records than sled's checkpoint covers is damage; `recover` and `verify`
-        // name it.
-        let whole = self.files.load(newest)?.ends.len() as u64;
+        let whole = if records_whole {
+            let newest = frames.last().map_or(0, |f| f.size()).max(applied);
+            // Fewer whole records than sled's checkpoint covers is damage; `recover` and
+            // `verify` name it.
+            self.files.load(newest)?.ends.len() as u64
+        } else {
+            u64::MAX
+        };
         let mut replay = Vec::new();
-        for (frame, _) in frames {
-            if frame.size <= applied {
+        for frame in frames {
+            if frame.size() <= applied {
                 continue;
             }
-            if frame.size > whole {
-                // Its records did not all reach the disk: it was never acknowledged.
+            if frame.size() > whole {
                 break;
             }
             replay.push(frame);
@@ -267,11 +275,21 @@ impl Store {
         Ok(Committed { applied, replay })
     }
 
-    /// Brings sled up to date with the durable commits (replaying their frames), then locates
-    /// the committed records for the writer: cuts off whatever an unfinished commit left in the
-    /// files, and loads the records' hashes into memory. Returns the latest checkpoint.
+    /// Brings the record files and sled up to date with the durable commits, then locates the
+    /// committed records for the writer. Every frame of the chain has its records written again
+    /// (a write the crash lost is redone; the others are the same bytes) and synced; the frames
+    /// sled has not applied are replayed into it and sled is flushed; whatever an unfinished
+    /// commit left in the record files is cut off, and the commits files are emptied. Loads
+    /// the records' hashes into memory. Returns the latest checkpoint.
     pub(crate) fn recover(&self) -> Result<Option<(u64, String)>, AuditError> {
-        let committed = self.committed_frames()?;
+        let frames = self.files.frames()?;
+        for frame in &frames {
+            self.files.write_records(frame)?;
+        }
+        if !frames.is_empty() {
+            self.files.sync_records()?;
+        }
+        let committed = self.committed_frames(frames, false)?;
         if !committed.replay.is_empty() {
             tracing::info!(
                 commits = committed.replay.len(),
@@ -294,7 +312,12 @@ impl Store {
                 "the last checkpoint has {size} entries, but record {index} is not whole: {reason}"
             )));
         }
-        self.files.truncate(size, &loaded.ends, 0)?;
+        self.files.truncate(size, &loaded.ends)?;
+        for file in 0..2 {
+            if self.files.commits_len(file)? > 0 {
+                self.files.clear_commits(file)?;
+            }
+        }
         *self.ends.write().unwrap_or_else(|e| e.into_inner()) = loaded.ends;
         self.load_hashes(size)?;
         Ok(latest)
