@@ -444,12 +444,15 @@ impl LogFiles {
     pub fn prepare_commits(&self, file: usize, len: u64) -> Result<(), AuditError> {
         let path = self.path(COMMITS[file & 1]);
         let f = &self.commits[file & 1];
+        // A megabyte at a time, each synced, so that the commit syncs meanwhile never queue
+        // behind more than one megabyte of zeros on the device.
         let zeros = vec![0u8; 1 << 20];
         let mut at = 0u64;
         while at < len {
             let n = (len - at).min(zeros.len() as u64) as usize;
             f.write_all_at(&zeros[..n], at)
                 .map_err(|e| file_error(&path, e))?;
+            f.sync_data().map_err(|e| file_error(&path, e))?;
             at += n as u64;
         }
         f.sync_all().map_err(|e| file_error(&path, e))

@@ -208,6 +208,8 @@ impl AuditLog {
             commits_end: [0, 0],
             prepared: [false, false],
             compacting: None,
+            records_synced_at: std::time::Instant::now(),
+            records_syncing: Arc::new(AtomicBool::new(false)),
         };
         let handle = runtime.spawn(writer.run(rx, close_rx));
         Ok(AuditLog {

@@ -68,7 +68,15 @@ pub(crate) struct Writer {
     /// The compaction or preparation under way, if any: the commits file it empties or
     /// prepares, and its outcome (whether the file is now prepared).
     pub compacting: Option<(usize, Answer)>,
+    /// When the record files were last given to a background sync, and whether it runs.
+    pub records_synced_at: std::time::Instant,
+    pub records_syncing: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// While commits go on, the record files are synced in the background this often, so that
+/// little of them is left for a compaction to sync: one burst of writing to the device delays
+/// every commit sync behind it (a compaction syncing 12 MB at once made them wait 15–36 ms).
+const SYNC_RECORDS_EVERY: Duration = Duration::from_millis(200);
 
 /// The outcome of a compaction or a preparation: whether the file is now prepared.
 pub(crate) type Answer = oneshot::Receiver<Result<bool, AuditError>>;
@@ -163,6 +171,20 @@ impl Writer {
     /// preparation is under way, or once the log has failed.
     async fn maintain(&mut self, to_syncer: &mpsc::Sender<ToSyncer>, tick: bool) {
         self.poll_compaction();
+        if self.records_synced_at.elapsed() >= SYNC_RECORDS_EVERY
+            && !self.records_syncing.swap(true, Ordering::AcqRel)
+        {
+            self.records_synced_at = std::time::Instant::now();
+            let (shared, syncing) = (self.shared.clone(), self.records_syncing.clone());
+            tokio::task::spawn_blocking(move || {
+                // A failure loses nothing (the frames hold the records); the compaction's own
+                // sync of the record files fails too, and closes the log.
+                if let Err(e) = shared.store.files().sync_records() {
+                    tracing::warn!(error = %e, "audit log: background sync of the record files failed");
+                }
+                syncing.store(false, Ordering::Release);
+            });
+        }
         let (active, other) = (self.active, 1 - self.active);
         let end = self.commits_end[active];
         if self.compacting.is_some()
