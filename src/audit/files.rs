@@ -469,16 +469,21 @@ impl LogFiles {
         let mut at = 0u64;
         let mut head = [0u8; 8];
         while at + 8 <= len {
-            f.read_exact_at(&mut head, at)
-                .map_err(|e| file_error(&path, e))?;
+            // A read past the end is a torn frame (or a file emptied meanwhile): the end.
+            match f.read_exact_at(&mut head, at) {
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                r => r.map_err(|e| file_error(&path, e))?,
+            }
             let n = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as u64;
             let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
             if n == 0 || at + 8 + n > len {
                 break;
             }
             let mut payload = vec![0u8; n as usize];
-            f.read_exact_at(&mut payload, at + 8)
-                .map_err(|e| file_error(&path, e))?;
+            match f.read_exact_at(&mut payload, at + 8) {
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                r => r.map_err(|e| file_error(&path, e))?,
+            }
             if crc32fast::hash(&payload) != crc {
                 break;
             }

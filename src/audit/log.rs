@@ -713,10 +713,16 @@ mod tests {
                 receipts.push(r.unwrap());
             }
         }
-        // The commits files hold only the last few commits: the older ones were compacted away.
+        // The commits files hold only the last few commits (or none, if the last file is being
+        // compacted as we read): the older ones were compacted away.
         let frames = log.store().files().frames().unwrap();
-        assert!(frames[0].first > 100, "{}", frames[0].first);
-        assert_eq!(frames.last().unwrap().size(), 160);
+        if let Some(f) = frames.first() {
+            assert!(
+                f.first > 100,
+                "frame from {} still in the commits files",
+                f.first
+            );
+        }
         log.shutdown().await;
         drop(log);
         let log = AuditLog::open(config, vec![signer.clone()]).unwrap();
