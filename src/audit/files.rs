@@ -74,26 +74,12 @@ impl Frame {
         self.first + self.ends.len() as u64
     }
 
-    /// Adds what the commit does to sled, its materialised view: the state changes and the
-    /// checkpoint under its size. The writer and a replay on open both apply frames this way.
-    pub fn apply_to(&self, batch: &mut sled::Batch) {
-        for c in &self.changes {
-            match &c.value {
-                Some(v) => batch.insert(c.key.as_slice(), v.as_slice()),
-                None => batch.remove(c.key.as_slice()),
-            }
-        }
-        batch.insert(
-            numbered_key(CHECKPOINT_PREFIX, self.size()),
-            self.checkpoint.as_bytes(),
-        );
-    }
-
-    /// Applies a commit's state changes to sled key by key, in order, then its checkpoint
-    /// under its size: what [`Frame::apply_to`] does, without sled's batch, for the writer
-    /// (which makes the commit visible at once by a gate of its own). The checkpoint goes last:
-    /// sled recovers a prefix of its writes, so a checkpoint found there after a crash means
-    /// every change before it is there too, and the frames after it are replayed.
+    /// Applies what a commit does to sled, its materialised view: the state changes key by key,
+    /// in order, then the checkpoint under its size. The writer's applier (which makes the
+    /// commit visible at once by a gate of its own) and a replay on open both apply commits
+    /// this way. No sled batch: the frame is the commit's durable record, and the checkpoint
+    /// goes last, so a checkpoint sled recovers after a crash means every change before it is
+    /// there too (sled recovers a prefix of its writes); the frames after it are replayed.
     pub fn apply_each(
         tree: &sled::Tree,
         changes: &[StateChange],

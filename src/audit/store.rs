@@ -12,7 +12,7 @@
 use super::error::AuditError;
 use std::sync::{Arc, RwLock};
 
-use super::files::LogFiles;
+use super::files::{Frame, LogFiles};
 use super::hash::{Hash, HashReader, split_stored_hash_index, stored_hash_count};
 use super::index::{KeyHasher, MemIndex, SearchQuery, entry_has};
 use crate::proto::v1::AuditEntry;
@@ -296,11 +296,9 @@ impl Store {
                 from = committed.applied,
                 "audit log: applying durable commits that the state store had not applied"
             );
-            let mut batch = sled::Batch::default();
             for frame in &committed.replay {
-                frame.apply_to(&mut batch);
+                Frame::apply_each(&self.tree, &frame.changes, frame.size(), &frame.checkpoint)?;
             }
-            self.tree.apply_batch(batch)?;
         }
         // Every commit is in sled now; make that durable before the frames go.
         self.tree.flush()?;

@@ -232,11 +232,11 @@ impl Writer {
         }
         let (done, answer) = oneshot::channel();
         if to_syncer
-            .send(ToSyncer::Compact {
+            .send(ToSyncer::Compact(Compaction {
                 file,
                 prepare,
                 done,
-            })
+            }))
             .await
             .is_err()
         {
@@ -468,13 +468,17 @@ struct Written {
 enum ToSyncer {
     /// A written batch to make durable and answer.
     Commit(Box<Written>),
-    /// Once every batch before has been applied: sync the record files, flush sled, empty
-    /// commits file `file`, and prepare it with `prepare` zero bytes if given.
-    Compact {
-        file: usize,
-        prepare: Option<u64>,
-        done: oneshot::Sender<Result<bool, AuditError>>,
-    },
+    /// Once every batch before has been applied, a compaction.
+    Compact(Compaction),
+}
+
+/// A compaction, passed down the pipeline in order: sync the record files, flush sled, empty
+/// commits file `file`, and prepare it with `prepare` zero bytes if given; the outcome (whether
+/// the file is now prepared) goes to `done`.
+struct Compaction {
+    file: usize,
+    prepare: Option<u64>,
+    done: oneshot::Sender<Result<bool, AuditError>>,
 }
 
 /// Written batches the syncer may hold before the writer waits: the bound on the pipeline.
@@ -519,26 +523,17 @@ impl Syncer {
         let mut held = None;
         while let Some(item) = next_item(&mut held, &mut rx).await {
             match item {
-                ToSyncer::Compact {
-                    file,
-                    prepare,
-                    done,
-                } => {
+                ToSyncer::Compact(compaction) => {
                     if self.failed {
                         // The frames of the failed commits stay for the next open to sort out.
-                        let _ = done.send(Err(AuditError::NotAccepting));
+                        let _ = compaction.done.send(Err(AuditError::NotAccepting));
                         continue;
                     }
                     // In order: the applier starts it once it has applied everything before.
-                    if let Err(mpsc::error::SendError(ToApplier::Compact { done, .. })) = to_applier
-                        .send(ToApplier::Compact {
-                            file,
-                            prepare,
-                            done,
-                        })
-                        .await
+                    if let Err(mpsc::error::SendError(ToApplier::Compact(compaction))) =
+                        to_applier.send(ToApplier::Compact(compaction)).await
                     {
-                        let _ = done.send(Err(AuditError::NotAccepting));
+                        let _ = compaction.done.send(Err(AuditError::NotAccepting));
                     }
                 }
                 ToSyncer::Commit(first) => {
@@ -629,12 +624,8 @@ impl Syncer {
 enum ToApplier {
     /// Durable batches to apply to sled, publish and answer.
     Apply(Vec<Written>),
-    /// Sync the record files, flush sled, empty commits file `file`, and prepare it.
-    Compact {
-        file: usize,
-        prepare: Option<u64>,
-        done: oneshot::Sender<Result<bool, AuditError>>,
-    },
+    /// A compaction, to run once every batch before has been applied.
+    Compact(Compaction),
 }
 
 /// The third stage: applies durable batches to sled in order, publishes the last checkpoint, and
@@ -650,11 +641,7 @@ impl Applier {
         let mut held = None;
         while let Some(item) = next_item(&mut held, &mut rx).await {
             match item {
-                ToApplier::Compact {
-                    file,
-                    prepare,
-                    done,
-                } => self.compact(file, prepare, done),
+                ToApplier::Compact(compaction) => self.compact(compaction),
                 ToApplier::Apply(mut commits) => {
                     loop {
                         match rx.try_recv() {
@@ -737,12 +724,12 @@ impl Applier {
     /// (which then hold every record of the file durably), flushes sled (which then holds every
     /// commit of it durably), empties the file, and prepares it with `prepare` zero bytes if
     /// given. The outcome goes to `done`.
-    fn compact(
-        &self,
-        file: usize,
-        prepare: Option<u64>,
-        done: oneshot::Sender<Result<bool, AuditError>>,
-    ) {
+    fn compact(&self, compaction: Compaction) {
+        let Compaction {
+            file,
+            prepare,
+            done,
+        } = compaction;
         if self.failed {
             let _ = done.send(Err(AuditError::NotAccepting));
             return;
