@@ -216,7 +216,8 @@ async fn measure(settings: &BenchSettings, targets: &[(&'static str, CallFn)]) -
         duration: Duration::from_secs(2),
         max_calls: WARMUP_CALLS_PER_CALLER * concurrency as u64,
     };
-    for (_, call) in targets {
+    for (name, call) in targets {
+        eprintln!("warming up: {name}");
         drive_target(warmup, call).await;
     }
     let rounds = settings.rounds.max(1);
@@ -227,8 +228,9 @@ async fn measure(settings: &BenchSettings, targets: &[(&'static str, CallFn)]) -
         max_calls: settings.duration.as_secs().max(1) * 500_000 / u64::from(rounds),
     };
     let mut reports: Vec<Option<LoadReport>> = vec![None; targets.len()];
-    for _ in 0..rounds {
-        for ((_, call), total) in targets.iter().zip(reports.iter_mut()) {
+    for r in 1..=rounds {
+        for ((name, call), total) in targets.iter().zip(reports.iter_mut()) {
+            eprintln!("round {r} of {rounds}: {name}");
             let report = drive_target(round, call).await;
             match total {
                 Some(total) => total.merge(report),

@@ -4,6 +4,7 @@
 //! [`crate::exchange::Gateway`], and maps the result back.
 
 pub mod auth;
+pub mod coalesce;
 pub mod launch;
 pub mod server;
 pub mod services;

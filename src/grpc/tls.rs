@@ -4,6 +4,8 @@
 //! We build rustls ourselves instead of using tonic's `ServerTlsConfig` so that a slow or silent client
 //! cannot hold up the accept loop, and so that revocation lists can be added to the verifier later.
 //! tonic's `Connected` impl for `tokio_rustls::server::TlsStream` keeps `Request::peer_certs()` working.
+//! Under TLS, each connection writes through [`Coalescing`], which sends the answers of one group
+//! commit together.
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,6 +22,8 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
+
+use super::coalesce::Coalescing;
 
 /// How long a client may take to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,7 +102,7 @@ pub fn server_config(paths: &TlsPaths<'_>) -> Result<Arc<rustls::ServerConfig>, 
 }
 
 /// A stream of established mutual-TLS connections, for `serve_with_incoming_shutdown`.
-pub type Incoming = ReceiverStream<Result<TlsStream<TcpStream>, io::Error>>;
+pub type Incoming = ReceiverStream<Result<TlsStream<Coalescing<TcpStream>>, io::Error>>;
 
 /// Accepts TCP connections on `listener` and yields those whose TLS handshake succeeds in time.
 ///
@@ -143,12 +147,14 @@ async fn handshake(
     acceptor: TlsAcceptor,
     tcp: TcpStream,
     peer: SocketAddr,
-    tx: mpsc::Sender<Result<TlsStream<TcpStream>, io::Error>>,
+    tx: mpsc::Sender<Result<TlsStream<Coalescing<TcpStream>>, io::Error>>,
 ) {
     // Small gRPC frames: Nagle's algorithm would only add latency.
     let _ = tcp.set_nodelay(true);
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(Coalescing::new(tcp))).await {
+        Ok(Ok(mut stream)) => {
+            // The answers of one group commit go out together from now on.
+            stream.get_mut().0.gather();
             // The receiver is gone only when the server shuts down.
             let _ = tx.send(Ok(stream)).await;
         }
