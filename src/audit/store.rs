@@ -228,6 +228,15 @@ impl Store {
 
     /// Every stored checkpoint (size and note bytes), by size, streamed.
     pub fn checkpoints(&self) -> impl Iterator<Item = Result<(u64, Vec<u8>), AuditError>> + use<> {
+        self.checkpoints_in(0, u64::MAX)
+    }
+
+    /// The checkpoints for sizes `from..=to`, in order, as [`Store::checkpoints`] gives them.
+    pub fn checkpoints_in(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> impl Iterator<Item = Result<(u64, Vec<u8>), AuditError>> + use<> {
         let pending: Vec<(u64, String)> = self
             .pending
             .read()
@@ -235,14 +244,19 @@ impl Store {
             .clone();
         let first_pending = pending.first().map_or(u64::MAX, |(s, _)| *s);
         self.tree
-            .scan_prefix(CHECKPOINT_PREFIX)
+            .range(numbered_key(CHECKPOINT_PREFIX, from)..=numbered_key(CHECKPOINT_PREFIX, to))
             .map(|kv| {
                 let (k, v) = kv?;
                 let size = key_number(&k).ok_or(AuditError::Internal("short checkpoint key"))?;
                 Ok((size, v.to_vec()))
             })
             .filter(move |r| !matches!(r, Ok((s, _)) if *s >= first_pending))
-            .chain(pending.into_iter().map(|(s, n)| Ok((s, n.into_bytes()))))
+            .chain(
+                pending
+                    .into_iter()
+                    .filter(move |(s, _)| (from..=to).contains(s))
+                    .map(|(s, n)| Ok((s, n.into_bytes()))),
+            )
     }
 
     /// The durable commits that sled has not applied: the frames of the chain past sled's

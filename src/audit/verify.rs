@@ -59,16 +59,37 @@ struct ChunkRead {
     items: Vec<Read>,
     /// The stored hashes of the chunk's records, packed.
     hashes: Vec<u8>,
+    /// The checkpoints for sizes `lo + 1 ..= hi`, opened (their signatures checked), in order.
+    checkpoints: Vec<OpenedCheckpoint>,
     problem: Option<AuditError>,
+}
+
+/// A stored checkpoint's size and the checkpoint opened from it, or why either failed.
+type OpenedCheckpoint = Result<(u64, Result<Checkpoint, AuditError>), AuditError>;
+
+/// The checkpoints for sizes `from..=to`, opened. Checking a signature costs as much as reading
+/// and hashing a few dozen entries, and a log written under light traffic has nearly one
+/// checkpoint per entry, so the workers open the checkpoints of their chunks too.
+fn open_checkpoints(
+    store: &Store,
+    verifiers: &[Verifier],
+    from: u64,
+    to: u64,
+) -> Vec<OpenedCheckpoint> {
+    store
+        .checkpoints_in(from, to)
+        .map(|stored| stored.map(|(size, bytes)| (size, open_stored(size, &bytes, verifiers))))
+        .collect()
 }
 
 /// Reads entries `[lo, hi)` of a log of `total` and their stored hashes, and leaf-hashes them.
 /// This is the bulk of the work (file reads and SHA-256 over every entry), so workers run it in
 /// parallel over disjoint ranges; everything that needs the order of the whole log is done after.
-fn read_chunk(store: &Store, lo: u64, hi: u64, total: u64) -> ChunkRead {
+fn read_chunk(store: &Store, verifiers: &[Verifier], lo: u64, hi: u64, total: u64) -> ChunkRead {
     let mut out = ChunkRead {
         items: Vec::with_capacity(usize::try_from(hi - lo).unwrap_or(0)),
         hashes: Vec::new(),
+        checkpoints: open_checkpoints(store, verifiers, lo + 1, hi),
         problem: None,
     };
     // Records past those located whole are missing (or damaged; the store said which).
@@ -112,6 +133,7 @@ fn read_chunk(store: &Store, lo: u64, hi: u64, total: u64) -> ChunkRead {
 /// that reading and leaf hashing overlap with the ordered work. Stops at the first error.
 fn read_pipelined(
     store: &Store,
+    verifiers: &[Verifier],
     total: u64,
     workers: u64,
     consume: &mut dyn FnMut(u64, ChunkRead) -> Result<(), AuditError>,
@@ -154,7 +176,8 @@ fn read_pipelined(
                         }
                     }
                     let lo = c * CHUNK;
-                    let read = read_chunk(store, lo, (lo + CHUNK).min(total), total);
+                    let hi = (lo + CHUNK).min(total);
+                    let read = read_chunk(store, verifiers, lo, hi, total);
                     lock().ready.insert(c, read);
                     changed.notify_all();
                 }
@@ -191,7 +214,38 @@ pub fn verify_log(
     verifiers: &[Verifier],
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, AuditError> {
-    let mut checkpoints = store.checkpoints().peekable();
+    verify_with(store, verifiers, progress)
+}
+
+/// A stored checkpoint, its signature checked and its size matched against the key it is stored
+/// under.
+fn open_stored(
+    cp_size: u64,
+    bytes: &[u8],
+    verifiers: &[Verifier],
+) -> Result<Checkpoint, AuditError> {
+    let bad = |reason: String| AuditError::Corrupt {
+        index: cp_size.saturating_sub(1),
+        reason,
+    };
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| bad(format!("checkpoint {cp_size} is not UTF-8")))?;
+    let cp =
+        Checkpoint::open(text, verifiers).map_err(|e| bad(format!("checkpoint {cp_size}: {e}")))?;
+    if cp.size != cp_size {
+        return Err(bad(format!(
+            "checkpoint stored as size {cp_size} says {}",
+            cp.size
+        )));
+    }
+    Ok(cp)
+}
+
+fn verify_with(
+    store: &Store,
+    verifiers: &[Verifier],
+    progress: &mut dyn FnMut(u64),
+) -> Result<VerifyReport, AuditError> {
     let mut frontier = Frontier::new();
     let mut roots: Vec<(u64, Hash)> = Vec::new();
     // The recomputed hashes from level 1 up, for the consistency proofs below.
@@ -199,47 +253,40 @@ pub fn verify_log(
 
     // The root is computed only when a checkpoint is stored at this size: computing it costs up
     // to log2(size) node hashes, too many to spend on every entry.
-    let mut check_checkpoints_at =
-        |size: u64, root: &dyn Fn() -> Hash, roots: &mut Vec<(u64, Hash)>| {
-            while let Some(next) = checkpoints.peek() {
-                let (cp_size, v) = match next {
-                    Ok(kv) => kv.clone(),
-                    Err(_) => {
-                        return Err(checkpoints
-                            .next()
-                            .and_then(Result::err)
-                            .unwrap_or(AuditError::Internal("checkpoint read failed")));
-                    }
-                };
-                if cp_size > size {
-                    break;
-                }
-                checkpoints.next();
-                let bad = |reason: String| AuditError::Corrupt {
-                    index: cp_size.saturating_sub(1),
-                    reason,
-                };
-                let text = std::str::from_utf8(&v)
-                    .map_err(|_| bad(format!("checkpoint {cp_size} is not UTF-8")))?;
-                let cp = Checkpoint::open(text, verifiers)
-                    .map_err(|e| bad(format!("checkpoint {cp_size}: {e}")))?;
-                if cp.size != cp_size {
-                    return Err(bad(format!(
-                        "checkpoint stored as size {cp_size} says {}",
-                        cp.size
-                    )));
-                }
-                if cp.root != root() {
-                    return Err(bad(format!(
-                        "checkpoint {cp_size} root differs from the tree recomputed from the entries"
-                    )));
-                }
-                roots.push((cp_size, cp.root));
+    let check_checkpoints_at = |checkpoints: &mut std::iter::Peekable<
+        std::vec::IntoIter<OpenedCheckpoint>,
+    >,
+                                size: u64,
+                                root: &dyn Fn() -> Hash,
+                                roots: &mut Vec<(u64, Hash)>| {
+        loop {
+            match checkpoints.peek() {
+                None => break,
+                Some(Ok((cp_size, _))) if *cp_size > size => break,
+                Some(_) => {}
             }
-            Ok(())
-        };
+            let Some(next) = checkpoints.next() else {
+                break;
+            };
+            let (cp_size, opened) = next?;
+            let cp = opened?;
+            if cp.root != root() {
+                return Err(AuditError::Corrupt {
+                    index: cp_size.saturating_sub(1),
+                    reason: format!(
+                        "checkpoint {cp_size} root differs from the tree recomputed from the entries"
+                    ),
+                });
+            }
+            roots.push((cp_size, cp.root));
+        }
+        Ok(())
+    };
 
-    check_checkpoints_at(0, &|| frontier.root(), &mut roots)?;
+    let mut at_zero = open_checkpoints(store, verifiers, 0, 0)
+        .into_iter()
+        .peekable();
+    check_checkpoints_at(&mut at_zero, 0, &|| frontier.root(), &mut roots)?;
     // Every record up to the latest checkpoint must be there (records past it are the remainder
     // of an unfinished commit, cut off when the log next opens).
     let total = store.latest_checkpoint()?.map_or(0, |(size, _)| size);
@@ -248,7 +295,8 @@ pub fn verify_log(
         .clamp(1, 4);
     let mut expected = 0u64;
     let mut wanted: Vec<Hash> = Vec::with_capacity(64);
-    read_pipelined(store, total, workers, &mut |_lo, chunk| {
+    read_pipelined(store, verifiers, total, workers, &mut |_lo, chunk| {
+        let mut checkpoints = chunk.checkpoints.into_iter().peekable();
         for Read { leaf, at } in chunk.items {
             let index = expected;
             let start = stored_hash_index(0, index);
@@ -275,7 +323,7 @@ pub fn verify_log(
             }
             recomputed.push(start, &wanted);
             expected += 1;
-            check_checkpoints_at(expected, &|| frontier.root(), &mut roots)?;
+            check_checkpoints_at(&mut checkpoints, expected, &|| frontier.root(), &mut roots)?;
             if expected.is_multiple_of(65_536) {
                 progress(expected);
             }
@@ -286,7 +334,7 @@ pub fn verify_log(
         }
     })?;
     progress(expected);
-    if let Some(extra) = checkpoints.next() {
+    if let Some(extra) = store.checkpoints_in(expected + 1, u64::MAX).next() {
         let (size, _) = extra?;
         return Err(AuditError::Corrupt {
             index: expected,
