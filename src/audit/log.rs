@@ -18,7 +18,7 @@ use super::keys::{Signer, Verifier};
 use super::note;
 use super::proof::{Receipt, TlogProof};
 use super::store::{CHECKPOINT_PREFIX, STATE_PREFIX, Store, numbered_key};
-use super::writer::{Append, Committed, Writer};
+use super::writer::{Append, Writer};
 use crate::proto::v1::AuditEntry;
 
 /// How the log is opened and how the writer batches.
@@ -231,39 +231,6 @@ impl AuditLog {
         entry: &AuditEntry,
         changes: Vec<StateChange>,
     ) -> Result<Receipt, AuditError> {
-        let committed = self.commit(entry, changes).await?;
-        // The proof is made here, on the appender's task, from hashes that no later commit
-        // changes: the writer, which every commit waits for, only hands back the checkpoint.
-        let hashes = prove_record(committed.size, committed.index, &self.inner.shared.store)?;
-        let proof = TlogProof {
-            extra: None,
-            index: committed.index,
-            hashes,
-            signed_checkpoint: committed.signed.to_string(),
-        };
-        Ok(Receipt {
-            index: committed.index,
-            entry: committed.entry,
-            proof: proof.format(),
-        })
-    }
-
-    /// Appends like [`AuditLog::append`] for an entry whose appender has no use for a receipt,
-    /// and returns only the entry's index (no proof is made).
-    pub async fn append_without_receipt(
-        &self,
-        entry: &AuditEntry,
-        changes: Vec<StateChange>,
-    ) -> Result<u64, AuditError> {
-        Ok(self.commit(entry, changes).await?.index)
-    }
-
-    /// Queues `entry` and its state changes for the writer and waits until they are durable.
-    async fn commit(
-        &self,
-        entry: &AuditEntry,
-        changes: Vec<StateChange>,
-    ) -> Result<Committed, AuditError> {
         if changes.iter().any(|c| !c.key.starts_with(STATE_PREFIX)) {
             return Err(AuditError::BadStateKey);
         }

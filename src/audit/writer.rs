@@ -5,14 +5,12 @@
 //!    appends the entries and their stored hashes to the record files and the commit's frame
 //!    (those records, its signed checkpoint and the callers' state changes) to the active
 //!    commits file, without syncing; makes the records known to the store (readers still see
-//!    only the published size).
+//!    only the published size); and computes the receipts.
 //! 2. The syncer task takes every batch written so far and syncs the commits file once, which
 //!    makes all of them durable.
 //! 3. The applier task applies durable batches' frames to sled in order (while the syncer waits
 //!    for the next sync), publishes the last checkpoint, and only then answers every waiter
-//!    with its entry's index and the commit's checkpoint. Each waiter makes its own receipt's
-//!    inclusion proof, on its own task: proofs are CPU work that both cores can share, while
-//!    every commit waits for the writer.
+//!    with its receipt.
 //!
 //! Compaction keeps the commits files small without stopping the pipeline: the writer switches to
 //! the other commits file, and once every commit of the old one is applied, a blocking task syncs
@@ -31,11 +29,15 @@ use tokio::sync::{mpsc, oneshot};
 use super::checkpoint::Checkpoint;
 use super::error::AuditError;
 use super::files::Frame;
-use super::hash::{Frontier, Hash, leaf_hash, stored_hash_index};
+use super::hash::{
+    Frontier, Hash, HashReader, leaf_hash, prove_record, split_stored_hash_index, stored_hash_index,
+};
 use super::index::IndexKeys;
 use super::keys::Signer;
 use super::log::{Shared, StateChange};
 use super::note;
+use super::proof::{Receipt, TlogProof};
+use super::store::Store;
 
 /// One queued append: the encoded entry, its index keys without the index, the caller's state
 /// changes, and where to send the outcome.
@@ -43,21 +45,7 @@ pub(crate) struct Append {
     pub entry: Vec<u8>,
     pub keys: IndexKeys,
     pub changes: Vec<StateChange>,
-    pub reply: oneshot::Sender<Result<Committed, AuditError>>,
-}
-
-/// What an appender gets back once its entry is durable: enough to make its receipt on its own
-/// task, so that the writer, which every commit waits for, does not compute proofs.
-#[derive(Debug)]
-pub(crate) struct Committed {
-    /// The entry's index.
-    pub index: u64,
-    /// The entry's bytes.
-    pub entry: Vec<u8>,
-    /// The tree size of the commit's checkpoint.
-    pub size: u64,
-    /// The commit's signed checkpoint.
-    pub signed: Arc<str>,
+    pub reply: oneshot::Sender<Result<Receipt, AuditError>>,
 }
 
 /// What the writer owns between batches.
@@ -360,6 +348,9 @@ impl Writer {
                 "the log holds at most 2^32 entries; start a new log".into(),
             ));
         }
+        // Proofs for this batch read its leaf hashes from here; the upper levels are in the
+        // store's memory once remembered.
+        let mut leaves: Vec<Hash> = Vec::with_capacity(pending.len());
         let mut records: Vec<(u64, Vec<Hash>)> = Vec::with_capacity(pending.len());
         let data_start = store.data_end();
         let mut data: Vec<u8> = Vec::with_capacity(pending.iter().map(|p| p.entry.len()).sum());
@@ -375,6 +366,7 @@ impl Writer {
             }
             data.extend_from_slice(&p.entry);
             ends.push(data_start + data.len() as u64);
+            leaves.push(hashes[0]);
             records.push((start, hashes));
             changes.append(&mut p.changes);
         }
@@ -414,25 +406,36 @@ impl Writer {
             .iter_mut()
             .map(|p| std::mem::take(&mut p.keys))
             .collect();
-        // Known to the store for the proofs of this batch's receipts, which its appenders make
-        // once it is durable; readers see only the published size.
+        // Known to the store for the next batch's proofs; readers see only the published size.
         store.remember(&frame.ends, &records, &keys)?;
 
-        let shared_signed: Arc<str> = Arc::from(signed.as_str());
-        let committed = pending
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| Committed {
-                index: first_index + i as u64,
+        let reader = Overlay {
+            first: first_index,
+            leaves: &leaves,
+            store,
+        };
+        let mut receipts = Vec::with_capacity(pending.len());
+        let receipts_began = std::time::Instant::now();
+        let entries = pending.len();
+        for (i, p) in pending.into_iter().enumerate() {
+            let index = first_index + i as u64;
+            let proof = TlogProof {
+                extra: None,
+                index,
+                hashes: prove_record(size, index, &reader)?,
+                signed_checkpoint: signed.clone(),
+            };
+            receipts.push(Receipt {
+                index,
                 entry: p.entry,
-                size,
-                signed: shared_signed.clone(),
-            })
-            .collect();
+                proof: proof.format(),
+            });
+        }
         tracing::debug!(
-            entries = size - first_index,
+            entries,
             size,
             write_us = written.as_micros() as u64,
+            receipts_us = receipts_began.elapsed().as_micros() as u64,
             "audit commit written"
         );
         Ok(Written {
@@ -440,7 +443,7 @@ impl Writer {
             size,
             signed,
             changes: frame.changes,
-            committed,
+            receipts,
             replies: Vec::new(),
         })
     }
@@ -456,9 +459,9 @@ struct Written {
     signed: String,
     /// Its state changes, applied to sled in order before its checkpoint.
     changes: Vec<StateChange>,
-    /// What each appender gets back, in the order of `replies`.
-    committed: Vec<Committed>,
-    replies: Vec<oneshot::Sender<Result<Committed, AuditError>>>,
+    /// The receipts, in the order of `replies`.
+    receipts: Vec<Receipt>,
+    replies: Vec<oneshot::Sender<Result<Receipt, AuditError>>>,
 }
 
 /// What the writer hands the syncer, in order.
@@ -492,7 +495,7 @@ async fn next_item<T>(held: &mut Option<T>, rx: &mut mpsc::Receiver<T>) -> Optio
 
 /// Answers every waiter with an error.
 fn fail_all(
-    replies: Vec<oneshot::Sender<Result<Committed, AuditError>>>,
+    replies: Vec<oneshot::Sender<Result<Receipt, AuditError>>>,
     error: impl Fn() -> AuditError,
 ) {
     for r in replies {
@@ -661,7 +664,7 @@ impl Applier {
         let mut answers = Vec::with_capacity(commits.len());
         for c in commits {
             applied.push((c.changes, c.size, c.signed));
-            answers.push((c.replies, c.committed));
+            answers.push((c.replies, c.receipts));
         }
         let Some((_, size, signed)) = applied.last() else {
             return;
@@ -695,10 +698,10 @@ impl Applier {
         };
         match done {
             Ok(()) => {
-                for (replies, committed) in answers {
-                    for (r, c) in replies.into_iter().zip(committed) {
+                for (replies, receipts) in answers {
+                    for (r, receipt) in replies.into_iter().zip(receipts) {
                         // A caller that gave up still has a durable entry; nothing to undo.
-                        let _ = r.send(Ok(c));
+                        let _ = r.send(Ok(receipt));
                     }
                 }
             }
@@ -754,5 +757,26 @@ impl Applier {
             }
             let _ = done.send(outcome.map(|_| prepare.is_some()));
         });
+    }
+}
+
+/// The leaf hashes of the batch just written, in memory, over the store.
+struct Overlay<'a> {
+    first: u64,
+    leaves: &'a [Hash],
+    store: &'a Store,
+}
+
+impl HashReader for Overlay<'_> {
+    fn read_hash(&self, index: u64) -> Result<Hash, AuditError> {
+        if let (0, n) = split_stored_hash_index(index)
+            && let Some(h) = n
+                .checked_sub(self.first)
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| self.leaves.get(i))
+        {
+            return Ok(*h);
+        }
+        self.store.read_hash(index)
     }
 }

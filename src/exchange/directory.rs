@@ -245,13 +245,12 @@ impl Gateway {
         consulted_entry.consulted_parties = consulted;
         // For the holders' auditors: who asked (a party id, not personal data).
         consulted_entry.detail = format!("requester={}", caller.party);
-        // Both go to the writer at once, so they normally share one group commit. The second
-        // entry's receipt would go to nobody, so none is made.
-        let (receipt, consulted) = tokio::join!(
+        // Both go to the writer at once, so they normally share one group commit.
+        let (receipt, consulted_receipt) = tokio::join!(
             self.commit(&entry, Vec::new()),
-            self.commit_without_receipt(&consulted_entry, Vec::new())
+            self.commit(&consulted_entry, Vec::new())
         );
-        consulted?;
+        consulted_receipt?;
         let receipt = receipt?;
         Ok(LookupResponse {
             lookup_id,

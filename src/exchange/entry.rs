@@ -122,20 +122,6 @@ impl Gateway {
         })
     }
 
-    /// Appends `entry` with its state `changes` like [`Gateway::commit`], for an entry whose
-    /// receipt goes to nobody; returns the entry's index.
-    pub(crate) async fn commit_without_receipt(
-        &self,
-        entry: &AuditEntry,
-        changes: Vec<StateChange>,
-    ) -> Result<u64, ExchangeError> {
-        self.inner
-            .log
-            .append_without_receipt(entry, changes)
-            .await
-            .map_err(|e| ExchangeError::Unavailable(e.to_string()))
-    }
-
     /// Logs a refusal and returns the error to give the caller: FAILED_PRECONDITION for a missing
     /// case or consent, PERMISSION_DENIED otherwise. If the refusal cannot be logged, the caller
     /// gets UNAVAILABLE instead (fail closed).
