@@ -22,6 +22,8 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// Bytes gathered before a write sends them even without a flush.
 const MAX_GATHERED: usize = 256 * 1024;
+/// Buffer capacity a connection keeps between sends.
+const KEPT_CAPACITY: usize = 64 * 1024;
 /// Most yields of one flush: it yields again while the last yield brought more to send.
 const MAX_YIELDS: u32 = 4;
 
@@ -75,6 +77,10 @@ impl<S: AsyncWrite + Unpin> Coalescing<S> {
         }
         self.buf.clear();
         self.sent = 0;
+        // A burst (a large answer) does not pin its buffer for the connection's lifetime.
+        if self.buf.capacity() > KEPT_CAPACITY {
+            self.buf.shrink_to(KEPT_CAPACITY);
+        }
         Poll::Ready(Ok(()))
     }
 
