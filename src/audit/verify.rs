@@ -214,38 +214,6 @@ pub fn verify_log(
     verifiers: &[Verifier],
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, AuditError> {
-    verify_with(store, verifiers, progress)
-}
-
-/// A stored checkpoint, its signature checked and its size matched against the key it is stored
-/// under.
-fn open_stored(
-    cp_size: u64,
-    bytes: &[u8],
-    verifiers: &[Verifier],
-) -> Result<Checkpoint, AuditError> {
-    let bad = |reason: String| AuditError::Corrupt {
-        index: cp_size.saturating_sub(1),
-        reason,
-    };
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| bad(format!("checkpoint {cp_size} is not UTF-8")))?;
-    let cp =
-        Checkpoint::open(text, verifiers).map_err(|e| bad(format!("checkpoint {cp_size}: {e}")))?;
-    if cp.size != cp_size {
-        return Err(bad(format!(
-            "checkpoint stored as size {cp_size} says {}",
-            cp.size
-        )));
-    }
-    Ok(cp)
-}
-
-fn verify_with(
-    store: &Store,
-    verifiers: &[Verifier],
-    progress: &mut dyn FnMut(u64),
-) -> Result<VerifyReport, AuditError> {
     let mut frontier = Frontier::new();
     let mut roots: Vec<(u64, Hash)> = Vec::new();
     // The recomputed hashes from level 1 up, for the consistency proofs below.
@@ -259,15 +227,9 @@ fn verify_with(
                                 size: u64,
                                 root: &dyn Fn() -> Hash,
                                 roots: &mut Vec<(u64, Hash)>| {
-        loop {
-            match checkpoints.peek() {
-                None => break,
-                Some(Ok((cp_size, _))) if *cp_size > size => break,
-                Some(_) => {}
-            }
-            let Some(next) = checkpoints.next() else {
-                break;
-            };
+        while let Some(next) =
+            checkpoints.next_if(|c| !matches!(c, Ok((cp_size, _)) if *cp_size > size))
+        {
             let (cp_size, opened) = next?;
             let cp = opened?;
             if cp.root != root() {
@@ -362,6 +324,29 @@ fn verify_with(
         checkpoints: roots.len() as u64,
         latest: roots.last().copied(),
     })
+}
+/// A stored checkpoint, its signature checked and its size matched against the key it is stored
+/// under.
+fn open_stored(
+    cp_size: u64,
+    bytes: &[u8],
+    verifiers: &[Verifier],
+) -> Result<Checkpoint, AuditError> {
+    let bad = |reason: String| AuditError::Corrupt {
+        index: cp_size.saturating_sub(1),
+        reason,
+    };
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| bad(format!("checkpoint {cp_size} is not UTF-8")))?;
+    let cp =
+        Checkpoint::open(text, verifiers).map_err(|e| bad(format!("checkpoint {cp_size}: {e}")))?;
+    if cp.size != cp_size {
+        return Err(bad(format!(
+            "checkpoint stored as size {cp_size} says {}",
+            cp.size
+        )));
+    }
+    Ok(cp)
 }
 
 /// The recomputed upper levels in memory, over the (checked) stored leaf hashes.

@@ -58,11 +58,6 @@ impl<S> Coalescing<S> {
     pub fn gather(&mut self) {
         self.gathering = true;
     }
-
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
 }
 
 impl<S: AsyncWrite + Unpin> Coalescing<S> {
@@ -105,18 +100,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Coalescing<S> {
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Coalescing<S> {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        if !this.gathering {
-            ready!(this.poll_send(cx))?;
-            return Pin::new(&mut this.inner).poll_write(cx, data);
-        }
-        ready!(this.poll_room(cx))?;
-        this.buf.extend_from_slice(data);
-        Poll::Ready(Ok(data.len()))
+        self.poll_write_vectored(cx, &[io::IoSlice::new(data)])
     }
 
     fn poll_write_vectored(
