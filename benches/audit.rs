@@ -1,7 +1,8 @@
 //! Audit log benchmarks (DESIGN.md targets):
 //! - durable appends with concurrent writers, group commit: ≥ 20,000 entries/s;
 //! - full verification of a 1M-entry log: ≥ 500,000 entries/s;
-//! - inclusion proof at 1M entries: ≤ 50 µs.
+//! - inclusion proof at 1M entries: ≤ 50 µs;
+//! - and the cost of opening one lookup's consulted-holder commitments, for the index rebuild.
 //!
 //! The 1M-entry log is built once in a temp dir (set KETENPOORT_BENCH_ENTRIES for another size).
 //! Run with `cargo bench --bench audit`.
@@ -170,5 +171,36 @@ fn bench_large_log(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_appends, bench_large_log);
+/// Opening a `LookupConsulted` entry's commitments for the search index, as a rebuild on open
+/// does for each such entry: against every party the log has named (17 in the shipped policy).
+fn bench_consulted_open(c: &mut Criterion) {
+    use ketenpoort::audit::consulted::{ConsultedKey, Opener};
+    use ketenpoort::proto::v1::AuditEntry;
+    let key = std::sync::Arc::new(ConsultedKey::from_bytes(&[7; 32]));
+    let opener = Opener::new(key.clone());
+    for i in 0..17 {
+        opener.learn(&AuditEntry {
+            counterpart_party: format!("party-{i:02}"),
+            ..Default::default()
+        });
+    }
+    let consulted = vec!["party-03".to_owned(), "party-11".to_owned()];
+    let entry = AuditEntry {
+        exchange_id: "l-20261129-0001-abcdef".into(),
+        consulted_commitments: key.commitments("l-20261129-0001-abcdef", &consulted),
+        ..Default::default()
+    };
+    let mut group = c.benchmark_group("consulted");
+    group.bench_function("open_against_17_parties", |b| {
+        b.iter(|| assert_eq!(black_box(opener.open(black_box(&entry))).len(), 2))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_appends,
+    bench_large_log,
+    bench_consulted_open
+);
 criterion_main!(benches);

@@ -207,10 +207,11 @@ async fn subject_report_and_search_are_scoped() {
         assert!(
             entry.requester_party == "caw-oost-vlaanderen"
                 || entry.counterpart_party == "caw-oost-vlaanderen"
-                || entry
-                    .consulted_parties
+                || leaf
+                    .consulted
                     .iter()
-                    .any(|p| p == "caw-oost-vlaanderen")
+                    .any(|d| d.party == "caw-oost-vlaanderen"
+                        && ketenpoort::audit::consulted::discloses(&entry, &d.party, &d.salt))
         );
     }
     gw.stop().await;

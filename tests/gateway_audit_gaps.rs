@@ -35,7 +35,11 @@ async fn visible_entries(gw: &TestGateway, party: &str) -> Vec<Option<pb::AuditE
 
 #[tokio::test]
 async fn a_holders_auditor_sees_the_lookups_that_hit_its_references() {
-    let gw = TestGateway::start().await;
+    // A data directory of the test's own, for the restart at the end.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("var");
+    let first_data = data.clone();
+    let gw = TestGateway::start_with(move |c| c.data_dir = first_data).await;
     gw.register(CAW, 41).await;
     gw.register(CGG, 41).await;
     let answer = gw
@@ -63,37 +67,28 @@ async fn a_holders_auditor_sees_the_lookups_that_hit_its_references() {
     );
     verify_receipt(&gw, &receipt);
 
-    // The centre's DPO finds the lookup by searching for its own party, with who asked.
-    let found = gw
-        .audit("dpo-cgg-eclips")
-        .await
-        .search_entries(req(pb::SearchEntriesRequest {
-            party: CGG.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("search")
-        .into_inner();
-    let consulted: Vec<pb::AuditEntry> = found
-        .entries
-        .iter()
-        .filter_map(|leaf| match &leaf.content {
-            Some(pb::log_leaf::Content::Entry(bytes)) => {
-                Some(pb::AuditEntry::decode(bytes.as_slice()).expect("decodes"))
-            }
-            _ => None,
-        })
-        .filter(|e| e.operation == "LookupConsulted")
-        .collect();
-    assert_eq!(consulted.len(), 1, "the centre's DPO sees the lookup");
-    let entry = &consulted[0];
-    assert_eq!(entry.exchange_id, answer.lookup_id);
-    assert_eq!(
-        entry.consulted_parties,
-        vec![CAW.to_owned(), CGG.to_owned()]
-    );
-    assert!(entry.requester_party.is_empty());
-    assert_eq!(entry.detail, format!("requester={POLICE}"));
+    // Each holder's DPO finds the lookup by searching for its own party, with who asked, and is
+    // shown that its own party was consulted: nothing about the other holder.
+    for (dpo, own) in [("dpo-cgg-eclips", CGG), ("dpo-caw-oost-vlaanderen", CAW)] {
+        let consulted = consulted_lookups(&gw, dpo, own).await;
+        assert_eq!(consulted.len(), 1, "{dpo} sees the lookup");
+        let (entry, shown) = &consulted[0];
+        assert_eq!(entry.exchange_id, answer.lookup_id);
+        assert!(entry.requester_party.is_empty());
+        assert_eq!(entry.detail, format!("requester={POLICE}"));
+        assert_eq!(
+            shown,
+            &vec![own.to_owned()],
+            "{dpo} is shown its own party only"
+        );
+        // Two holders, padded: the count says no more than "at most four".
+        assert_eq!(entry.consulted_commitments.len(), 4);
+        let other = if own == CGG { CAW } else { CGG };
+        assert!(
+            !serde_json_text(entry).contains(other),
+            "{dpo}'s copy of the entry does not name {other}"
+        );
+    }
 
     // An unrelated DPO, and the requester's own DPO, get only its leaf hash.
     for outsider in ["dpo-ocj-oost-vlaanderen", "dpo-pz-gent"] {
@@ -105,7 +100,7 @@ async fn a_holders_auditor_sees_the_lookups_that_hit_its_references() {
             "{outsider} must not see which holders were consulted"
         );
     }
-    // The supervisor sees both entries of the lookup.
+    // The supervisor sees both entries of the lookup, with both openings.
     let all = visible_entries(&gw, "coc").await;
     let of_lookup = all
         .iter()
@@ -113,7 +108,71 @@ async fn a_holders_auditor_sees_the_lookups_that_hit_its_references() {
         .filter(|e| e.exchange_id == answer.lookup_id)
         .count();
     assert_eq!(of_lookup, 2);
+    let supervised = consulted_lookups(&gw, "coc", CGG).await;
+    assert_eq!(supervised.len(), 1);
+    assert_eq!(supervised[0].1, vec![CAW.to_owned(), CGG.to_owned()]);
+
+    // After a restart the search index, rebuilt from the entries, opens the commitments again.
     gw.stop().await;
+    let gw = TestGateway::start_with(move |c| c.data_dir = data).await;
+    let consulted = consulted_lookups(&gw, "dpo-cgg-eclips", CGG).await;
+    assert_eq!(consulted.len(), 1, "found again after the restart");
+    assert_eq!(consulted[0].1, vec![CGG.to_owned()]);
+    gw.stop().await;
+}
+
+/// The JSON form of an entry, to look for a party id anywhere in it.
+fn serde_json_text(entry: &pb::AuditEntry) -> String {
+    ketenpoort::audit::entry::to_json(entry).to_string()
+}
+
+/// The `LookupConsulted` entries that a search for `party` shows `reader`, each with the
+/// consulted parties it was shown, every opening checked against the entry's commitments and
+/// the entry checked against the log's leaf hash.
+async fn consulted_lookups(
+    gw: &TestGateway,
+    reader: &str,
+    party: &str,
+) -> Vec<(pb::AuditEntry, Vec<String>)> {
+    let found = gw
+        .audit(reader)
+        .await
+        .search_entries(req(pb::SearchEntriesRequest {
+            party: party.into(),
+            ..Default::default()
+        }))
+        .await
+        .expect("search")
+        .into_inner();
+    let mut out = Vec::new();
+    for leaf in found.entries {
+        let Some(pb::log_leaf::Content::Entry(bytes)) = &leaf.content else {
+            continue;
+        };
+        assert_eq!(
+            ketenpoort::audit::hash::leaf_hash(bytes),
+            gw.gateway.log().leaf_hash(leaf.index).expect("leaf"),
+            "the entry shown is the one in the tree"
+        );
+        let entry = pb::AuditEntry::decode(bytes.as_slice()).expect("decodes");
+        if entry.operation != "LookupConsulted" {
+            continue;
+        }
+        let shown = leaf
+            .consulted
+            .iter()
+            .map(|d| {
+                assert!(
+                    ketenpoort::audit::consulted::discloses(&entry, &d.party, &d.salt),
+                    "the opening for {} matches a commitment",
+                    d.party
+                );
+                d.party.clone()
+            })
+            .collect();
+        out.push((entry, shown));
+    }
+    out
 }
 
 #[tokio::test]

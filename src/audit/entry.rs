@@ -74,6 +74,7 @@ pub fn to_json(entry: &AuditEntry) -> Value {
             "retention_days": o.retention_days, "review": o.review, "notify": o.notify
         })),
         "detail": entry.detail,
+        "consulted_commitments": entry.consulted_commitments.iter().map(hex::encode).collect::<Vec<_>>(),
     })
 }
 

@@ -13,7 +13,9 @@
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::sync::Arc;
 
+use super::consulted::Opener;
 use super::error::AuditError;
 use crate::proto::v1::{AuditEntry, AuditEvent, Verdict};
 
@@ -31,7 +33,8 @@ const TAG_EVENT: u8 = b'k';
 /// in ascending order, after `after`, at most `limit` of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SearchQuery {
-    /// The requesting, the counterpart or a consulted party.
+    /// The requesting, the counterpart or a consulted party (consulted parties are found through
+    /// the gateway's key, see [`super::consulted`]).
     pub party: Option<String>,
     /// The subject pseudonym (of the event's subject or one of its subjects).
     pub subject_pseudonym: Option<Vec<u8>>,
@@ -72,14 +75,14 @@ fn entry_seconds(entry: &AuditEntry) -> i64 {
     entry.time.as_ref().map(|t| t.seconds).unwrap_or(0)
 }
 
-/// The posting-list prefixes `entry` belongs to (without the trailing first-index).
-pub fn index_prefixes(entry: &AuditEntry) -> Vec<Vec<u8>> {
+/// The posting-list prefixes `entry` belongs to (without the trailing first-index), counting
+/// `consulted` (the holders a lookup consulted, opened from its commitments) as named parties:
+/// their auditors search for the lookups that hit their references.
+pub fn index_prefixes(entry: &AuditEntry, consulted: &[String]) -> Vec<Vec<u8>> {
     let mut prefixes: Vec<Vec<u8>> = Vec::with_capacity(8);
-    // Consulted holders count as named parties: their auditors search for the lookups that hit
-    // their references.
     let parties = [&entry.requester_party, &entry.counterpart_party]
         .into_iter()
-        .chain(&entry.consulted_parties);
+        .chain(consulted);
     for party in parties {
         if !party.is_empty() {
             prefixes.push(field_prefix(TAG_PARTY, party.as_bytes()));
@@ -114,10 +117,12 @@ pub struct IndexKeys {
     seconds: i64,
 }
 
-/// Hashes field keys with the index's random key; cheap to clone.
+/// Hashes field keys with the index's random key, and opens consulted-holder commitments when
+/// it has the gateway's key; cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct KeyHasher {
     state: RandomState,
+    opener: Option<Arc<Opener>>,
 }
 
 impl KeyHasher {
@@ -125,12 +130,47 @@ impl KeyHasher {
         self.state.hash_one(prefix)
     }
 
-    /// The search keys of `entry`.
+    /// The consulted parties `entry` commits to, as far as this hasher can open them.
+    fn consulted(&self, entry: &AuditEntry) -> Vec<String> {
+        match &self.opener {
+            Some(opener) => opener.open(entry),
+            None => Vec::new(),
+        }
+    }
+
+    /// The search keys of `entry`, whose consulted parties are opened against the parties the
+    /// log has named.
     pub fn keys_of(&self, entry: &AuditEntry) -> IndexKeys {
+        if let Some(opener) = &self.opener {
+            opener.learn(entry);
+        }
+        let consulted = self.consulted(entry);
+        self.keys_with(entry, &consulted)
+    }
+
+    /// The search keys of `entry`, whose consulted parties the caller names (it made the
+    /// commitments, so nothing needs opening).
+    pub fn keys_with_consulted(&self, entry: &AuditEntry, consulted: &[String]) -> IndexKeys {
+        if let Some(opener) = &self.opener {
+            opener.learn(entry);
+        }
+        self.keys_with(entry, consulted)
+    }
+
+    fn keys_with(&self, entry: &AuditEntry, consulted: &[String]) -> IndexKeys {
         IndexKeys {
-            fields: index_prefixes(entry).iter().map(|p| self.hash(p)).collect(),
+            fields: index_prefixes(entry, consulted)
+                .iter()
+                .map(|p| self.hash(p))
+                .collect(),
             seconds: entry_seconds(entry),
         }
+    }
+
+    /// Whether `entry` has every one of `prefixes`: the exact check behind a hashed match.
+    pub fn entry_has(&self, entry: &AuditEntry, prefixes: &[Vec<u8>]) -> bool {
+        let own = index_prefixes(entry, &self.consulted(entry));
+        prefixes.iter().all(|p| own.binary_search(p).is_ok())
     }
 }
 
@@ -174,6 +214,13 @@ impl MemIndex {
     /// An empty index with a fresh random key.
     pub fn new() -> MemIndex {
         MemIndex::default()
+    }
+
+    /// An empty index that finds consulted parties through `opener`.
+    pub fn with_opener(opener: Option<Arc<Opener>>) -> MemIndex {
+        let mut index = MemIndex::default();
+        index.hasher.opener = opener;
+        index
     }
 
     /// The hasher that makes this index's keys.
@@ -361,10 +408,10 @@ fn query_prefixes(q: &SearchQuery) -> Vec<Vec<u8>> {
     prefixes
 }
 
-/// Whether `entry` has every one of `prefixes`: the exact check behind a hashed match.
-pub fn entry_has(entry: &AuditEntry, prefixes: &[Vec<u8>]) -> bool {
-    let own = index_prefixes(entry);
-    prefixes.iter().all(|p| own.binary_search(p).is_ok())
+/// Whether `entry` has every one of `prefixes`, naming no consulted party.
+#[cfg(test)]
+fn entry_has(entry: &AuditEntry, prefixes: &[Vec<u8>]) -> bool {
+    KeyHasher::default().entry_has(entry, prefixes)
 }
 
 #[cfg(test)]

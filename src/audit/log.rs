@@ -11,6 +11,7 @@ use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::Checkpoint;
+use super::consulted::{ConsultedKey, Opener};
 use super::error::AuditError;
 use super::hash::{Frontier, Hash, leaf_hash, prove_record, prove_tree};
 use super::index::{KeyHasher, SearchQuery};
@@ -42,6 +43,9 @@ pub struct AuditConfig {
     /// The size past which the writer switches commits files and compacts the old one (syncs
     /// the record files, flushes sled, empties it), in the background.
     pub compact_at: u64,
+    /// The gateway's key for consulted-holder commitments (see [`super::consulted`]); without
+    /// it, a search by party does not find the lookups that consulted that party.
+    pub consulted_key: Option<Arc<ConsultedKey>>,
 }
 
 impl AuditConfig {
@@ -55,6 +59,7 @@ impl AuditConfig {
             queue_capacity: 8192,
             cache_capacity: 32 * 1024 * 1024,
             compact_at: 16 * 1024 * 1024,
+            consulted_key: None,
         }
     }
 }
@@ -132,6 +137,7 @@ struct Inner {
     db: sled::Db,
     tx: mpsc::Sender<Append>,
     verifiers: Vec<Verifier>,
+    consulted_key: Option<Arc<ConsultedKey>>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     close: Mutex<Option<oneshot::Sender<()>>>,
 }
@@ -177,11 +183,16 @@ impl AuditLog {
         if size > 0 {
             tracing::info!(entries = size, "audit log: building the search index");
         }
-        store.build_index(size, &mut |done| {
+        let opener = config
+            .consulted_key
+            .clone()
+            .map(|key| Arc::new(Opener::new(key)));
+        store.build_index(size, opener, &mut |done| {
             if done.is_multiple_of(1 << 20) {
                 tracing::info!(done, of = size, "audit log: indexing");
             }
         })?;
+        let consulted_key = config.consulted_key.clone();
         let shared = Arc::new(Shared {
             keys: store.key_hasher(),
             store,
@@ -218,6 +229,7 @@ impl AuditLog {
                 db,
                 tx,
                 verifiers,
+                consulted_key,
                 writer: Mutex::new(Some(handle)),
                 close: Mutex::new(Some(close_tx)),
             }),
@@ -231,14 +243,41 @@ impl AuditLog {
         entry: &AuditEntry,
         changes: Vec<StateChange>,
     ) -> Result<Receipt, AuditError> {
+        let keys = self.inner.shared.keys.keys_of(entry);
+        self.append_keyed(entry, keys, changes).await
+    }
+
+    /// Appends an entry whose `consulted_commitments` the caller made for `consulted` with
+    /// [`AuditLog::consulted_key`], as [`AuditLog::append`] does; the search index then finds
+    /// the entry by those parties without opening the commitments.
+    pub async fn append_consulted(
+        &self,
+        entry: &AuditEntry,
+        consulted: &[String],
+        changes: Vec<StateChange>,
+    ) -> Result<Receipt, AuditError> {
+        let keys = self.inner.shared.keys.keys_with_consulted(entry, consulted);
+        self.append_keyed(entry, keys, changes).await
+    }
+
+    /// The key of consulted-holder commitments, if the log was opened with one.
+    pub fn consulted_key(&self) -> Option<&ConsultedKey> {
+        self.inner.consulted_key.as_deref()
+    }
+
+    async fn append_keyed(
+        &self,
+        entry: &AuditEntry,
+        keys: super::index::IndexKeys,
+        changes: Vec<StateChange>,
+    ) -> Result<Receipt, AuditError> {
         if changes.iter().any(|c| !c.key.starts_with(STATE_PREFIX)) {
             return Err(AuditError::BadStateKey);
         }
         if !self.is_accepting() {
             return Err(AuditError::NotAccepting);
         }
-        // Encoding and index keys are computed here, on the caller's task, off the writer.
-        let keys = self.inner.shared.keys.keys_of(entry);
+        // Encoding and index keys are computed on the caller's task, off the writer.
         let (reply, rx) = oneshot::channel();
         let append = Append {
             entry: entry.encode_to_vec(),

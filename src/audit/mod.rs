@@ -34,6 +34,7 @@
 //!    (`ketenpoort audit verify --vkey OLD --vkey NEW`).
 
 pub mod checkpoint;
+pub mod consulted;
 pub mod entry;
 pub mod error;
 pub mod files;

@@ -12,9 +12,10 @@
 use super::error::AuditError;
 use std::sync::{Arc, RwLock};
 
+use super::consulted::Opener;
 use super::files::{Frame, LogFiles};
 use super::hash::{Hash, HashReader, split_stored_hash_index, stored_hash_count};
-use super::index::{KeyHasher, MemIndex, SearchQuery, entry_has};
+use super::index::{KeyHasher, MemIndex, SearchQuery};
 use crate::proto::v1::AuditEntry;
 use prost::Message;
 
@@ -351,13 +352,15 @@ impl Store {
         Ok(())
     }
 
-    /// Builds the search index from the first `size` entries, calling `progress` now and then.
+    /// Builds the search index from the first `size` entries, calling `progress` now and then;
+    /// `opener` finds the holders that lookups consulted.
     pub(crate) fn build_index(
         &self,
         size: u64,
+        opener: Option<Arc<Opener>>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), AuditError> {
-        let mut index = MemIndex::new();
+        let mut index = MemIndex::with_opener(opener);
         let mut at = 0u64;
         while at < size {
             let upto = size.min(at + 65_536);
@@ -410,13 +413,14 @@ impl Store {
     /// Searches the index; every result is confirmed against its stored entry.
     pub fn search(&self, q: &SearchQuery) -> Result<Vec<u64>, AuditError> {
         let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        let hasher = index.hasher();
         index.search(q, &mut |i, prefixes| {
             let Some(bytes) = self.entry(i)? else {
                 return Ok(false);
             };
             let entry = AuditEntry::decode(bytes.as_slice())
                 .map_err(|source| AuditError::Decode { index: i, source })?;
-            Ok(entry_has(&entry, prefixes))
+            Ok(hasher.entry_has(&entry, prefixes))
         })
     }
 }

@@ -10,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use prost::Message;
 
+use crate::audit::consulted;
 use crate::audit::hash::{Frontier, Hash, check_tree, leaf_hash};
 use crate::audit::{AuditError, Checkpoint, Receipt, Verifier};
 use crate::proto::v1 as pb;
@@ -41,8 +42,9 @@ fn short_root(root: &Hash) -> String {
 
 /// What one party could see of the log up to a checkpoint.
 struct View {
-    /// Decoded entries in scope, by index.
-    entries: Vec<(u64, pb::AuditEntry)>,
+    /// Decoded entries in scope, by index, with the consulted holders the party was shown
+    /// (each opening checked against the entry's commitments).
+    entries: Vec<(u64, pb::AuditEntry, Vec<String>)>,
     /// Positions shown only as a leaf hash.
     hashes_only: u64,
 }
@@ -105,7 +107,8 @@ async fn view(
                 Some(pb::log_leaf::Content::Entry(bytes)) => {
                     let entry = pb::AuditEntry::decode(bytes.as_slice())
                         .map_err(|_| bad(&step, "an entry does not decode"))?;
-                    view.entries.push((leaf.index, entry));
+                    let consulted = opened(&step, &entry, &leaf.consulted)?;
+                    view.entries.push((leaf.index, entry, consulted));
                     leaf_hash(&bytes)
                 }
                 Some(pb::log_leaf::Content::LeafHash(bytes)) => {
@@ -131,8 +134,29 @@ async fn view(
     Ok(view)
 }
 
-/// One entry in a line.
-fn entry_line(index: u64, e: &pb::AuditEntry) -> String {
+/// The consulted holders whose openings check out against `entry`'s commitments.
+fn opened(
+    step: &str,
+    entry: &pb::AuditEntry,
+    disclosures: &[pb::ConsultedDisclosure],
+) -> Result<Vec<String>, DemoError> {
+    disclosures
+        .iter()
+        .map(|d| {
+            if consulted::discloses(entry, &d.party, &d.salt) {
+                Ok(d.party.clone())
+            } else {
+                Err(bad(
+                    step,
+                    "a consulted-holder opening does not match its entry",
+                ))
+            }
+        })
+        .collect()
+}
+
+/// One entry in a line, with the consulted holders the reader was shown.
+fn entry_line(index: u64, e: &pb::AuditEntry, consulted: &[String]) -> String {
     let verdict = match (
         pb::AuditEvent::try_from(e.event),
         pb::Verdict::try_from(e.verdict),
@@ -149,9 +173,15 @@ fn entry_line(index: u64, e: &pb::AuditEntry) -> String {
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
         .map(|t| format!("{:02}:{:02}", t.hour(), t.minute()))
         .unwrap_or_default();
-    let counterpart = if !e.consulted_parties.is_empty() {
-        // The holders a lookup consulted; the entry names no requester (see its `detail`).
-        format!("{} consulted {}", e.detail, e.consulted_parties.join(","))
+    let counterpart = if !e.consulted_commitments.is_empty() {
+        // The holders a lookup consulted, as far as the reader may open them; the entry names
+        // no requester (see its `detail`).
+        format!(
+            "{} consulted {} (of {} commitments)",
+            e.detail,
+            consulted.join(","),
+            e.consulted_commitments.len()
+        )
     } else if e.counterpart_party.is_empty() || e.counterpart_party == e.requester_party {
         String::new()
     } else {
@@ -238,7 +268,7 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<DemoSummary, DemoError
     let exchanges: Vec<&pb::AuditEntry> = all
         .entries
         .iter()
-        .map(|(_, e)| e)
+        .map(|(_, e, _)| e)
         .filter(|e| e.event == pb::AuditEvent::Exchange as i32)
         .collect();
     let refused = exchanges
@@ -290,15 +320,19 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<DemoSummary, DemoError
         ),
     )?;
     let mut label = "sees";
-    for (index, entry) in &dpo.entries {
-        story.say.detail(label, &entry_line(*index, entry))?;
+    for (index, entry, consulted) in &dpo.entries {
+        story
+            .say
+            .detail(label, &entry_line(*index, entry, consulted))?;
         label = "";
     }
     // An entry names the CGG as requester, counterpart, or a holder a lookup consulted.
-    let outside = dpo.entries.iter().any(|(_, e)| {
-        e.requester_party != super::cast::CGG
+    // And it is shown no other consulted holder.
+    let outside = dpo.entries.iter().any(|(_, e, consulted)| {
+        (e.requester_party != super::cast::CGG
             && e.counterpart_party != super::cast::CGG
-            && !e.consulted_parties.iter().any(|p| p == super::cast::CGG)
+            && !consulted.iter().any(|p| p == super::cast::CGG))
+            || consulted.iter().any(|p| p != super::cast::CGG)
     });
     if outside || dpo.hashes_only == 0 || dpo.entries.is_empty() {
         return Err(bad(
@@ -332,7 +366,10 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<DemoSummary, DemoError
     let mut label = "report";
     for line in &report.lines {
         let Some(entry) = &line.entry else { continue };
-        story.say.detail(label, &entry_line(line.index, entry))?;
+        let consulted = opened("7. coc SubjectReport", entry, &line.consulted)?;
+        story
+            .say
+            .detail(label, &entry_line(line.index, entry, &consulted))?;
         label = "";
         let fields: Vec<String> = entry
             .released_fields

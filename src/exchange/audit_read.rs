@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use prost::Message;
 
+use crate::audit::consulted::ConsultedKey;
 use crate::audit::{AuditError, SearchQuery, hash};
 use crate::policy::{ExchangeKind, ExchangeRequest, FieldRequest, Grounds, PolicySet};
 use crate::proto::v1::{
-    AuditEntry, AuditEvent, GetCheckpointResponse, GetConsistencyProofRequest,
+    AuditEntry, AuditEvent, ConsultedDisclosure, GetCheckpointResponse, GetConsistencyProofRequest,
     GetConsistencyProofResponse, GetEntriesRequest, GetEntriesResponse, GetInclusionProofRequest,
     GetInclusionProofResponse, LogLeaf, SearchEntriesRequest, SearchEntriesResponse,
     SubjectReportLine, SubjectReportRequest, SubjectReportResponse, Verdict, log_leaf,
@@ -92,25 +93,48 @@ impl<'a> Scope<'a> {
         allowed
     }
 
-    fn sees(&mut self, entry: &AuditEntry) -> bool {
-        if self.everything {
-            return true;
-        }
+    /// Whether the caller sees `entry`, and if so the openings of its consulted-holder
+    /// commitments that the caller may have (`None`: only its leaf hash).
+    fn sees(
+        &mut self,
+        entry: &AuditEntry,
+        key: Option<&ConsultedKey>,
+    ) -> Option<Vec<ConsultedDisclosure>> {
         // The holders a lookup consulted are named parties too: their auditors see the lookups
-        // that hit their references.
+        // that hit their references, each with its own opening only.
+        let mut consulted = Vec::new();
+        if let Some(key) = key.filter(|_| !entry.consulted_commitments.is_empty()) {
+            let policy = self.policy.clone();
+            for party in policy.parties() {
+                if !self.everything && !self.party_in_scope(&party.id) {
+                    continue;
+                }
+                if let Some(salt) = key.disclose(entry, &party.id) {
+                    consulted.push(ConsultedDisclosure {
+                        party: party.id.clone(),
+                        salt: salt.to_vec(),
+                    });
+                }
+            }
+        }
+        if self.everything || !consulted.is_empty() {
+            return Some(consulted);
+        }
         let named: Vec<&String> = [&entry.requester_party, &entry.counterpart_party]
             .into_iter()
-            .chain(&entry.consulted_parties)
             .filter(|p| !p.is_empty())
             .collect();
-        if named.is_empty() {
+        let visible = if named.is_empty() {
             // Operational events are for every auditor; an event about a subject that names no
-            // party (a lookup that consulted no holder) only for the supervisor.
+            // party (a lookup whose consulted holders are outside the caller's scope, or that
+            // consulted none) only for the supervisor.
             let about_subject =
                 !entry.subject_pseudonym.is_empty() || !entry.subject_pseudonyms.is_empty();
-            return self.auditor && !about_subject;
-        }
-        named.into_iter().any(|p| self.party_in_scope(p))
+            self.auditor && !about_subject
+        } else {
+            named.into_iter().any(|p| self.party_in_scope(p))
+        };
+        visible.then_some(consulted)
     }
 }
 
@@ -213,16 +237,20 @@ impl Gateway {
         let bytes = self.inner.log.entry(index).map_err(log_error)?;
         let entry = AuditEntry::decode(bytes.as_slice())
             .map_err(|_| ExchangeError::Internal(format!("entry {index} does not decode")))?;
-        let visible = scope.sees(&entry);
-        let content = if visible {
-            log_leaf::Content::Entry(bytes)
-        } else {
-            log_leaf::Content::LeafHash(hash::leaf_hash(&bytes).to_vec())
+        let seen = scope.sees(&entry, self.inner.log.consulted_key());
+        let visible = seen.is_some();
+        let (content, consulted) = match seen {
+            Some(consulted) => (log_leaf::Content::Entry(bytes), consulted),
+            None => (
+                log_leaf::Content::LeafHash(hash::leaf_hash(&bytes).to_vec()),
+                Vec::new(),
+            ),
         };
         Ok((
             LogLeaf {
                 index,
                 content: Some(content),
+                consulted,
             },
             visible,
         ))
@@ -379,10 +407,11 @@ impl Gateway {
                 let entry = AuditEntry::decode(bytes.as_slice()).map_err(|_| {
                     ExchangeError::Internal(format!("entry {index} does not decode"))
                 })?;
-                if scope.sees(&entry) {
+                if let Some(consulted) = scope.sees(&entry, self.inner.log.consulted_key()) {
                     lines.push(SubjectReportLine {
                         index: *index,
                         entry: Some(entry),
+                        consulted,
                     });
                 } else {
                     withheld += 1;

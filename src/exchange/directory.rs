@@ -231,7 +231,8 @@ impl Gateway {
         // The holders consulted go in a second entry, which names no requester and is never
         // returned to it: the requester's receipt carries the first entry, so naming them there
         // would tell it who knows the subject. Written for every allowed lookup, even one that
-        // consulted nobody, so the number of entries says nothing either.
+        // consulted nobody, so the number of entries says nothing either. The holders are only
+        // committed to, so that each holder's auditor can open its own name and no other.
         let mut consulted_entry =
             self.entry(&policy, caller, "LookupConsulted", AuditEvent::Exchange);
         consulted_entry.requester_party.clear();
@@ -242,13 +243,12 @@ impl Gateway {
         consulted_entry.verdict = entry.verdict;
         consulted_entry.reason_code = entry.reason_code.clone();
         consulted_entry.policy_digest = entry.policy_digest.clone();
-        consulted_entry.consulted_parties = consulted;
         // For the holders' auditors: who asked (a party id, not personal data).
         consulted_entry.detail = format!("requester={}", caller.party);
         // Both go to the writer at once, so they normally share one group commit.
         let (receipt, consulted_receipt) = tokio::join!(
             self.commit(&entry, Vec::new()),
-            self.commit(&consulted_entry, Vec::new())
+            self.commit_consulted(&mut consulted_entry, &consulted)
         );
         consulted_receipt?;
         let receipt = receipt?;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::audit::consulted::ConsultedKey;
 use crate::audit::{AuditConfig, AuditError, AuditLog, keys};
 use crate::config::Config;
 use crate::exchange::{Clock, ExchangeError, Gateway, Settings};
@@ -69,11 +70,11 @@ pub struct Prepared {
     pub created_pki: bool,
 }
 
-/// Length of the release-pseudonym key.
-const RELEASE_KEY_LEN: usize = 32;
+/// Length of the release-pseudonym key and of the consulted-holder key.
+const SECRET_KEY_LEN: usize = 32;
 
-/// Loads the release-pseudonym key at `path`, creating it (mode 0600) on first start.
-fn release_key(path: &Path) -> Result<ReleaseKey, LaunchError> {
+/// Loads the 32 secret bytes at `path`, creating them (mode 0600) on first start.
+fn secret_key(path: &Path) -> Result<[u8; SECRET_KEY_LEN], LaunchError> {
     let key_err = |source| LaunchError::Key {
         path: path.to_owned(),
         source,
@@ -81,7 +82,7 @@ fn release_key(path: &Path) -> Result<ReleaseKey, LaunchError> {
     let bytes = match crate::secret_file::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let mut fresh = [0u8; RELEASE_KEY_LEN];
+            let mut fresh = [0u8; SECRET_KEY_LEN];
             SystemRandom::new()
                 .fill(&mut fresh)
                 .map_err(|_| key_err(io::Error::other("system random source failed")))?;
@@ -90,11 +91,10 @@ fn release_key(path: &Path) -> Result<ReleaseKey, LaunchError> {
         }
         Err(e) => return Err(key_err(e)),
     };
-    let secret: [u8; RELEASE_KEY_LEN] = bytes
+    bytes
         .as_slice()
         .try_into()
-        .map_err(|_| key_err(io::Error::other("the key file must hold exactly 32 bytes")))?;
-    Ok(ReleaseKey::new(&secret))
+        .map_err(|_| key_err(io::Error::other("the key file must hold exactly 32 bytes")))
 }
 
 /// Opens policies, keys, audit log and TLS for `config`. Needs a tokio runtime (the audit log's
@@ -109,11 +109,13 @@ pub fn prepare(config: &Config, clock: Clock) -> Result<Prepared, LaunchError> {
     // The current key, plus the previous one during a rotation overlap (it co-signs checkpoints).
     let signers = keys::load_signers(&keys, &config.audit.origin)?;
     let subjects = SubjectKey::load_or_create(&keys.join("subject.key"))?;
-    let release = release_key(&keys.join("release.key"))?;
+    let release = ReleaseKey::new(&secret_key(&keys.join("release.key"))?);
+    let consulted = ConsultedKey::from_bytes(&secret_key(&keys.join("consulted.key"))?);
 
     let mut audit = AuditConfig::new(config.audit_dir(), config.audit.origin.clone());
     audit.batch_max = config.audit.batch_max.max(1);
     audit.batch_delay = Duration::from_millis(config.audit.batch_delay_ms);
+    audit.consulted_key = Some(Arc::new(consulted));
     let log = AuditLog::open(audit, signers)?;
 
     let (tls_config, dev_pki, created_pki) = match &config.tls {
