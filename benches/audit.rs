@@ -171,28 +171,29 @@ fn bench_large_log(c: &mut Criterion) {
     group.finish();
 }
 
-/// Opening a `LookupConsulted` entry's commitments for the search index, as a rebuild on open
-/// does for each such entry: against every party the log has named (17 in the shipped policy).
+/// Opening a `LookupConsulted` entry's sealed list of consulted holders (and checking each
+/// against the commitments), as the index rebuild on open does for each such entry.
 fn bench_consulted_open(c: &mut Criterion) {
-    use ketenpoort::audit::consulted::{ConsultedKey, Opener};
+    use ketenpoort::audit::consulted::ConsultedKey;
     use ketenpoort::proto::v1::AuditEntry;
-    let key = std::sync::Arc::new(ConsultedKey::from_bytes(&[7; 32]));
-    let opener = Opener::new(key.clone());
-    for i in 0..17 {
-        opener.learn(&AuditEntry {
-            counterpart_party: format!("party-{i:02}"),
-            ..Default::default()
-        });
-    }
-    let consulted = vec!["party-03".to_owned(), "party-11".to_owned()];
+    let key = ConsultedKey::from_bytes(&[7; 32]);
+    let consulted = vec!["caw-oost-vlaanderen".to_owned(), "cgg-eclips".to_owned()];
+    let id = "l-019a3c5e7f21a1b2c3d4e5f60718";
     let entry = AuditEntry {
-        exchange_id: "l-20261129-0001-abcdef".into(),
-        consulted_commitments: key.commitments("l-20261129-0001-abcdef", &consulted),
+        exchange_id: id.into(),
+        consulted_commitments: key.commitments(id, &consulted),
+        consulted_sealed: key.seal(id, &consulted),
         ..Default::default()
     };
     let mut group = c.benchmark_group("consulted");
-    group.bench_function("open_against_17_parties", |b| {
-        b.iter(|| assert_eq!(black_box(opener.open(black_box(&entry))).len(), 2))
+    group.bench_function("open_two_holders", |b| {
+        b.iter(|| assert_eq!(black_box(key.open(black_box(&entry))).len(), 2))
+    });
+    group.bench_function("commit_and_seal_two_holders", |b| {
+        b.iter(|| {
+            black_box(key.commitments(id, black_box(&consulted)));
+            black_box(key.seal(id, black_box(&consulted)))
+        })
     });
     group.finish();
 }

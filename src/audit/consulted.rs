@@ -11,12 +11,19 @@
 //! commitment cannot be tested without that holder's salt, so the auditor does not learn who
 //! else knows the subject (naming them in clear, as before, showed every consulted holder's
 //! auditor the others).
+//!
+//! The gateway's own search index must find the entry by each consulted party, also when it is
+//! rebuilt from the log on open. Trying every party against the commitments would cost a MAC
+//! and a hash per party per lookup, so the entry also carries the list sealed for the gateway
+//! alone (`consulted_sealed`): AES-256-GCM under a key derived from the same secret, with the
+//! exchange id as associated data and a synthetic nonce (a MAC of the exchange id and the list,
+//! so a nonce never repeats for another list), the list padded to a multiple of [`SEAL_PAD`]
+//! bytes. Opening it costs one decryption, and each party it names is checked against the
+//! commitments before it is indexed.
 
+use ring::{aead, digest, hmac};
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::{Arc, RwLock};
-
-use ring::{digest, hmac};
 
 use crate::proto::v1::AuditEntry;
 
@@ -26,6 +33,10 @@ pub const CONSULTED_DOMAIN: &[u8] = b"ketenpoort/consulted/v1";
 pub const SALT_LEN: usize = 16;
 /// The commitments of one entry are padded to a multiple of this many.
 pub const PAD_TO: usize = 4;
+/// The sealed list's plaintext is padded to a multiple of this many bytes.
+pub const SEAL_PAD: usize = 64;
+/// Bytes of the sealed list's nonce, which leads it.
+const NONCE_LEN: usize = 12;
 
 /// The commitment to `party` under `salt`; anyone can compute it.
 pub fn commitment(salt: &[u8], party: &str) -> [u8; 32] {
@@ -51,9 +62,10 @@ pub fn discloses(entry: &AuditEntry, party: &str, salt: &[u8]) -> bool {
     }
 }
 
-/// The gateway's key for the salts. `Debug` never shows it.
+/// The gateway's key for the salts and the sealed list. `Debug` never shows it.
 pub struct ConsultedKey {
     key: hmac::Key,
+    seal: aead::LessSafeKey,
 }
 
 impl fmt::Debug for ConsultedKey {
@@ -65,9 +77,13 @@ impl fmt::Debug for ConsultedKey {
 impl ConsultedKey {
     /// A key from 32 secret bytes.
     pub fn from_bytes(bytes: &[u8; 32]) -> ConsultedKey {
-        ConsultedKey {
-            key: hmac::Key::new(hmac::HMAC_SHA256, bytes),
-        }
+        let key = hmac::Key::new(hmac::HMAC_SHA256, bytes);
+        let derived = hmac::sign(&key, b"ketenpoort/consulted/seal/v1");
+        // A 32-byte key is what AES-256-GCM takes; `new` fails on no other length.
+        let seal = aead::UnboundKey::new(&aead::AES_256_GCM, derived.as_ref())
+            .map(aead::LessSafeKey::new)
+            .unwrap_or_else(|_| unreachable!("AES-256-GCM takes a 32-byte key"));
+        ConsultedKey { key, seal }
     }
 
     fn mac(&self, label: &[u8], exchange_id: &str, tail: &[u8]) -> hmac::Tag {
@@ -109,6 +125,58 @@ impl ConsultedKey {
         out
     }
 
+    /// `parties` sealed for the gateway alone, for the entry of `exchange_id`.
+    pub fn seal(&self, exchange_id: &str, parties: &[String]) -> Vec<u8> {
+        let distinct: BTreeSet<&str> = parties.iter().map(String::as_str).collect();
+        let mut plain = Vec::with_capacity(SEAL_PAD);
+        for p in distinct {
+            plain.extend_from_slice(p.as_bytes());
+            plain.push(b'\n');
+        }
+        let padded = plain.len().max(1).div_ceil(SEAL_PAD) * SEAL_PAD;
+        plain.resize(padded, 0);
+        let tag = self.mac(b"nonce", exchange_id, &plain);
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&tag.as_ref()[..NONCE_LEN]);
+        let mut out = nonce.to_vec();
+        // Sealing fails only past AES-GCM's length limit (64 GiB); the list is bytes long.
+        self.seal
+            .seal_in_place_append_tag(
+                aead::Nonce::assume_unique_for_key(nonce),
+                aead::Aad::from(exchange_id.as_bytes()),
+                &mut plain,
+            )
+            .unwrap_or_else(|_| unreachable!("a party list is far below AES-GCM's limit"));
+        out.extend_from_slice(&plain);
+        out
+    }
+
+    /// The consulted parties of `entry`: its sealed list, each party checked against its
+    /// commitments. Empty when there is nothing to open or it does not open under this key.
+    pub fn open(&self, entry: &AuditEntry) -> Vec<String> {
+        let sealed = &entry.consulted_sealed;
+        if sealed.len() < NONCE_LEN || entry.consulted_commitments.is_empty() {
+            return Vec::new();
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&sealed[..NONCE_LEN]);
+        let mut buffer = sealed[NONCE_LEN..].to_vec();
+        let Ok(plain) = self.seal.open_in_place(
+            aead::Nonce::assume_unique_for_key(nonce),
+            aead::Aad::from(entry.exchange_id.as_bytes()),
+            &mut buffer,
+        ) else {
+            return Vec::new();
+        };
+        plain
+            .split(|b| *b == b'\n')
+            .filter(|p| !p.is_empty() && !p.contains(&0))
+            .filter_map(|p| std::str::from_utf8(p).ok())
+            .filter(|p| self.disclose(entry, p).is_some())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// `party`'s salt if `entry` commits to it having been consulted.
     pub fn disclose(&self, entry: &AuditEntry, party: &str) -> Option<[u8; SALT_LEN]> {
         if entry.consulted_commitments.is_empty() {
@@ -116,60 +184,6 @@ impl ConsultedKey {
         }
         let salt = self.salt(&entry.exchange_id, party);
         discloses(entry, party, &salt).then_some(salt)
-    }
-}
-
-/// Opens consulted commitments for the search index, against every party the log has named so
-/// far as requester or counterpart (a holder registers its references, in entries that name it,
-/// before any lookup can consult it).
-#[derive(Debug)]
-pub struct Opener {
-    key: Arc<ConsultedKey>,
-    named: RwLock<BTreeSet<String>>,
-}
-
-impl Opener {
-    /// An opener with no party named yet.
-    pub fn new(key: Arc<ConsultedKey>) -> Opener {
-        Opener {
-            key,
-            named: RwLock::new(BTreeSet::new()),
-        }
-    }
-
-    /// The key.
-    pub fn key(&self) -> &ConsultedKey {
-        &self.key
-    }
-
-    /// Remembers the parties `entry` names.
-    pub fn learn(&self, entry: &AuditEntry) {
-        let names = [&entry.requester_party, &entry.counterpart_party];
-        let known = {
-            let named = self.named.read().unwrap_or_else(|e| e.into_inner());
-            names.iter().all(|p| p.is_empty() || named.contains(*p))
-        };
-        if !known {
-            let mut named = self.named.write().unwrap_or_else(|e| e.into_inner());
-            for p in names {
-                if !p.is_empty() && !named.contains(p) {
-                    named.insert(p.clone());
-                }
-            }
-        }
-    }
-
-    /// The named parties `entry` commits to having consulted.
-    pub fn open(&self, entry: &AuditEntry) -> Vec<String> {
-        if entry.consulted_commitments.is_empty() {
-            return Vec::new();
-        }
-        let named = self.named.read().unwrap_or_else(|e| e.into_inner());
-        named
-            .iter()
-            .filter(|p| self.key.disclose(entry, p).is_some())
-            .cloned()
-            .collect()
     }
 }
 
@@ -186,6 +200,7 @@ mod tests {
         AuditEntry {
             exchange_id: "l-1".into(),
             consulted_commitments: key.commitments("l-1", &parties),
+            consulted_sealed: key.seal("l-1", &parties),
             ..Default::default()
         }
     }
@@ -225,21 +240,27 @@ mod tests {
     }
 
     #[test]
-    fn the_opener_finds_named_parties_only() {
+    fn the_gateway_opens_the_sealed_list_and_no_one_else_does() {
         let k = key(3);
-        let e = entry(&k, &["caw", "cgg"]);
-        let opener = Opener::new(Arc::new(key(3)));
-        assert!(opener.open(&e).is_empty());
-        opener.learn(&AuditEntry {
-            counterpart_party: "cgg".into(),
-            ..Default::default()
-        });
-        opener.learn(&AuditEntry {
-            requester_party: "pz".into(),
-            counterpart_party: "caw".into(),
-            ..Default::default()
-        });
-        assert_eq!(opener.open(&e), vec!["caw".to_owned(), "cgg".to_owned()]);
+        let e = entry(&k, &["cgg", "caw", "cgg"]);
+        assert_eq!(k.open(&e), vec!["caw".to_owned(), "cgg".to_owned()]);
+        // Another key opens nothing; the list is padded, so its length says little.
+        assert!(key(4).open(&e).is_empty());
+        assert_eq!(e.consulted_sealed.len(), NONCE_LEN + SEAL_PAD + 16);
+        assert!(!e.consulted_sealed.windows(3).any(|w| w == b"caw"));
+        // Moved to another exchange id, it does not open (the id is associated data).
+        let mut moved = e.clone();
+        moved.exchange_id = "l-2".into();
+        assert!(k.open(&moved).is_empty());
+        // A tampered byte makes it fail whole.
+        let mut tampered = e.clone();
+        let last = tampered.consulted_sealed.len() - 1;
+        tampered.consulted_sealed[last] ^= 1;
+        assert!(k.open(&tampered).is_empty());
+        // A party the sealed list names but the commitments do not is not indexed.
+        let mut mismatched = entry(&k, &["caw"]);
+        mismatched.consulted_sealed = k.seal("l-1", &["caw".to_owned(), "ocmw".to_owned()]);
+        assert_eq!(k.open(&mismatched), vec!["caw".to_owned()]);
         assert!(format!("{:?}", k).contains("redacted"));
     }
 }

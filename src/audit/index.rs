@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Arc;
 
-use super::consulted::Opener;
+use super::consulted::ConsultedKey;
 use super::error::AuditError;
 use crate::proto::v1::{AuditEntry, AuditEvent, Verdict};
 
@@ -117,12 +117,12 @@ pub struct IndexKeys {
     seconds: i64,
 }
 
-/// Hashes field keys with the index's random key, and opens consulted-holder commitments when
-/// it has the gateway's key; cheap to clone.
+/// Hashes field keys with the index's random key, and opens the sealed lists of consulted
+/// holders when it has the gateway's key; cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct KeyHasher {
     state: RandomState,
-    opener: Option<Arc<Opener>>,
+    consulted: Option<Arc<ConsultedKey>>,
 }
 
 impl KeyHasher {
@@ -132,18 +132,14 @@ impl KeyHasher {
 
     /// The consulted parties `entry` commits to, as far as this hasher can open them.
     fn consulted(&self, entry: &AuditEntry) -> Vec<String> {
-        match &self.opener {
-            Some(opener) => opener.open(entry),
+        match &self.consulted {
+            Some(key) => key.open(entry),
             None => Vec::new(),
         }
     }
 
-    /// The search keys of `entry`, whose consulted parties are opened against the parties the
-    /// log has named.
+    /// The search keys of `entry`, whose consulted parties are opened with the gateway's key.
     pub fn keys_of(&self, entry: &AuditEntry) -> IndexKeys {
-        if let Some(opener) = &self.opener {
-            opener.learn(entry);
-        }
         let consulted = self.consulted(entry);
         self.keys_with(entry, &consulted)
     }
@@ -151,9 +147,6 @@ impl KeyHasher {
     /// The search keys of `entry`, whose consulted parties the caller names (it made the
     /// commitments, so nothing needs opening).
     pub fn keys_with_consulted(&self, entry: &AuditEntry, consulted: &[String]) -> IndexKeys {
-        if let Some(opener) = &self.opener {
-            opener.learn(entry);
-        }
         self.keys_with(entry, consulted)
     }
 
@@ -216,10 +209,10 @@ impl MemIndex {
         MemIndex::default()
     }
 
-    /// An empty index that finds consulted parties through `opener`.
-    pub fn with_opener(opener: Option<Arc<Opener>>) -> MemIndex {
+    /// An empty index that finds consulted parties with the gateway's key.
+    pub fn with_consulted_key(key: Option<Arc<ConsultedKey>>) -> MemIndex {
         let mut index = MemIndex::default();
-        index.hasher.opener = opener;
+        index.hasher.consulted = key;
         index
     }
 

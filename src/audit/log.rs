@@ -11,7 +11,7 @@ use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::Checkpoint;
-use super::consulted::{ConsultedKey, Opener};
+use super::consulted::ConsultedKey;
 use super::error::AuditError;
 use super::hash::{Frontier, Hash, leaf_hash, prove_record, prove_tree};
 use super::index::{KeyHasher, SearchQuery};
@@ -183,11 +183,7 @@ impl AuditLog {
         if size > 0 {
             tracing::info!(entries = size, "audit log: building the search index");
         }
-        let opener = config
-            .consulted_key
-            .clone()
-            .map(|key| Arc::new(Opener::new(key)));
-        store.build_index(size, opener, &mut |done| {
+        store.build_index(size, config.consulted_key.clone(), &mut |done| {
             if done.is_multiple_of(1 << 20) {
                 tracing::info!(done, of = size, "audit log: indexing");
             }

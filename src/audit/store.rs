@@ -12,7 +12,7 @@
 use super::error::AuditError;
 use std::sync::{Arc, RwLock};
 
-use super::consulted::Opener;
+use super::consulted::ConsultedKey;
 use super::files::{Frame, LogFiles};
 use super::hash::{Hash, HashReader, split_stored_hash_index, stored_hash_count};
 use super::index::{KeyHasher, MemIndex, SearchQuery};
@@ -353,14 +353,14 @@ impl Store {
     }
 
     /// Builds the search index from the first `size` entries, calling `progress` now and then;
-    /// `opener` finds the holders that lookups consulted.
+    /// `consulted` opens the lists of the holders that lookups consulted.
     pub(crate) fn build_index(
         &self,
         size: u64,
-        opener: Option<Arc<Opener>>,
+        consulted: Option<Arc<ConsultedKey>>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), AuditError> {
-        let mut index = MemIndex::with_opener(opener);
+        let mut index = MemIndex::with_consulted_key(consulted);
         let mut at = 0u64;
         while at < size {
             let upto = size.min(at + 65_536);

@@ -134,6 +134,7 @@ impl Gateway {
             ExchangeError::Internal("the audit log has no consulted-holder key".into())
         })?;
         entry.consulted_commitments = key.commitments(&entry.exchange_id, consulted);
+        entry.consulted_sealed = key.seal(&entry.exchange_id, consulted);
         let receipt = log
             .append_consulted(entry, consulted, Vec::new())
             .await
