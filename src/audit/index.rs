@@ -184,6 +184,15 @@ impl Hasher for Prehashed {
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
     }
+    fn write_u32(&mut self, n: u32) {
+        // Spread the 32 bits over the whole hash: the table takes its tag from the top bits.
+        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// The key of a field value in [`MemIndex::single`]: the low 32 bits of its 64-bit key.
+fn single_key(key: u64) -> u32 {
+    key as u32
 }
 
 /// Says whether the stored entry at an index has every one of the given field prefixes.
@@ -193,8 +202,12 @@ pub type Confirm<'a> = dyn FnMut(u64, &[Vec<u8>]) -> Result<bool, AuditError> + 
 #[derive(Debug, Default)]
 pub struct MemIndex {
     hasher: KeyHasher,
-    /// Field values seen in one entry so far (most exchange ids): 16 bytes a value.
-    single: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    /// The first entry of each field value, by the low 32 bits of the value's key (see
+    /// [`single_key`]): 8 bytes a value (most are exchange ids, seen once). A value's first entry
+    /// stays here when the value moves to `multi`, so that another value whose key has the same
+    /// low bits still finds its own first entry; such a shared slot only adds a candidate that
+    /// the confirmation of a search rejects.
+    single: HashMap<u32, u32, BuildHasherDefault<Prehashed>>,
     /// Field values seen in several entries, with their ascending entry indexes.
     multi: HashMap<u64, Vec<u32>, BuildHasherDefault<Prehashed>>,
     /// The time (Unix seconds) of entry n.
@@ -241,7 +254,9 @@ impl MemIndex {
                 if list.last() != Some(&index) {
                     list.push(index);
                 }
-            } else if let Some(first) = self.single.remove(k) {
+            } else if let Some(&first) = self.single.get(&single_key(*k)) {
+                // The first entry with these low bits: this value's first entry, or another
+                // value's (then one more candidate for the confirmation to reject).
                 let list = if first == index {
                     vec![first]
                 } else {
@@ -249,7 +264,7 @@ impl MemIndex {
                 };
                 self.multi.insert(*k, list);
             } else {
-                self.single.insert(*k, index);
+                self.single.insert(single_key(*k), index);
             }
         }
         self.times.push(keys.seconds);
@@ -258,6 +273,15 @@ impl MemIndex {
             .or_default()
             .push(index);
         Ok(())
+    }
+
+    /// The candidate entries of the field value with key `k`, ascending: a superset of the
+    /// entries that have it.
+    fn postings(&self, k: u64) -> Option<&[u32]> {
+        match self.multi.get(&k) {
+            Some(l) => Some(l.as_slice()),
+            None => self.single.get(&single_key(k)).map(std::slice::from_ref),
+        }
     }
 
     /// Indexes `entry` as the next one.
@@ -294,11 +318,7 @@ impl MemIndex {
         }
         let mut lists: Vec<&[u32]> = Vec::with_capacity(prefixes.len());
         for p in &prefixes {
-            let k = self.hasher.hash(p);
-            let found = match self.multi.get(&k) {
-                Some(l) => Some(l.as_slice()),
-                None => self.single.get(&k).map(std::slice::from_ref),
-            };
+            let found = self.postings(self.hasher.hash(p));
             match found {
                 Some(l) => lists.push(l),
                 None => return Ok(Vec::new()),
@@ -432,6 +452,33 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn values_whose_keys_share_their_low_bits_each_keep_their_entries() {
+        let mut index = MemIndex::new();
+        let (a, b, c) = (0x1_0000_0005_u64, 0x2_0000_0005_u64, 0x3_0000_0009_u64);
+        let add = |index: &mut MemIndex, fields: Vec<u64>| {
+            index
+                .add(&IndexKeys { fields, seconds: 0 })
+                .expect("indexed")
+        };
+        add(&mut index, vec![a]); // 0
+        add(&mut index, vec![b, c]); // 1: b shares a's low bits
+        add(&mut index, vec![a]); // 2
+        add(&mut index, vec![c]); // 3
+        let has = |k: u64, i: u32| index.postings(k).is_some_and(|l| l.contains(&i));
+        assert!(has(a, 0) && has(a, 2));
+        assert!(has(b, 1));
+        assert!(has(c, 1) && has(c, 3));
+        // Every list is ascending and strict, as the leapfrog join needs.
+        for k in [a, b, c] {
+            let l = index.postings(k).expect("listed");
+            assert!(l.windows(2).all(|w| w[0] < w[1]), "{k:x}: {l:?}");
+        }
+        // A value never indexed may get candidates (a shared slot), never a wrong result: the
+        // search confirms each one against its entry.
+        assert!(index.postings(0x4_0000_0077).is_none());
     }
 
     fn naive(entries: &[AuditEntry], q: &SearchQuery) -> Vec<u64> {
