@@ -240,20 +240,22 @@ impl AuditLog {
         changes: Vec<StateChange>,
     ) -> Result<Receipt, AuditError> {
         let keys = self.inner.shared.keys.keys_of(entry);
-        self.append_keyed(entry, keys, changes).await
+        self.append_keyed(entry, keys, changes, true).await
     }
 
-    /// Appends an entry whose `consulted_commitments` the caller made for `consulted` with
-    /// [`AuditLog::consulted_key`], as [`AuditLog::append`] does; the search index then finds
-    /// the entry by those parties without opening the commitments.
+    /// Appends an entry whose `consulted_commitments` and `consulted_sealed` the caller made for
+    /// `consulted` with [`AuditLog::consulted_key`], and returns its index once durable. The
+    /// search index finds the entry by those parties without opening anything. No receipt is
+    /// made: such an entry goes to no party (its holders' auditors read it from the log).
     pub async fn append_consulted(
         &self,
         entry: &AuditEntry,
         consulted: &[String],
         changes: Vec<StateChange>,
-    ) -> Result<Receipt, AuditError> {
+    ) -> Result<u64, AuditError> {
         let keys = self.inner.shared.keys.keys_with_consulted(entry, consulted);
-        self.append_keyed(entry, keys, changes).await
+        let receipt = self.append_keyed(entry, keys, changes, false).await?;
+        Ok(receipt.index)
     }
 
     /// The key of consulted-holder commitments, if the log was opened with one.
@@ -266,6 +268,7 @@ impl AuditLog {
         entry: &AuditEntry,
         keys: super::index::IndexKeys,
         changes: Vec<StateChange>,
+        receipt: bool,
     ) -> Result<Receipt, AuditError> {
         if changes.iter().any(|c| !c.key.starts_with(STATE_PREFIX)) {
             return Err(AuditError::BadStateKey);
@@ -277,6 +280,7 @@ impl AuditLog {
         let (reply, rx) = oneshot::channel();
         let append = Append {
             entry: entry.encode_to_vec(),
+            receipt,
             keys,
             changes,
             reply,
@@ -585,6 +589,40 @@ mod tests {
                 "{r:?}"
             );
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_consulted_entry_is_found_by_its_holders_also_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Arc::new(ConsultedKey::from_bytes(&[5; 32]));
+        let (config, signer, log) = new_log(&dir, |c| c.consulted_key = Some(key.clone()));
+        let holders = vec!["caw".to_owned(), "cgg".to_owned()];
+        let mut e = exchange("l-1".into());
+        e.consulted_commitments = key.commitments("l-1", &holders);
+        e.consulted_sealed = key.seal("l-1", &holders);
+        log.append(&exchange("x-0".into()), vec![]).await.unwrap();
+        let index = log.append_consulted(&e, &holders, vec![]).await.unwrap();
+        assert_eq!(index, 1);
+        assert_eq!(log.size(), 2, "durable when its index is returned");
+        let by = |log: &AuditLog, party: &str| {
+            log.search(&SearchQuery {
+                party: Some(party.into()),
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        assert_eq!(by(&log, "cgg"), vec![1]);
+        assert!(by(&log, "ocmw").is_empty());
+        // The entry holds no party id in clear.
+        let stored = log.entry(1).unwrap();
+        assert!(!stored.windows(3).any(|w| w == b"cgg"));
+        log.shutdown().await;
+        drop(log);
+        // Reopened, the index is rebuilt from the entries: the sealed list is opened again.
+        let log = AuditLog::open(config, vec![signer]).unwrap();
+        assert_eq!(by(&log, "caw"), vec![1]);
+        assert_eq!(by(&log, "cgg"), vec![1]);
+        log.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,6 +43,8 @@ use super::store::Store;
 /// changes, and where to send the outcome.
 pub(crate) struct Append {
     pub entry: Vec<u8>,
+    /// Whether the caller wants the receipt's entry and proof (otherwise only its index).
+    pub receipt: bool,
     pub keys: IndexKeys,
     pub changes: Vec<StateChange>,
     pub reply: oneshot::Sender<Result<Receipt, AuditError>>,
@@ -94,6 +96,7 @@ const COMPACT_EVERY: Duration = Duration::from_secs(30);
 /// The data of one batch, moved to a blocking thread for the commit.
 struct Pending {
     entry: Vec<u8>,
+    receipt: bool,
     keys: IndexKeys,
     changes: Vec<StateChange>,
 }
@@ -302,6 +305,7 @@ impl Writer {
             replies.push(a.reply);
             pending.push(Pending {
                 entry: a.entry,
+                receipt: a.receipt,
                 keys: a.keys,
                 changes: a.changes,
             });
@@ -419,6 +423,14 @@ impl Writer {
         let entries = pending.len();
         for (i, p) in pending.into_iter().enumerate() {
             let index = first_index + i as u64;
+            if !p.receipt {
+                receipts.push(Receipt {
+                    index,
+                    entry: Vec::new(),
+                    proof: String::new(),
+                });
+                continue;
+            }
             let proof = TlogProof {
                 extra: None,
                 index,

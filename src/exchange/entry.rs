@@ -123,27 +123,22 @@ impl Gateway {
     }
 
     /// Commits a `LookupConsulted` entry: commits to `consulted` in it (see
-    /// [`crate::audit::consulted`]) and appends it, indexed under those parties.
+    /// [`crate::audit::consulted`]) and appends it, indexed under those parties. Returns its
+    /// index once durable; it has no receipt, as it goes to no party.
     pub(crate) async fn commit_consulted(
         &self,
         entry: &mut AuditEntry,
         consulted: &[String],
-    ) -> Result<Receipt, ExchangeError> {
+    ) -> Result<u64, ExchangeError> {
         let log = &self.inner.log;
         let key = log.consulted_key().ok_or_else(|| {
             ExchangeError::Internal("the audit log has no consulted-holder key".into())
         })?;
         entry.consulted_commitments = key.commitments(&entry.exchange_id, consulted);
         entry.consulted_sealed = key.seal(&entry.exchange_id, consulted);
-        let receipt = log
-            .append_consulted(entry, consulted, Vec::new())
+        log.append_consulted(entry, consulted, Vec::new())
             .await
-            .map_err(|e| ExchangeError::Unavailable(e.to_string()))?;
-        Ok(Receipt {
-            index: receipt.index,
-            entry: receipt.entry,
-            proof: receipt.proof,
-        })
+            .map_err(|e| ExchangeError::Unavailable(e.to_string()))
     }
 
     /// Logs a refusal and returns the error to give the caller: FAILED_PRECONDITION for a missing
