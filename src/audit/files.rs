@@ -80,13 +80,26 @@ impl Frame {
     /// this way. No sled batch: the frame is the commit's durable record, and the checkpoint
     /// goes last, so a checkpoint sled recovers after a crash means every change before it is
     /// there too (sled recovers a prefix of its writes); the frames after it are replayed.
+    ///
+    /// Changes to memory-only keys (see [`super::store::MEMORY_PREFIX`]) go to `memory`, or
+    /// nowhere when it is `None` (a replay on open: their owner rebuilds them).
     pub fn apply_each(
         tree: &sled::Tree,
+        mut memory: Option<&mut super::store::MemoryState>,
         changes: &[StateChange],
         size: u64,
         checkpoint: &str,
     ) -> Result<(), AuditError> {
         for c in changes {
+            if c.key.starts_with(super::store::MEMORY_PREFIX) {
+                if let Some(memory) = memory.as_deref_mut() {
+                    match &c.value {
+                        Some(v) => memory.insert(c.key.clone(), v.clone()),
+                        None => memory.remove(&c.key),
+                    };
+                }
+                continue;
+            }
             match &c.value {
                 Some(v) => tree.insert(c.key.as_slice(), v.as_slice())?,
                 None => tree.remove(c.key.as_slice())?,

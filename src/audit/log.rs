@@ -18,7 +18,9 @@ use super::index::{KeyHasher, SearchQuery};
 use super::keys::{Signer, Verifier};
 use super::note;
 use super::proof::{Receipt, TlogProof};
-use super::store::{CHECKPOINT_PREFIX, STATE_PREFIX, Store, numbered_key};
+use super::store::{
+    CHECKPOINT_PREFIX, MEMORY_PREFIX, MemoryState, STATE_PREFIX, Store, numbered_key,
+};
 use super::writer::{Append, Writer};
 use crate::proto::v1::AuditEntry;
 
@@ -112,7 +114,8 @@ pub(crate) struct Shared {
     /// sled's thread pool that wakes all seven of its idle threads: about 14 context switches
     /// per commit. A commit needs no atomicity from sled on disk: its frame is the durable
     /// record, replayed on open past sled's latest checkpoint, which is written last.)
-    pub gate: RwLock<()>,
+    /// It also holds the memory-only state (see [`super::store::MEMORY_PREFIX`]).
+    pub gate: RwLock<MemoryState>,
 }
 
 impl Shared {
@@ -199,7 +202,7 @@ impl AuditLog {
             fail_next_sync: AtomicBool::new(false),
             size: AtomicU64::new(size),
             latest: RwLock::new((size, signed)),
-            gate: RwLock::new(()),
+            gate: RwLock::new(MemoryState::new()),
         });
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let (close_tx, close_rx) = oneshot::channel::<()>();
@@ -441,8 +444,35 @@ impl AuditLog {
             return Err(AuditError::BadStateKey);
         }
         let shared = &self.inner.shared;
-        let _visible = shared.gate.read().unwrap_or_else(|e| e.into_inner());
+        let visible = shared.gate.read().unwrap_or_else(|e| e.into_inner());
+        if key.starts_with(MEMORY_PREFIX) {
+            return Ok(visible.get(key).cloned());
+        }
         Ok(shared.store.tree().get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Replaces the memory-only state (see [`super::store::MEMORY_PREFIX`]) by `items`, which
+    /// its owner derived from its durable records after the open (a replay leaves it out).
+    /// Keys outside the memory prefix are refused.
+    pub fn rebuild_memory(
+        &self,
+        items: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Result<usize, AuditError> {
+        let mut fresh = MemoryState::new();
+        for (key, value) in items {
+            if !key.starts_with(MEMORY_PREFIX) {
+                return Err(AuditError::BadStateKey);
+            }
+            fresh.insert(key, value);
+        }
+        let count = fresh.len();
+        *self
+            .inner
+            .shared
+            .gate
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(count)
     }
 
     /// Iterates the gateway state keys under `prefix` (which must start with `s/`), in order.
@@ -451,23 +481,46 @@ impl AuditLog {
         &self,
         prefix: &[u8],
     ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), AuditError>> + use<> {
-        let iter = if prefix.starts_with(STATE_PREFIX) {
+        // Memory-only keys: one at a time, each step after the last key seen, so a caller that
+        // stops early (the sweep at the first key not yet due) reads no more.
+        let memory = {
+            let shared = self.inner.shared.clone();
+            let prefix = prefix.to_vec();
+            let mut from = (prefix.starts_with(MEMORY_PREFIX))
+                .then(|| std::ops::Bound::Included(prefix.clone()));
+            std::iter::from_fn(move || {
+                let start = from.take()?;
+                let visible = shared.gate.read().unwrap_or_else(|e| e.into_inner());
+                let (k, v) = visible
+                    .range((start, std::ops::Bound::Unbounded))
+                    .next()
+                    .filter(|(k, _)| k.starts_with(&prefix))?;
+                from = Some(std::ops::Bound::Excluded(k.clone()));
+                Some((k.clone(), v.clone()))
+            })
+        };
+        let iter = if prefix.starts_with(STATE_PREFIX) && !prefix.starts_with(MEMORY_PREFIX) {
             Some(self.inner.shared.store.tree().scan_prefix(prefix))
         } else {
             None
         };
-        let refused = iter.is_none();
+        let refused = !prefix.starts_with(STATE_PREFIX);
         let shared = self.inner.shared.clone();
         let mut iter = iter.into_iter().flatten();
-        std::iter::from_fn(move || {
-            let _visible = shared.gate.read().unwrap_or_else(|e| e.into_inner());
-            iter.next()
-        })
-        .map(|kv| {
-            kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .map_err(AuditError::from)
-        })
-        .chain(refused.then_some(Err(AuditError::BadStateKey)))
+        memory
+            .into_iter()
+            .map(Ok)
+            .chain(
+                std::iter::from_fn(move || {
+                    let _visible = shared.gate.read().unwrap_or_else(|e| e.into_inner());
+                    iter.next()
+                })
+                .map(|kv| {
+                    kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                        .map_err(AuditError::from)
+                }),
+            )
+            .chain(refused.then_some(Err(AuditError::BadStateKey)))
     }
 
     /// The stored log, for verification and tests.
@@ -622,6 +675,68 @@ mod tests {
         let log = AuditLog::open(config, vec![signer]).unwrap();
         assert_eq!(by(&log, "caw"), vec![1]);
         assert_eq!(by(&log, "cgg"), vec![1]);
+        log.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_only_keys_are_committed_and_read_but_never_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, signer, log) = new_log(&dir, |_| {});
+        let scan = |log: &AuditLog, prefix: &[u8]| -> Vec<Vec<u8>> {
+            log.state_scan_prefix(prefix)
+                .map(|kv| kv.unwrap().0)
+                .collect()
+        };
+        log.append(
+            &exchange("x-1".into()),
+            vec![
+                StateChange::put(b"s/rec/1".to_vec(), b"r".to_vec()),
+                StateChange::put(b"s/m/ix/a/1".to_vec(), Vec::new()),
+                StateChange::put(b"s/m/ix/a/2".to_vec(), Vec::new()),
+                StateChange::put(b"s/m/ix/b/3".to_vec(), Vec::new()),
+            ],
+        )
+        .await
+        .unwrap();
+        log.append(
+            &exchange("x-2".into()),
+            vec![StateChange::delete(b"s/m/ix/a/1".to_vec())],
+        )
+        .await
+        .unwrap();
+        assert_eq!(scan(&log, b"s/m/ix/a/"), vec![b"s/m/ix/a/2".to_vec()]);
+        assert_eq!(log.state_get(b"s/m/ix/b/3").unwrap(), Some(Vec::new()));
+        // Not in sled: a scan of the parent prefix reads sled only.
+        assert_eq!(scan(&log, b"s/"), vec![b"s/rec/1".to_vec()]);
+        // A scan stops where the caller stops, and sees keys committed between its steps.
+        let mut lazy = log.state_scan_prefix(b"s/m/ix/");
+        assert_eq!(lazy.next().unwrap().unwrap().0, b"s/m/ix/a/2".to_vec());
+        log.append(
+            &exchange("x-3".into()),
+            vec![StateChange::put(b"s/m/ix/a/9".to_vec(), Vec::new())],
+        )
+        .await
+        .unwrap();
+        assert_eq!(lazy.next().unwrap().unwrap().0, b"s/m/ix/a/9".to_vec());
+        assert_eq!(lazy.next().unwrap().unwrap().0, b"s/m/ix/b/3".to_vec());
+        assert!(lazy.next().is_none());
+        log.shutdown().await;
+        drop(log);
+
+        // Reopened: the records are there, the memory-only keys are not, until rebuilt.
+        let log = AuditLog::open(config, vec![signer]).unwrap();
+        assert_eq!(log.state_get(b"s/rec/1").unwrap(), Some(b"r".to_vec()));
+        assert!(scan(&log, b"s/m/").is_empty());
+        assert!(matches!(
+            log.rebuild_memory([(b"s/rec/2".to_vec(), Vec::new())]),
+            Err(AuditError::BadStateKey)
+        ));
+        assert_eq!(
+            log.rebuild_memory([(b"s/m/ix/c/4".to_vec(), Vec::new())])
+                .unwrap(),
+            1
+        );
+        assert_eq!(scan(&log, b"s/m/"), vec![b"s/m/ix/c/4".to_vec()]);
         log.shutdown().await;
     }
 

@@ -7,6 +7,12 @@
 //! | `c/`   | tree size (u64 BE)      | signed checkpoint note         |
 //! | `s/`   | the gateway's own keys  | the gateway's own values       |
 //!
+//! Gateway keys under `s/m/` ([`MEMORY_PREFIX`]) are the exception: they are committed like any
+//! other (in the frame, atomically with the entry) but applied to a map in memory, never to
+//! sled, and not replayed on open. They are for derived data, such as secondary indexes over
+//! the gateway's records, which the gateway rebuilds from those records after opening the log
+//! (see `AuditLog::rebuild_memory`): sled inserts cost the most of a commit's apply.
+//!
 //! The search index is in memory (see [`super::index`]), rebuilt from the entries on open.
 
 use super::error::AuditError;
@@ -25,6 +31,11 @@ pub const LOG_TREE: &[u8] = b"audit";
 pub const CHECKPOINT_PREFIX: &[u8] = b"c/";
 /// Prefix of the gateway's state.
 pub const STATE_PREFIX: &[u8] = b"s/";
+/// Prefix of the gateway's memory-only state (see the module documentation).
+pub const MEMORY_PREFIX: &[u8] = b"s/m/";
+
+/// The gateway's memory-only state: key to value, in key order.
+pub type MemoryState = std::collections::BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// `prefix ‖ n (big-endian)`, so keys sort by number.
 pub fn numbered_key(prefix: &[u8], n: u64) -> Vec<u8> {
@@ -312,7 +323,14 @@ impl Store {
                 "audit log: applying durable commits that the state store had not applied"
             );
             for frame in &committed.replay {
-                Frame::apply_each(&self.tree, &frame.changes, frame.size(), &frame.checkpoint)?;
+                // Memory-only keys are left out: their owner rebuilds them after the open.
+                Frame::apply_each(
+                    &self.tree,
+                    None,
+                    &frame.changes,
+                    frame.size(),
+                    &frame.checkpoint,
+                )?;
             }
         }
         // Every commit is in sled now; make that durable before the frames go.

@@ -692,9 +692,9 @@ impl Applier {
             let commits = applied.len();
             let entries: usize = answers.iter().map(|(r, _)| r.len()).sum();
             let tree = self.shared.store.tree();
-            let gate = self.shared.gate.write().unwrap_or_else(|e| e.into_inner());
+            let mut gate = self.shared.gate.write().unwrap_or_else(|e| e.into_inner());
             let outcome = applied.iter().try_for_each(|(changes, size, signed)| {
-                Frame::apply_each(tree, changes, *size, signed)
+                Frame::apply_each(tree, Some(&mut *gate), changes, *size, signed)
             });
             drop(gate);
             outcome.map(|()| {

@@ -1,10 +1,10 @@
 //! Retention: pending tickets expire, and payloads whose retention obligation has ended are deleted
 //! even when nobody fetched them. Each removal is an audit append like any other state change.
 //!
-//! What is due when is kept in an expiry index under `s/ex/`, ordered by due time and written in
-//! the same append as the ticket or signal it points to, so a sweep reads only what is overdue
-//! instead of every ticket. The first sweep of a process still scans everything, which also
-//! catches records written before the index existed.
+//! What is due when is kept in an expiry index under `s/m/ex/`, ordered by due time and written
+//! in the same append as the ticket or signal it points to, so a sweep reads only what is overdue
+//! instead of every ticket. The index is memory-only, rebuilt from the records on start (see
+//! [`Gateway::rebuild_indexes`]). The first sweep of a process still scans everything.
 
 use std::sync::atomic::Ordering;
 
@@ -13,8 +13,8 @@ use crate::policy::{ExchangeKind, PolicySet};
 use crate::proto::v1::{AuditEntry, AuditEvent, TicketState};
 use crate::store::{self, SignalRecord, TicketRecord};
 
-/// Prefix of the expiry index: `s/ex/<16 hex due time>/<kind>/<id>`, empty values.
-const DUE_PREFIX: &[u8] = b"s/ex/";
+/// Prefix of the expiry index: `s/m/ex/<16 hex due time>/<kind>/<id>`, empty values.
+const DUE_PREFIX: &[u8] = b"s/m/ex/";
 /// Kind letters in expiry keys.
 const DUE_TICKET: char = 't';
 const DUE_SIGNAL: char = 'g';
@@ -22,7 +22,7 @@ const DUE_SIGNAL: char = 'g';
 /// The expiry key of record `id` of `kind`, due at Unix second `due`. The time is stored with its
 /// sign bit flipped, in fixed-width hex, so that key order is time order.
 fn due_key(due: i64, kind: char, id: &str) -> Vec<u8> {
-    format!("s/ex/{:016x}/{kind}/{id}", (due as u64) ^ (1 << 63)).into_bytes()
+    format!("s/m/ex/{:016x}/{kind}/{id}", (due as u64) ^ (1 << 63)).into_bytes()
 }
 
 /// The due time, kind and id in an expiry key.
@@ -216,6 +216,28 @@ impl Gateway {
         Ok(report)
     }
 
+    /// Rebuilds the memory-only indexes over the records (a holder's pending requests, a
+    /// recipient's inbox, the expiry index) from the tickets and signals, as each exchange
+    /// keeps them: run once after the log is opened, before serving. Returns how many keys.
+    pub fn rebuild_indexes(&self) -> Result<usize, ExchangeError> {
+        let store = &self.inner.store;
+        let mut keys = Vec::new();
+        for ticket in store.scan::<TicketRecord>(store::TICKETS_PREFIX)? {
+            if ticket.state == TicketState::Pending as i32 {
+                keys.push(store::incoming_key(&ticket.holder, &ticket.id));
+            }
+            keys.extend(ticket_due_key(&ticket));
+        }
+        for signal in store.scan::<SignalRecord>(store::SIGNALS_PREFIX)? {
+            keys.push(store::inbox_key(&signal.recipient, &signal.id));
+            keys.push(signal_due_key(&signal));
+        }
+        self.inner
+            .log
+            .rebuild_memory(keys.into_iter().map(|k| (k, Vec::new())))
+            .map_err(|e| ExchangeError::Unavailable(e.to_string()))
+    }
+
     /// The ids of the tickets and signals the expiry index says are due by `now`: reads the
     /// index in time order and stops at the first key that is not yet due.
     fn overdue_in_index(&self, now: i64) -> Result<(Vec<String>, Vec<String>), ExchangeError> {
@@ -280,7 +302,7 @@ mod tests {
             parse_due_key(&late),
             Some((1_700_000_000, DUE_SIGNAL, "g-2".to_owned()))
         );
-        assert_eq!(parse_due_key(b"s/ex/zz/t/x"), None);
+        assert_eq!(parse_due_key(b"s/m/ex/zz/t/x"), None);
     }
 
     #[test]

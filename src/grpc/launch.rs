@@ -37,6 +37,9 @@ pub enum LaunchError {
     /// The policy load could not be recorded in the audit log, so the set was not put in force.
     #[error("cannot record the policy load in the audit log: {0}")]
     PolicyRecord(#[source] ExchangeError),
+    /// The indexes over the gateway's records could not be rebuilt.
+    #[error("cannot rebuild the indexes over the stored records: {0}")]
+    Indexes(#[source] ExchangeError),
     /// A key file could not be read or created.
     #[error("key file {path}: {source}")]
     Key {
@@ -154,6 +157,8 @@ pub fn prepare(config: &Config, clock: Clock) -> Result<Prepared, LaunchError> {
         ..Settings::default()
     };
     let gateway = Gateway::new(policy, log, subjects, release, clock, settings);
+    let indexed = gateway.rebuild_indexes().map_err(LaunchError::Indexes)?;
+    tracing::debug!(keys = indexed, "gateway: indexes rebuilt from the records");
     let authenticator = Authenticator::new(
         gateway.current_policy().clone(),
         config.limits.requests_per_second,

@@ -38,13 +38,15 @@ pub fn references_prefix(subject: &str) -> Vec<u8> {
 pub fn ticket_key(id: &str) -> Vec<u8> {
     format!("s/tk/{id}").into_bytes()
 }
-/// Key of a holder's pending-request index entry.
+/// Key of a holder's pending-request index entry. Like every secondary index over the records,
+/// it is memory-only (under `s/m/`, see `audit::store::MEMORY_PREFIX`): committed with the
+/// record it points to, rebuilt from the records on start (see `Gateway::rebuild_indexes`).
 pub fn incoming_key(holder: &str, id: &str) -> Vec<u8> {
-    format!("s/in/{holder}/{id}").into_bytes()
+    format!("s/m/in/{holder}/{id}").into_bytes()
 }
 /// Prefix of a holder's pending requests.
 pub fn incoming_prefix(holder: &str) -> Vec<u8> {
-    format!("s/in/{holder}/").into_bytes()
+    format!("s/m/in/{holder}/").into_bytes()
 }
 /// Key of a signal.
 pub fn signal_key(id: &str) -> Vec<u8> {
@@ -52,11 +54,11 @@ pub fn signal_key(id: &str) -> Vec<u8> {
 }
 /// Key of a recipient's inbox index entry.
 pub fn inbox_key(recipient: &str, id: &str) -> Vec<u8> {
-    format!("s/ib/{recipient}/{id}").into_bytes()
+    format!("s/m/ib/{recipient}/{id}").into_bytes()
 }
 /// Prefix of a recipient's inbox.
 pub fn inbox_prefix(recipient: &str) -> Vec<u8> {
-    format!("s/ib/{recipient}/").into_bytes()
+    format!("s/m/ib/{recipient}/").into_bytes()
 }
 /// Key of a case.
 pub fn case_key(id: &str) -> Vec<u8> {
