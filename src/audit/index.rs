@@ -210,8 +210,9 @@ pub struct MemIndex {
     single: HashMap<u32, u32, BuildHasherDefault<Prehashed>>,
     /// Field values seen in several entries, with their ascending entry indexes.
     multi: HashMap<u64, Vec<u32>, BuildHasherDefault<Prehashed>>,
-    /// The time (Unix seconds) of entry n.
-    times: Vec<i64>,
+    /// The time (Unix seconds) of entry n, as u32: 4 bytes an entry. The gateway's clock stamps
+    /// entries, so they fall in 1970–2106; a time outside is clamped to that range.
+    times: Vec<u32>,
     /// Entry indexes by minute, ascending within each minute.
     minutes: BTreeMap<i64, Vec<u32>>,
 }
@@ -267,7 +268,8 @@ impl MemIndex {
                 self.single.insert(single_key(*k), index);
             }
         }
-        self.times.push(keys.seconds);
+        self.times
+            .push(u32::try_from(keys.seconds.max(0)).unwrap_or(u32::MAX));
         self.minutes
             .entry(keys.seconds.div_euclid(60))
             .or_default()
@@ -362,7 +364,11 @@ impl MemIndex {
     }
 
     fn time_matches(&self, index: u64, q: &SearchQuery) -> bool {
-        let Some(&t) = usize::try_from(index).ok().and_then(|i| self.times.get(i)) else {
+        let Some(t) = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.times.get(i))
+            .map(|&t| i64::from(t))
+        else {
             return false;
         };
         q.time_from.is_none_or(|f| t >= f) && q.time_until.is_none_or(|u| t < u)

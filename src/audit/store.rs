@@ -507,10 +507,11 @@ pub struct HashLevels {
     levels: Vec<Vec<Hash>>,
 }
 
-/// The lowest level the log keeps in memory: level 1 and up (32 bytes per entry). A proof needs
-/// one leaf hash at most, read from the hashes file (the page cache); the upper levels, which
-/// every proof walks, are in memory. (With all levels in sled, a proof at 1M took 67 µs.)
-const MEMORY_LEVEL: u32 = 1;
+/// The lowest level the log keeps in memory: level 2 and up (16 bytes per entry; level 1 too
+/// would be 32). A proof needs one hash of each of levels 0 and 1 at most, read from the hashes
+/// file (the page cache); the upper levels, which every proof walks, are in memory. (With all
+/// levels in sled, a proof at 1M took 67 µs.)
+const MEMORY_LEVEL: u32 = 2;
 
 impl HashLevels {
     /// Empty levels, keeping hashes of `min_level` and up.
