@@ -141,16 +141,12 @@ impl KeyHasher {
     /// The search keys of `entry`, whose consulted parties are opened with the gateway's key.
     pub fn keys_of(&self, entry: &AuditEntry) -> IndexKeys {
         let consulted = self.consulted(entry);
-        self.keys_with(entry, &consulted)
+        self.keys_with_consulted(entry, &consulted)
     }
 
     /// The search keys of `entry`, whose consulted parties the caller names (it made the
     /// commitments, so nothing needs opening).
     pub fn keys_with_consulted(&self, entry: &AuditEntry, consulted: &[String]) -> IndexKeys {
-        self.keys_with(entry, consulted)
-    }
-
-    fn keys_with(&self, entry: &AuditEntry, consulted: &[String]) -> IndexKeys {
         IndexKeys {
             fields: index_prefixes(entry, consulted)
                 .iter()

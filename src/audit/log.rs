@@ -508,7 +508,6 @@ impl AuditLog {
         let shared = self.inner.shared.clone();
         let mut iter = iter.into_iter().flatten();
         memory
-            .into_iter()
             .map(Ok)
             .chain(
                 std::iter::from_fn(move || {

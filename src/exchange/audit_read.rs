@@ -102,17 +102,15 @@ impl<'a> Scope<'a> {
     ) -> Option<Vec<ConsultedDisclosure>> {
         // The holders a lookup consulted are named parties too: their auditors see the lookups
         // that hit their references, each with its own opening only.
+        // The entry's sealed list names them (each checked against its commitments), so no
+        // party needs trying.
         let mut consulted = Vec::new();
-        if let Some(key) = key.filter(|_| !entry.consulted_commitments.is_empty()) {
-            let policy = self.policy.clone();
-            for party in policy.parties() {
-                if !self.everything && !self.party_in_scope(&party.id) {
-                    continue;
-                }
-                if let Some(salt) = key.disclose(entry, &party.id) {
+        if let Some(key) = key {
+            for party in key.open(entry) {
+                if self.everything || self.party_in_scope(&party) {
                     consulted.push(ConsultedDisclosure {
-                        party: party.id.clone(),
-                        salt: salt.to_vec(),
+                        salt: key.salt(&entry.exchange_id, &party).to_vec(),
+                        party,
                     });
                 }
             }
