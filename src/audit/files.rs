@@ -94,8 +94,8 @@ impl Frame {
             if c.key.starts_with(super::store::MEMORY_PREFIX) {
                 if let Some(memory) = memory.as_deref_mut() {
                     match &c.value {
-                        Some(v) => memory.insert(c.key.clone(), v.clone()),
-                        None => memory.remove(&c.key),
+                        Some(v) => memory.insert(c.key.as_slice().into(), v.as_slice().into()),
+                        None => memory.remove(c.key.as_slice()),
                     };
                 }
                 continue;

@@ -446,7 +446,7 @@ impl AuditLog {
         let shared = &self.inner.shared;
         let visible = shared.gate.read().unwrap_or_else(|e| e.into_inner());
         if key.starts_with(MEMORY_PREFIX) {
-            return Ok(visible.get(key).cloned());
+            return Ok(visible.get(key).map(|v| v.to_vec()));
         }
         Ok(shared.store.tree().get(key)?.map(|v| v.to_vec()))
     }
@@ -463,7 +463,7 @@ impl AuditLog {
             if !key.starts_with(MEMORY_PREFIX) {
                 return Err(AuditError::BadStateKey);
             }
-            fresh.insert(key, value);
+            fresh.insert(key.into_boxed_slice(), value.into_boxed_slice());
         }
         let count = fresh.len();
         *self
@@ -492,11 +492,14 @@ impl AuditLog {
                 let start = from.take()?;
                 let visible = shared.gate.read().unwrap_or_else(|e| e.into_inner());
                 let (k, v) = visible
-                    .range((start, std::ops::Bound::Unbounded))
+                    .range::<[u8], _>((
+                        start.as_ref().map(Vec::as_slice),
+                        std::ops::Bound::Unbounded,
+                    ))
                     .next()
                     .filter(|(k, _)| k.starts_with(&prefix))?;
-                from = Some(std::ops::Bound::Excluded(k.clone()));
-                Some((k.clone(), v.clone()))
+                from = Some(std::ops::Bound::Excluded(k.to_vec()));
+                Some((k.to_vec(), v.to_vec()))
             })
         };
         let iter = if prefix.starts_with(STATE_PREFIX) && !prefix.starts_with(MEMORY_PREFIX) {

