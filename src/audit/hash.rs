@@ -177,6 +177,64 @@ fn leaf_proof(
     Ok(())
 }
 
+/// Inclusion proofs of several records in one tree, each equal to [`prove_record`]'s, sharing the
+/// subtree hashes they have in common. The records of one group commit are neighbours, so their
+/// paths differ only near the leaves: each sibling hash is remembered by its depth in the proof,
+/// and a later proof whose sibling at that depth is the same subtree takes it instead of reading
+/// (and, for a subtree at the tree's right edge, folding) it again.
+pub struct Prover<'a> {
+    t: u64,
+    r: &'a dyn HashReader,
+    /// By depth from the root: the sibling subtree `[lo, hi)` last used there, and its hash.
+    siblings: Vec<Option<(u64, u64, Hash)>>,
+}
+
+impl<'a> Prover<'a> {
+    /// Proofs in the tree of size `t`, reading stored hashes from `r`.
+    pub fn new(t: u64, r: &'a dyn HashReader) -> Self {
+        Self {
+            t,
+            r,
+            siblings: vec![None; 64],
+        }
+    }
+
+    /// The inclusion proof of record `n`.
+    pub fn prove(&mut self, n: u64) -> Result<Vec<Hash>, AuditError> {
+        if n >= self.t {
+            return Err(AuditError::OutOfRange {
+                index: n,
+                size: self.t,
+            });
+        }
+        // Walk down from the root, noting each sibling; the proof lists them leaf first.
+        let mut proof = Vec::with_capacity(64);
+        let (mut lo, mut hi) = (0, self.t);
+        let mut depth = 0;
+        while hi - lo > 1 {
+            let (k, _) = split_point(hi - lo);
+            let (sibling, next) = if n < lo + k {
+                ((lo + k, hi), (lo, lo + k))
+            } else {
+                ((lo, lo + k), (lo + k, hi))
+            };
+            let hash = match self.siblings[depth] {
+                Some((a, b, h)) if (a, b) == sibling => h,
+                _ => {
+                    let h = subtree_hash(sibling.0, sibling.1, self.r)?;
+                    self.siblings[depth] = Some((sibling.0, sibling.1, h));
+                    h
+                }
+            };
+            proof.push(hash);
+            (lo, hi) = next;
+            depth += 1;
+        }
+        proof.reverse();
+        Ok(proof)
+    }
+}
+
 /// Checks that `proof` proves record `n` with leaf hash `leaf` is in the tree of size `t` with
 /// root `root` (Go's `CheckRecord`).
 pub fn check_record(proof: &[Hash], t: u64, root: &Hash, n: u64, leaf: &Hash) -> bool {
@@ -483,6 +541,31 @@ mod tests {
         ];
         assert_eq!(prove_tree(5, 2, &t).unwrap(), p25.map(hx).to_vec());
         assert!(prove_tree(1, 1, &t).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_prover_gives_every_record_the_same_proof_as_prove_record() {
+        let mut t = MemTree::default();
+        for i in 0..70u32 {
+            t.append(&i.to_be_bytes());
+        }
+        for size in 1..=70u64 {
+            // One prover for the whole tree, asked in order, backwards and out of order, so
+            // that remembered siblings are both reused and replaced.
+            let mut prover = Prover::new(size, &t);
+            let order: Vec<u64> = (0..size)
+                .chain((0..size).rev())
+                .chain((0..size).map(|n| (n * 37) % size))
+                .collect();
+            for n in order {
+                assert_eq!(
+                    prover.prove(n).unwrap(),
+                    prove_record(size, n, &t).unwrap(),
+                    "record {n} in {size}"
+                );
+            }
+            assert!(prover.prove(size).is_err());
+        }
     }
 
     #[test]

@@ -76,12 +76,14 @@ impl TlogProof {
         out.push('\n');
         if let Some(extra) = &self.extra {
             out.push_str("extra ");
-            out.push_str(&B64.encode(extra));
+            B64.encode_string(extra, &mut out);
             out.push('\n');
         }
-        out.push_str(&format!("index {}\n", self.index));
+        out.push_str("index ");
+        out.push_str(&self.index.to_string());
+        out.push('\n');
         for h in &self.hashes {
-            out.push_str(&B64.encode(h));
+            B64.encode_string(h, &mut out);
             out.push('\n');
         }
         out.push('\n');

@@ -30,7 +30,7 @@ use super::checkpoint::Checkpoint;
 use super::error::AuditError;
 use super::files::Frame;
 use super::hash::{
-    Frontier, Hash, HashReader, leaf_hash, prove_record, split_stored_hash_index, stored_hash_index,
+    Frontier, Hash, HashReader, Prover, leaf_hash, split_stored_hash_index, stored_hash_index,
 };
 use super::index::IndexKeys;
 use super::keys::Signer;
@@ -420,6 +420,7 @@ impl Writer {
         };
         let mut receipts = Vec::with_capacity(pending.len());
         let receipts_began = std::time::Instant::now();
+        let mut prover = Prover::new(size, &reader);
         let entries = pending.len();
         for (i, p) in pending.into_iter().enumerate() {
             let index = first_index + i as u64;
@@ -434,7 +435,7 @@ impl Writer {
             let proof = TlogProof {
                 extra: None,
                 index,
-                hashes: prove_record(size, index, &reader)?,
+                hashes: prover.prove(index)?,
                 signed_checkpoint: signed.clone(),
             };
             receipts.push(Receipt {
