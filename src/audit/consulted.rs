@@ -154,6 +154,14 @@ impl ConsultedKey {
     /// The consulted parties of `entry`: its sealed list, each party checked against its
     /// commitments. Empty when there is nothing to open or it does not open under this key.
     pub fn open(&self, entry: &AuditEntry) -> Vec<String> {
+        self.openings(entry)
+            .into_iter()
+            .map(|(party, _)| party)
+            .collect()
+    }
+
+    /// [`ConsultedKey::open`] with each party's salt, the opening an auditor checks.
+    pub fn openings(&self, entry: &AuditEntry) -> Vec<(String, [u8; SALT_LEN])> {
         let sealed = &entry.consulted_sealed;
         if sealed.len() < NONCE_LEN || entry.consulted_commitments.is_empty() {
             return Vec::new();
@@ -172,8 +180,7 @@ impl ConsultedKey {
             .split(|b| *b == b'\n')
             .filter(|p| !p.is_empty() && !p.contains(&0))
             .filter_map(|p| std::str::from_utf8(p).ok())
-            .filter(|p| self.disclose(entry, p).is_some())
-            .map(str::to_owned)
+            .filter_map(|p| Some((p.to_owned(), self.disclose(entry, p)?)))
             .collect()
     }
 

@@ -148,37 +148,11 @@ pub fn tree_hash(n: u64, r: &dyn HashReader) -> Result<Hash, AuditError> {
 
 /// The inclusion proof of record `n` in the tree of size `t` (Go's `ProveRecord`).
 pub fn prove_record(t: u64, n: u64, r: &dyn HashReader) -> Result<Vec<Hash>, AuditError> {
-    if n >= t {
-        return Err(AuditError::OutOfRange { index: n, size: t });
-    }
-    let mut proof = Vec::with_capacity(64);
-    leaf_proof(0, t, n, r, &mut proof)?;
-    Ok(proof)
+    Prover::new(t, r).prove(n)
 }
 
-fn leaf_proof(
-    lo: u64,
-    hi: u64,
-    n: u64,
-    r: &dyn HashReader,
-    proof: &mut Vec<Hash>,
-) -> Result<(), AuditError> {
-    if hi - lo == 1 {
-        return Ok(());
-    }
-    let (k, _) = split_point(hi - lo);
-    if n < lo + k {
-        leaf_proof(lo, lo + k, n, r, proof)?;
-        proof.push(subtree_hash(lo + k, hi, r)?);
-    } else {
-        leaf_proof(lo + k, hi, n, r, proof)?;
-        proof.push(subtree_hash(lo, lo + k, r)?);
-    }
-    Ok(())
-}
-
-/// Inclusion proofs of several records in one tree, each equal to [`prove_record`]'s, sharing the
-/// subtree hashes they have in common. The records of one group commit are neighbours, so their
+/// Inclusion proofs of records in one tree (one proof is [`prove_record`]), sharing the subtree
+/// hashes they have in common. The records of one group commit are neighbours, so their
 /// paths differ only near the leaves: each sibling hash is remembered by its depth in the proof,
 /// and a later proof whose sibling at that depth is the same subtree takes it instead of reading
 /// (and, for a subtree at the tree's right edge, folding) it again.
@@ -186,7 +160,7 @@ pub struct Prover<'a> {
     t: u64,
     r: &'a dyn HashReader,
     /// By depth from the root: the sibling subtree `[lo, hi)` last used there, and its hash.
-    siblings: Vec<Option<(u64, u64, Hash)>>,
+    siblings: Vec<(u64, u64, Hash)>,
 }
 
 impl<'a> Prover<'a> {
@@ -195,7 +169,7 @@ impl<'a> Prover<'a> {
         Self {
             t,
             r,
-            siblings: vec![None; 64],
+            siblings: Vec::new(),
         }
     }
 
@@ -218,11 +192,12 @@ impl<'a> Prover<'a> {
             } else {
                 ((lo, lo + k), (lo + k, hi))
             };
-            let hash = match self.siblings[depth] {
-                Some((a, b, h)) if (a, b) == sibling => h,
+            let hash = match self.siblings.get(depth) {
+                Some(&(a, b, h)) if (a, b) == sibling => h,
                 _ => {
                     let h = subtree_hash(sibling.0, sibling.1, self.r)?;
-                    self.siblings[depth] = Some((sibling.0, sibling.1, h));
+                    self.siblings.truncate(depth);
+                    self.siblings.push((sibling.0, sibling.1, h));
                     h
                 }
             };
@@ -543,12 +518,18 @@ mod tests {
         assert!(prove_tree(1, 1, &t).unwrap().is_empty());
     }
 
-    #[test]
-    fn a_prover_gives_every_record_the_same_proof_as_prove_record() {
+    /// A tree of `n` records, record i being i as 4 big-endian bytes.
+    fn numbered_tree(n: u32) -> MemTree {
         let mut t = MemTree::default();
-        for i in 0..70u32 {
+        for i in 0..n {
             t.append(&i.to_be_bytes());
         }
+        t
+    }
+
+    #[test]
+    fn a_prover_gives_every_record_the_same_proof_as_prove_record() {
+        let t = numbered_tree(70);
         for size in 1..=70u64 {
             // One prover for the whole tree, asked in order, backwards and out of order, so
             // that remembered siblings are both reused and replaced.
@@ -570,10 +551,7 @@ mod tests {
 
     #[test]
     fn every_proof_checks_and_wrong_ones_fail() {
-        let mut t = MemTree::default();
-        for i in 0..70u32 {
-            t.append(&i.to_be_bytes());
-        }
+        let t = numbered_tree(70);
         for size in 1..=70u64 {
             let root = tree_hash(size, &t).unwrap();
             for n in 0..size {

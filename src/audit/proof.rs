@@ -10,6 +10,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use std::fmt::Write as _;
 
 use super::checkpoint::Checkpoint;
 use super::error::AuditError;
@@ -79,9 +80,8 @@ impl TlogProof {
             B64.encode_string(extra, &mut out);
             out.push('\n');
         }
-        out.push_str("index ");
-        out.push_str(&self.index.to_string());
-        out.push('\n');
+        // Writing to a String cannot fail.
+        let _ = writeln!(out, "index {}", self.index);
         for h in &self.hashes {
             B64.encode_string(h, &mut out);
             out.push('\n');

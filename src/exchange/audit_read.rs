@@ -106,10 +106,10 @@ impl<'a> Scope<'a> {
         // party needs trying.
         let mut consulted = Vec::new();
         if let Some(key) = key {
-            for party in key.open(entry) {
+            for (party, salt) in key.openings(entry) {
                 if self.everything || self.party_in_scope(&party) {
                     consulted.push(ConsultedDisclosure {
-                        salt: key.salt(&entry.exchange_id, &party).to_vec(),
+                        salt: salt.to_vec(),
                         party,
                     });
                 }
