@@ -68,13 +68,10 @@ pub struct TlsConfig {
 pub struct AuditSettings {
     /// The log's origin line in checkpoints, and its signing key name.
     pub origin: String,
-    /// Most entries in one group commit. A commit holds the appends that arrived while the one
-    /// before it was synced, up to this many.
+    /// Most entries in one group commit.
     pub batch_max: usize,
-    /// No longer used: a commit no longer waits for its batch to fill (it is written as soon as
-    /// the sync before it ends). Accepted so that older configuration files still load; `serve`
-    /// warns when it is set.
-    pub batch_delay_ms: Option<u64>,
+    /// Longest wait for a batch to fill, in milliseconds.
+    pub batch_delay_ms: u64,
 }
 
 /// Per-party rate limits (token bucket).
@@ -116,7 +113,7 @@ impl Default for AuditSettings {
         Self {
             origin: "ketenpoort.local/audit".to_owned(),
             batch_max: 512,
-            batch_delay_ms: None,
+            batch_delay_ms: 1,
         }
     }
 }
@@ -208,14 +205,6 @@ mod tests {
         assert_eq!(config.limits.requests_per_second, 5);
         assert_eq!(config.limits.burst, 4_000);
         assert_eq!(config.tls.expect("tls").client_ca, PathBuf::from("ca.pem"));
-    }
-
-    #[test]
-    fn an_older_files_batch_delay_still_loads() {
-        let config =
-            Config::parse("[audit]\nbatch_max = 64\nbatch_delay_ms = 1\n").expect("parses");
-        assert_eq!(config.audit.batch_max, 64);
-        assert_eq!(config.audit.batch_delay_ms, Some(1));
     }
 
     #[test]

@@ -290,9 +290,10 @@ fn brute_force(log: &AuditLog, q: &SearchQuery) -> Vec<u64> {
 async fn search_over_batched_commits_matches_brute_force() {
     let dir = tempfile::tempdir().unwrap();
     let signer = Signer::generate(ORIGIN).unwrap();
-    // 240 appends at once: those that arrive during a sync share the next commit, so posting
-    // lists hold many indexes per commit.
-    let log = AuditLog::open(config(dir.path()), vec![signer]).unwrap();
+    let mut cfg = config(dir.path());
+    // Make the writer gather many appends per commit, so posting lists hold many indexes.
+    cfg.batch_delay = std::time::Duration::from_millis(5);
+    let log = AuditLog::open(cfg, vec![signer]).unwrap();
     let tasks: Vec<_> = (0..240u64)
         .map(|i| {
             let log = log.clone();

@@ -5,8 +5,10 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use prost::Message;
+use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::Checkpoint;
 use super::consulted::ConsultedKey;
@@ -19,7 +21,7 @@ use super::proof::{Receipt, TlogProof};
 use super::store::{
     CHECKPOINT_PREFIX, MEMORY_PREFIX, MemoryState, STATE_PREFIX, Store, numbered_key,
 };
-use super::writer::{Committer, CommitterConfig, Pending, Tasks, Writer};
+use super::writer::{Append, Writer};
 use crate::proto::v1::AuditEntry;
 
 /// How the log is opened and how the writer batches.
@@ -30,11 +32,13 @@ pub struct AuditConfig {
     pub dir: PathBuf,
     /// The checkpoint origin, the log's permanent identity; also the signing key's name.
     pub origin: String,
-    /// The most entries in one group commit. A commit holds the appends that arrived while the
-    /// one before it was synced, up to this many.
+    /// The most entries in one group commit.
     pub batch_max: usize,
-    /// The most appends in flight (queued, being committed, or being answered); more make
-    /// `append` wait (back-pressure).
+    /// How long the writer waits for more appends before committing a batch that is not full;
+    /// zero commits whatever is queued at once (appends that arrive during a flush still share
+    /// the next commit).
+    pub batch_delay: Duration,
+    /// Capacity of the append queue; a full queue makes `append` wait (back-pressure).
     pub queue_capacity: usize,
     /// The sled page cache, in bytes (sled holds only the checkpoints and the gateway's state).
     pub cache_capacity: u64,
@@ -53,6 +57,7 @@ impl AuditConfig {
             dir: dir.into(),
             origin: origin.into(),
             batch_max: 1024,
+            batch_delay: Duration::ZERO,
             queue_capacity: 8192,
             cache_capacity: 32 * 1024 * 1024,
             compact_at: 16 * 1024 * 1024,
@@ -133,11 +138,11 @@ impl Shared {
 struct Inner {
     shared: Arc<Shared>,
     db: sled::Db,
-    committer: Arc<Committer>,
+    tx: mpsc::Sender<Append>,
     verifiers: Vec<Verifier>,
     consulted_key: Option<Arc<ConsultedKey>>,
-    /// The committer's tasks, until shutdown takes them.
-    tasks: Mutex<Option<Tasks>>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    close: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 /// A handle on the audit log; cheap to clone, usable from any task.
@@ -199,12 +204,15 @@ impl AuditLog {
             latest: RwLock::new((size, signed)),
             gate: RwLock::new(MemoryState::new()),
         });
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let (close_tx, close_rx) = oneshot::channel::<()>();
         let writer = Writer {
             shared: shared.clone(),
-            runtime: runtime.clone(),
             frontier,
             signers,
             origin: config.origin.clone(),
+            batch_max: config.batch_max,
+            batch_delay: config.batch_delay,
             compact_at: config.compact_at.max(1),
             active: 0,
             commits_end: [0, 0],
@@ -213,22 +221,16 @@ impl AuditLog {
             records_synced_at: std::time::Instant::now(),
             records_syncing: Arc::new(AtomicBool::new(false)),
         };
-        let (committer, tasks) = Committer::start(
-            writer,
-            CommitterConfig {
-                batch_max: config.batch_max,
-                queue_capacity: config.queue_capacity,
-            },
-            &runtime,
-        );
+        let handle = runtime.spawn(writer.run(rx, close_rx));
         Ok(AuditLog {
             inner: Arc::new(Inner {
                 shared,
                 db,
-                committer,
+                tx,
                 verifiers,
                 consulted_key,
-                tasks: Mutex::new(Some(tasks)),
+                writer: Mutex::new(Some(handle)),
+                close: Mutex::new(Some(close_tx)),
             }),
         })
     }
@@ -241,42 +243,22 @@ impl AuditLog {
         changes: Vec<StateChange>,
     ) -> Result<Receipt, AuditError> {
         let keys = self.inner.shared.keys.keys_of(entry);
-        self.append_keyed(vec![(entry, keys, changes, true)])
-            .await
-            .pop()
-            .unwrap_or(Err(AuditError::Internal("an append went unanswered")))
+        self.append_keyed(entry, keys, changes, true).await
     }
 
-    /// Appends `entry` and, in the same group commit, `consulted_entry`, whose
-    /// `consulted_commitments` and `consulted_sealed` the caller made for `consulted` with
-    /// [`AuditLog::consulted_key`]. Returns the first one's receipt and the second one's index
-    /// once both are durable. The search index finds the second entry by those parties without
-    /// opening anything. It gets no receipt: it goes to no party (its holders' auditors read it
-    /// from the log).
-    pub async fn append_with_consulted(
+    /// Appends an entry whose `consulted_commitments` and `consulted_sealed` the caller made for
+    /// `consulted` with [`AuditLog::consulted_key`], and returns its index once durable. The
+    /// search index finds the entry by those parties without opening anything. No receipt is
+    /// made: such an entry goes to no party (its holders' auditors read it from the log).
+    pub async fn append_consulted(
         &self,
         entry: &AuditEntry,
-        changes: Vec<StateChange>,
-        consulted_entry: &AuditEntry,
         consulted: &[String],
-    ) -> Result<(Receipt, u64), AuditError> {
-        let keys = self.inner.shared.keys.keys_of(entry);
-        let consulted_keys = self
-            .inner
-            .shared
-            .keys
-            .keys_with_consulted(consulted_entry, consulted);
-        let mut outcomes = self
-            .append_keyed(vec![
-                (entry, keys, changes, true),
-                (consulted_entry, consulted_keys, Vec::new(), false),
-            ])
-            .await
-            .into_iter();
-        let (Some(receipt), Some(consulted_receipt)) = (outcomes.next(), outcomes.next()) else {
-            return Err(AuditError::Internal("an append went unanswered"));
-        };
-        Ok((receipt?, consulted_receipt?.index))
+        changes: Vec<StateChange>,
+    ) -> Result<u64, AuditError> {
+        let keys = self.inner.shared.keys.keys_with_consulted(entry, consulted);
+        let receipt = self.append_keyed(entry, keys, changes, false).await?;
+        Ok(receipt.index)
     }
 
     /// The key of consulted-holder commitments, if the log was opened with one.
@@ -284,47 +266,56 @@ impl AuditLog {
         self.inner.consulted_key.as_deref()
     }
 
-    /// Commits the entries, with their index keys, state changes and whether a receipt is
-    /// wanted, in order and normally in one group commit; an outcome for each.
     async fn append_keyed(
         &self,
-        appends: Vec<(&AuditEntry, super::index::IndexKeys, Vec<StateChange>, bool)>,
-    ) -> Vec<Result<Receipt, AuditError>> {
-        let n = appends.len();
-        let refused = |e: fn() -> AuditError| (0..n).map(|_| Err(e())).collect();
-        if appends
-            .iter()
-            .any(|(_, _, changes, _)| changes.iter().any(|c| !c.key.starts_with(STATE_PREFIX)))
-        {
-            return refused(|| AuditError::BadStateKey);
+        entry: &AuditEntry,
+        keys: super::index::IndexKeys,
+        changes: Vec<StateChange>,
+        receipt: bool,
+    ) -> Result<Receipt, AuditError> {
+        if changes.iter().any(|c| !c.key.starts_with(STATE_PREFIX)) {
+            return Err(AuditError::BadStateKey);
         }
         if !self.is_accepting() {
-            return refused(|| AuditError::NotAccepting);
+            return Err(AuditError::NotAccepting);
         }
-        // Encoding and index keys are computed on the caller's task, before the commit.
-        let appends = appends
-            .into_iter()
-            .map(|(entry, keys, changes, receipt)| Pending {
-                entry: entry.encode_to_vec(),
-                receipt,
-                keys,
-                changes,
-            })
-            .collect();
-        self.inner.committer.commit(appends).await
+        // Encoding and index keys are computed on the caller's task, off the writer.
+        let (reply, rx) = oneshot::channel();
+        let append = Append {
+            entry: entry.encode_to_vec(),
+            receipt,
+            keys,
+            changes,
+            reply,
+        };
+        self.inner
+            .tx
+            .send(append)
+            .await
+            .map_err(|_| AuditError::NotAccepting)?;
+        rx.await.map_err(|_| AuditError::NotAccepting)?
     }
 
-    /// Stops taking appends, commits what is queued, and waits for the committer to finish, so
+    /// Stops taking appends, commits what is queued, and waits for the writer to finish, so
     /// that the database can be reopened once every handle is dropped.
     pub async fn shutdown(&self) {
-        let tasks = self
+        let close = self
             .inner
-            .tasks
+            .close
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(tasks) = tasks {
-            self.inner.committer.close(tasks).await;
+        if let Some(close) = close {
+            let _ = close.send(());
+        }
+        let handle = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.await;
         }
         self.inner.shared.accepting.store(false, Ordering::Release);
     }
@@ -655,96 +646,6 @@ mod tests {
         }
     }
 
-    /// Holds the committer as a commit under way would, and starts `n` appends of `e`, each
-    /// with state change `s/<i>`; returns once all of them wait in the queue.
-    async fn queue_behind_a_commit(
-        log: &AuditLog,
-        e: &AuditEntry,
-        n: usize,
-    ) -> Vec<tokio::task::JoinHandle<Result<Receipt, AuditError>>> {
-        assert!(log.inner.committer.hold(false).await);
-        let waiters: Vec<_> = (0..n)
-            .map(|i| {
-                let (log, e) = (log.clone(), e.clone());
-                tokio::spawn(async move {
-                    log.append(&e, vec![StateChange::put(format!("s/{i}"), b"x".to_vec())])
-                        .await
-                })
-            })
-            .collect();
-        while log.inner.committer.queued() < n {
-            tokio::task::yield_now().await;
-        }
-        waiters
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn appends_that_arrive_during_a_commit_share_the_next_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_, signer, log) = new_log(&dir, |_| {});
-        let e = exchange(String::new());
-        log.append(&e, vec![]).await.unwrap();
-        let waiters = queue_behind_a_commit(&log, &e, 5).await;
-        // Nothing is written while the commit before is under way.
-        assert_eq!(log.size(), 1);
-        log.inner.committer.release();
-        let mut indexes = Vec::new();
-        for w in waiters {
-            let r = w.await.unwrap().unwrap();
-            r.verify(&signer.verifier_key()).unwrap();
-            indexes.push(r.index);
-        }
-        indexes.sort_unstable();
-        assert_eq!(indexes, vec![1, 2, 3, 4, 5]);
-        // One commit: one checkpoint, at its end.
-        for size in 2..6 {
-            assert_eq!(log.checkpoint_at(size).unwrap(), None, "size {size}");
-        }
-        assert!(log.checkpoint_at(6).unwrap().is_some());
-        for i in 0..5 {
-            assert!(
-                log.state_get(format!("s/{i}").as_bytes())
-                    .unwrap()
-                    .is_some()
-            );
-        }
-        log.shutdown().await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_shutdown_commits_the_queued_appends_and_refuses_new_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let (config, signer, log) = new_log(&dir, |_| {});
-        let e = exchange(String::new());
-        let waiters = queue_behind_a_commit(&log, &e, 3).await;
-        let closing = tokio::spawn({
-            let log = log.clone();
-            async move { log.shutdown().await }
-        });
-        // The shutdown refuses new appends at once, and waits for the commit under way.
-        while !log.inner.committer.closed() {
-            tokio::task::yield_now().await;
-        }
-        assert!(matches!(
-            log.append(&e, vec![]).await,
-            Err(AuditError::NotAccepting)
-        ));
-        assert!(!closing.is_finished());
-        log.inner.committer.release();
-        for w in waiters {
-            w.await.unwrap().unwrap();
-        }
-        closing.await.unwrap();
-        assert!(matches!(
-            log.append(&e, vec![]).await,
-            Err(AuditError::NotAccepting)
-        ));
-        drop(log);
-        let log = AuditLog::open(config, vec![signer]).unwrap();
-        assert_eq!(log.size(), 3);
-        log.shutdown().await;
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_consulted_entry_is_found_by_its_holders_also_after_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -754,18 +655,10 @@ mod tests {
         let mut e = exchange("l-1".into());
         e.consulted_commitments = key.commitments("l-1", &holders);
         e.consulted_sealed = key.seal("l-1", &holders);
-        let (receipt, index) = log
-            .append_with_consulted(&exchange("x-0".into()), vec![], &e, &holders)
-            .await
-            .unwrap();
-        assert_eq!((receipt.index, index), (0, 1));
+        log.append(&exchange("x-0".into()), vec![]).await.unwrap();
+        let index = log.append_consulted(&e, &holders, vec![]).await.unwrap();
+        assert_eq!(index, 1);
         assert_eq!(log.size(), 2, "durable when its index is returned");
-        assert_eq!(log.checkpoint_at(1).unwrap(), None, "both in one commit");
-        assert!(receipt.verify(&signer.verifier_key()).is_ok());
-        assert!(
-            receipt.entry == log.entry(0).unwrap(),
-            "the receipt is the first entry's"
-        );
         let by = |log: &AuditLog, party: &str| {
             log.search(&SearchQuery {
                 party: Some(party.into()),
@@ -852,14 +745,14 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_commit_fails_its_batch_and_closes_the_log() {
         let dir = tempfile::tempdir().unwrap();
-        let (config, signer, log) = new_log(&dir, |_| {});
+        let (config, signer, log) = new_log(&dir, |c| c.batch_delay = Duration::from_millis(50));
         let e = exchange(String::new());
         log.append(&e, vec![]).await.unwrap();
         log.inner
             .shared
             .fail_next_commit
             .store(true, Ordering::Release);
-        // The first waiter's batch fails; the others fail with it or find the log closed.
+        // Several waiters share the failing batch (the writer waits 50 ms for company).
         appends_all_fail(&log, &e, 5).await;
         assert!(!log.is_accepting());
         assert!(matches!(
@@ -879,7 +772,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_sync_fails_its_batch_and_every_append_after_it_and_closes_the_log() {
+    async fn a_failed_sync_fails_every_batch_written_up_to_it_and_closes_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let (config, signer, log) = new_log(&dir, |_| {});
         let e = exchange(String::new());

@@ -1,36 +1,30 @@
-//! Group commit with a leader, in three stages, so that the CPU work of the next commit overlaps
-//! the device wait of the one before, and no commit waits for a task to be scheduled:
+//! The group-commit writer, a pipeline of three stages so that the CPU work of one commit overlaps
+//! the device wait of the one before:
 //!
-//! 1. **Write.** An append goes into the committer's queue. If no commit is under way, the
-//!    appending caller leads: on its own task, right away, it writes every queued append as one
-//!    batch: the entries and their stored hashes to the record files, and the commit's frame
+//! 1. The writer task drains the append queue in batches. Per batch, on its own task, it
+//!    appends the entries and their stored hashes to the record files and the commit's frame
 //!    (those records, its signed checkpoint and the callers' state changes) to the active
-//!    commits file, without syncing. It makes the records known to the store (readers still see
-//!    only the published size), computes the receipts, and hands the batch to a blocking thread.
-//! 2. **Sync.** That thread syncs the commits file, which makes the batch durable, and passes it
-//!    to the applier. Appends that arrived during the sync wait in the queue; the thread writes
-//!    them as the next batch and syncs again, until the queue is empty. So one sync is in flight
-//!    at a time, each batch holds what arrived during the sync before it, and a new batch is
-//!    written the moment its sync can start.
-//! 3. **Apply.** The applier task applies durable batches' frames to sled in order, publishes
-//!    the last checkpoint, and only then answers every waiter with its receipt.
-//!
-//! (A writer task fed by a channel, as before, was woken only after the wave of caller tasks
-//! that the last commit's answers released: its first append waited about 2 ms to be taken,
-//! every caller ended up in one commit, and the CPUs idled during each sync.)
+//!    commits file, without syncing; makes the records known to the store (readers still see
+//!    only the published size); and computes the receipts.
+//! 2. The syncer task takes every batch written so far and syncs the commits file once, which
+//!    makes all of them durable.
+//! 3. The applier task applies durable batches' frames to sled in order (while the syncer waits
+//!    for the next sync), publishes the last checkpoint, and only then answers every waiter
+//!    with its receipt.
 //!
 //! Compaction keeps the commits files small without stopping the pipeline: the writer switches to
 //! the other commits file, and once every commit of the old one is applied, a blocking task syncs
 //! the record files, flushes sled and empties the old file while commits go on.
 //!
-//! A failed write or sync fails its batch and closes the log for appends (fail closed); every
-//! append after it fails too. On reopen, a commit whose frame is not whole is cut off.
+//! A failed write or sync fails its batches and closes the log for appends (fail closed); the
+//! syncer then fails every batch after it too. On reopen, a commit whose frame is not whole is
+//! cut off.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::Checkpoint;
 use super::error::AuditError;
@@ -45,442 +39,25 @@ use super::note;
 use super::proof::{Receipt, TlogProof};
 use super::store::Store;
 
-/// One append: the encoded entry, its index keys without the index, and the caller's state
-/// changes.
-pub(crate) struct Pending {
+/// One queued append: the encoded entry, its index keys without the index, the caller's state
+/// changes, and where to send the outcome.
+pub(crate) struct Append {
     pub entry: Vec<u8>,
     /// Whether the caller wants the receipt's entry and proof (otherwise only its index).
     pub receipt: bool,
     pub keys: IndexKeys,
     pub changes: Vec<StateChange>,
-}
-
-/// A queued append, and where to send its outcome.
-struct Append {
-    pending: Pending,
-    reply: oneshot::Sender<Result<Receipt, AuditError>>,
-}
-
-/// The appends waiting for the next batch, and who writes it.
-#[derive(Default)]
-struct Queue {
-    appends: Vec<Append>,
-    /// A commit is under way (written, syncing, or the next one being written), or the
-    /// maintenance timer or shutdown holds the writer: whoever set it writes what is queued
-    /// before clearing it.
-    busy: bool,
-    /// Set by shutdown: new appends are refused; the queued ones are still committed.
-    closed: bool,
-}
-
-/// The group committer, shared by every handle on the log.
-pub(crate) struct Committer {
-    shared: Arc<Shared>,
-    queue: Mutex<Queue>,
-    /// Taken only by whoever set `busy`; a lock only to share it between threads.
-    writer: Mutex<Writer>,
-    batch_max: usize,
-    /// Bounds the appends in flight (queued, being committed or answered); more wait.
-    slots: Semaphore,
-    /// The permits `slots` started with.
-    slots_max: usize,
-    to_applier: mpsc::UnboundedSender<ToApplier>,
-    /// Notified whenever `busy` is cleared.
-    idle: Notify,
-    /// To the syncing thread: a written batch to make durable (see [`sync_thread`]). Taken by
-    /// shutdown, which ends the thread.
-    to_sync: Mutex<Option<std::sync::mpsc::Sender<Written>>>,
-    /// Set by the maintenance timer: the next write switches commits files if the active one
-    /// holds frames.
-    tick: AtomicBool,
-}
-
-/// What the committer needs to start.
-pub(crate) struct CommitterConfig {
-    pub batch_max: usize,
-    pub queue_capacity: usize,
-}
-
-/// The running committer's tasks, for shutdown.
-pub(crate) struct Tasks {
-    applier: tokio::task::JoinHandle<()>,
-    timer: tokio::task::JoinHandle<()>,
-    sync: std::thread::JoinHandle<()>,
-}
-
-impl Committer {
-    /// Starts the applier and the maintenance timer on `runtime`.
-    pub fn start(
-        writer: Writer,
-        config: CommitterConfig,
-        runtime: &tokio::runtime::Handle,
-    ) -> (Arc<Committer>, Tasks) {
-        let (to_applier, applier_rx) = mpsc::unbounded_channel();
-        let (to_sync, sync_rx) = std::sync::mpsc::channel();
-        let shared = writer.shared.clone();
-        let slots_max = config
-            .queue_capacity
-            .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
-        let committer = Arc::new(Committer {
-            shared: shared.clone(),
-            queue: Mutex::new(Queue::default()),
-            writer: Mutex::new(writer),
-            batch_max: config.batch_max.max(1),
-            slots: Semaphore::new(slots_max),
-            slots_max,
-            to_applier,
-            idle: Notify::new(),
-            to_sync: Mutex::new(Some(to_sync)),
-            tick: AtomicBool::new(false),
-        });
-        let weak = Arc::downgrade(&committer);
-        let sync = std::thread::Builder::new()
-            .name("audit-sync".into())
-            .spawn(move || sync_thread(weak, sync_rx))
-            .expect("the audit log's syncing thread starts");
-        let applier = runtime.spawn(
-            Applier {
-                shared,
-                failed: false,
-            }
-            .run(applier_rx),
-        );
-        let timer = runtime.spawn(maintenance_timer(Arc::downgrade(&committer)));
-        (
-            committer,
-            Tasks {
-                applier,
-                timer,
-                sync,
-            },
-        )
-    }
-
-    /// Commits `appends` in order, in one batch when the batch limit allows, and waits for
-    /// their outcomes: each one's receipt once durable. Leads the commit if none is under way.
-    /// A full pipeline makes this wait (back-pressure).
-    pub async fn commit(&self, appends: Vec<Pending>) -> Vec<Result<Receipt, AuditError>> {
-        let n = appends.len();
-        let slots = u32::try_from(n.min(self.slots_max)).unwrap_or(u32::MAX);
-        let Ok(_slots) = self.slots.acquire_many(slots).await else {
-            return (0..n).map(|_| Err(AuditError::NotAccepting)).collect();
-        };
-        let mut outcomes = Vec::with_capacity(n);
-        let batch = {
-            let mut q = lock(&self.queue);
-            if q.closed {
-                return (0..n).map(|_| Err(AuditError::NotAccepting)).collect();
-            }
-            for pending in appends {
-                let (reply, rx) = oneshot::channel();
-                q.appends.push(Append { pending, reply });
-                outcomes.push(rx);
-            }
-            if q.busy {
-                None
-            } else {
-                q.busy = true;
-                Some(self.take(&mut q))
-            }
-        };
-        if let Some(batch) = batch {
-            self.lead(batch);
-        }
-        let mut results = Vec::with_capacity(n);
-        for rx in outcomes {
-            results.push(rx.await.unwrap_or(Err(AuditError::NotAccepting)));
-        }
-        results
-    }
-
-    /// Takes the next batch from the queue: at most `batch_max` appends, in order.
-    fn take(&self, q: &mut Queue) -> Vec<Append> {
-        if q.appends.len() <= self.batch_max {
-            std::mem::take(&mut q.appends)
-        } else {
-            let rest = q.appends.split_off(self.batch_max);
-            std::mem::replace(&mut q.appends, rest)
-        }
-    }
-
-    /// With `busy` set by the caller: writes `batch` and starts its sync on a blocking thread.
-    fn lead(&self, batch: Vec<Append>) {
-        let written = match self.write(batch) {
-            Some(w) => Some(w),
-            None => self.next_written(),
-        };
-        if let Some(written) = written {
-            self.to_sync(written);
-        }
-    }
-
-    /// Writes `batch` (possibly empty: then only the writer's upkeep runs). `None` if nothing
-    /// was written, its waiters having been answered with the failure.
-    fn write(&self, batch: Vec<Append>) -> Option<Written> {
-        let mut writer = lock(&self.writer);
-        let written = if batch.is_empty() {
-            None
-        } else {
-            writer.commit_batch(batch)
-        };
-        let tick = self.tick.swap(false, Ordering::AcqRel);
-        let compaction = writer.maintain(tick);
-        match (written, compaction) {
-            (Some(mut w), compaction) => {
-                w.then_compact = compaction;
-                Some(w)
-            }
-            (None, Some(compaction)) => {
-                // Nothing is in flight (the caller holds `busy` and nothing was written):
-                // every batch before was handed to the applier already.
-                self.send_compaction(compaction);
-                None
-            }
-            (None, None) => None,
-        }
-    }
-
-    /// Writes the queued appends, or, with none queued, clears `busy`. Loops past batches whose
-    /// write failed (their waiters are answered).
-    fn next_written(&self) -> Option<Written> {
-        loop {
-            let batch = {
-                let mut q = lock(&self.queue);
-                if q.appends.is_empty() {
-                    q.busy = false;
-                    drop(q);
-                    self.idle.notify_waiters();
-                    return None;
-                }
-                self.take(&mut q)
-            };
-            if let Some(w) = self.write(batch) {
-                return Some(w);
-            }
-        }
-    }
-
-    /// Hands `written` to the syncing thread; if it is gone (the log is shut down), fails it.
-    fn to_sync(&self, written: Written) {
-        let sent = match &*lock(&self.to_sync) {
-            Some(tx) => tx.send(written).map_err(|e| e.0),
-            None => Err(written),
-        };
-        if let Err(written) = sent {
-            fail_all(written.replies, || AuditError::NotAccepting);
-            if let Some(c) = written.then_compact {
-                let _ = c.done.send(Err(AuditError::NotAccepting));
-            }
-            self.next_written_failing();
-        }
-    }
-
-    /// With the syncing thread gone: fails whatever is queued and clears `busy`.
-    fn next_written_failing(&self) {
-        let appends = {
-            let mut q = lock(&self.queue);
-            q.busy = false;
-            std::mem::take(&mut q.appends)
-        };
-        self.idle.notify_waiters();
-        fail_all(appends.into_iter().map(|a| a.reply).collect(), || {
-            AuditError::NotAccepting
-        });
-    }
-
-    /// On the syncing thread: makes `written` durable, hands it to the applier, and goes on
-    /// with the batches queued meanwhile until the queue is empty.
-    fn sync_until_idle(&self, mut written: Written) {
-        loop {
-            let synced =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.sync(written.file)))
-                    .unwrap_or_else(|_| Err(AuditError::CommitFailed("sync panicked".into())));
-            match synced {
-                Ok(()) => {
-                    let compaction = written.then_compact.take();
-                    let _ = self.to_applier.send(ToApplier::Apply(Box::new(written)));
-                    if let Some(compaction) = compaction {
-                        self.send_compaction(compaction);
-                    }
-                }
-                Err(e) => {
-                    self.shared.accepting.store(false, Ordering::Release);
-                    tracing::error!(error = %e, "audit sync failed; the log refuses appends until reopened");
-                    let msg = e.to_string();
-                    fail_all(written.replies, || AuditError::CommitFailed(msg.clone()));
-                    if let Some(c) = written.then_compact {
-                        // The old file's frames stay for the next open to sort out.
-                        let _ = c.done.send(Err(AuditError::NotAccepting));
-                    }
-                }
-            }
-            match self.next_written() {
-                Some(w) => written = w,
-                None => return,
-            }
-        }
-    }
-
-    /// Syncs commits file `file`.
-    fn sync(&self, file: usize) -> Result<(), AuditError> {
-        let began = std::time::Instant::now();
-        #[cfg(test)]
-        if self.shared.fail_next_sync.swap(false, Ordering::AcqRel) {
-            return Err(AuditError::Storage(sled::Error::Unsupported(
-                "injected sync failure".into(),
-            )));
-        }
-        self.shared.store.files().sync_commits(file)?;
-        tracing::debug!(
-            sync_us = began.elapsed().as_micros() as u64,
-            "audit commit synced"
-        );
-        Ok(())
-    }
-
-    /// Hands a compaction to the applier, which starts it once every batch before is applied.
-    fn send_compaction(&self, compaction: Compaction) {
-        if let Err(mpsc::error::SendError(ToApplier::Compact(c))) =
-            self.to_applier.send(ToApplier::Compact(compaction))
-        {
-            let _ = c.done.send(Err(AuditError::NotAccepting));
-        }
-    }
-
-    /// Sets `busy`, waiting for a commit under way to finish; `false` if the queue is closed
-    /// and `closing` is not set.
-    pub(crate) async fn hold(&self, closing: bool) -> bool {
-        loop {
-            let idle = self.idle.notified();
-            tokio::pin!(idle);
-            idle.as_mut().enable();
-            {
-                let mut q = lock(&self.queue);
-                if q.closed && !closing {
-                    return false;
-                }
-                if !q.busy {
-                    q.busy = true;
-                    return true;
-                }
-            }
-            idle.await;
-        }
-    }
-
-    /// How many appends wait in the queue.
-    #[cfg(test)]
-    pub fn queued(&self) -> usize {
-        lock(&self.queue).appends.len()
-    }
-
-    /// Whether a shutdown has closed the queue.
-    #[cfg(test)]
-    pub fn closed(&self) -> bool {
-        lock(&self.queue).closed
-    }
-
-    /// Releases `busy` set by [`Committer::hold`]: commits whatever was queued meanwhile.
-    pub(crate) fn release(&self) {
-        if let Some(written) = self.next_written() {
-            self.to_sync(written);
-        }
-    }
-
-    /// The maintenance timer's turn: the writer's upkeep with a tick, now if no commit is under
-    /// way, else by the next write.
-    fn tick(&self) {
-        self.tick.store(true, Ordering::Release);
-        {
-            let mut q = lock(&self.queue);
-            if q.busy || q.closed {
-                return;
-            }
-            q.busy = true;
-        }
-        let _ = self.write(Vec::new());
-        self.release();
-    }
-
-    /// Refuses new appends, commits the queued ones, waits for every commit and the compaction
-    /// under way, and leaves the record files and sled holding every commit, so that the next
-    /// open has nothing to replay. Then stops the applier and the timer.
-    pub async fn close(&self, tasks: Tasks) {
-        lock(&self.queue).closed = true;
-        tasks.timer.abort();
-        self.hold(true).await;
-        self.finish_compaction().await;
-        let compaction = {
-            let mut writer = lock(&self.writer);
-            let other = 1 - writer.active;
-            if writer.commits_end[other] == 0 {
-                writer.switch_and_compact(None)
-            } else {
-                None
-            }
-        };
-        if let Some(compaction) = compaction {
-            self.send_compaction(compaction);
-        }
-        self.finish_compaction().await;
-        let _ = self.to_applier.send(ToApplier::Stop);
-        let _ = tasks.applier.await;
-        lock(&self.to_sync).take();
-        let _ = tokio::task::spawn_blocking(move || tasks.sync.join()).await;
-        self.next_written_failing();
-    }
-
-    /// Waits for the compaction under way, if any (with `busy` held).
-    async fn finish_compaction(&self) {
-        let compacting = lock(&self.writer).compacting.take();
-        if let Some((file, answer)) = compacting {
-            let outcome = answer
-                .await
-                .unwrap_or(Err(AuditError::Internal("compaction abandoned")));
-            lock(&self.writer).compaction_done(file, outcome);
-        }
-    }
-}
-
-/// Locks `m`; a poisoned lock only means a holder panicked, and what it guards stays whole (a
-/// failed write closes the log).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The syncing thread: makes each written batch durable and goes on with the batches queued
-/// meanwhile (see [`Committer::sync_until_idle`]). A thread of its own, not a tokio task, so
-/// that the end of a sync is not queued behind the tasks that the last answers woke.
-fn sync_thread(committer: Weak<Committer>, rx: std::sync::mpsc::Receiver<Written>) {
-    for written in rx {
-        match committer.upgrade() {
-            Some(c) => c.sync_until_idle(written),
-            None => return,
-        }
-    }
-}
-
-/// Gives the committer its maintenance turn every [`COMPACT_EVERY`], while it exists.
-async fn maintenance_timer(committer: Weak<Committer>) {
-    let mut every =
-        tokio::time::interval_at(tokio::time::Instant::now() + COMPACT_EVERY, COMPACT_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        match committer.upgrade() {
-            Some(c) => c.tick(),
-            None => return,
-        }
-    }
+    pub reply: oneshot::Sender<Result<Receipt, AuditError>>,
 }
 
 /// What the writer owns between batches.
 pub(crate) struct Writer {
     pub shared: Arc<Shared>,
-    pub runtime: tokio::runtime::Handle,
     pub frontier: Frontier,
     pub signers: Vec<Signer>,
     pub origin: String,
+    pub batch_max: usize,
+    pub batch_delay: Duration,
     /// The size past which the active commits file is compacted.
     pub compact_at: u64,
     /// The commits file (0 or 1) the next frame goes to.
@@ -495,7 +72,7 @@ pub(crate) struct Writer {
     pub compacting: Option<(usize, Answer)>,
     /// When the record files were last given to a background sync, and whether it runs.
     pub records_synced_at: std::time::Instant,
-    pub records_syncing: Arc<AtomicBool>,
+    pub records_syncing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// While commits go on, the record files are synced in the background this often, so that
@@ -516,20 +93,93 @@ const PREPARE_WHEN_BUSY: u64 = 1024 * 1024;
 /// gateway has deleted (fetched or past retention) lingers in the file.
 const COMPACT_EVERY: Duration = Duration::from_secs(30);
 
+/// The data of one batch, moved to a blocking thread for the commit.
+struct Pending {
+    entry: Vec<u8>,
+    receipt: bool,
+    keys: IndexKeys,
+    changes: Vec<StateChange>,
+}
+
 impl Writer {
+    /// Runs until every sender is gone or the queue is closed and drained.
+    /// On `close` (or when its sender is dropped) the queue is closed and then drained.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Append>, mut close: oneshot::Receiver<()>) {
+        let batch_max = self.batch_max.max(1);
+        let (to_syncer, syncer_rx) = mpsc::channel(SYNC_QUEUE);
+        let syncer = tokio::spawn(
+            Syncer {
+                shared: self.shared.clone(),
+                failed: false,
+            }
+            .run(syncer_rx),
+        );
+        let mut closing = false;
+        let mut compaction =
+            tokio::time::interval_at(tokio::time::Instant::now() + COMPACT_EVERY, COMPACT_EVERY);
+        compaction.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next = if closing {
+                rx.recv().await
+            } else {
+                tokio::select! {
+                    a = rx.recv() => a,
+                    _ = &mut close => {
+                        closing = true;
+                        rx.close();
+                        continue;
+                    }
+                    _ = compaction.tick() => {
+                        self.maintain(&to_syncer, true).await;
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = next else { break };
+            let mut batch = vec![first];
+            let deadline = tokio::time::Instant::now() + self.batch_delay;
+            while batch.len() < batch_max {
+                match rx.try_recv() {
+                    Ok(a) => batch.push(a),
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        if self.batch_delay.is_zero() {
+                            break;
+                        }
+                        match tokio::time::timeout_at(deadline, rx.recv()).await {
+                            Ok(Some(a)) => batch.push(a),
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                }
+            }
+            self.commit_batch(batch, &to_syncer).await;
+            self.maintain(&to_syncer, false).await;
+        }
+        // Leave the record files and sled holding every commit, so that the next open has
+        // nothing to replay.
+        self.finish_compaction().await;
+        if self.commits_end[1 - self.active] == 0 {
+            self.switch_and_compact(&to_syncer, None).await;
+        }
+        self.finish_compaction().await;
+        drop(to_syncer);
+        // Every written batch is answered before the writer counts as finished.
+        let _ = syncer.await;
+    }
+
     /// After a batch, or on the timer (`tick`): switches commits files when the active one is
     /// full, or holds frames at a tick; when it is merely unprepared but busy, prepares the
     /// other one first, and switches once that is done. Nothing while a compaction or
-    /// preparation is under way, or once the log has failed. Returns the compaction to pass
-    /// down the pipeline after the batch just written, if it switched.
-    fn maintain(&mut self, tick: bool) -> Option<Compaction> {
+    /// preparation is under way, or once the log has failed.
+    async fn maintain(&mut self, to_syncer: &mpsc::Sender<ToSyncer>, tick: bool) {
         self.poll_compaction();
         if self.records_synced_at.elapsed() >= SYNC_RECORDS_EVERY
             && !self.records_syncing.swap(true, Ordering::AcqRel)
         {
             self.records_synced_at = std::time::Instant::now();
             let (shared, syncing) = (self.shared.clone(), self.records_syncing.clone());
-            self.runtime.spawn_blocking(move || {
+            tokio::task::spawn_blocking(move || {
                 // A failure loses nothing (the frames hold the records); the compaction's own
                 // sync of the record files fails too, and closes the log.
                 if let Err(e) = shared.store.files().sync_records() {
@@ -545,25 +195,24 @@ impl Writer {
             || self.commits_end[other] != 0
             || !self.shared.accepting.load(Ordering::Acquire)
         {
-            return None;
+            return;
         }
         let full = tick || end > self.compact_at;
         let busy_unprepared = !self.prepared[active] && end > PREPARE_WHEN_BUSY;
         if full || (busy_unprepared && self.prepared[other]) {
-            return self.switch_and_compact(Some(self.prepare_len()));
-        }
-        if busy_unprepared {
+            self.switch_and_compact(to_syncer, Some(self.prepare_len()))
+                .await;
+        } else if busy_unprepared {
             // The other file holds no frames: it is prepared off the pipeline.
             let (done, answer) = oneshot::channel();
             let shared = self.shared.clone();
             let len = self.prepare_len();
-            self.runtime.spawn_blocking(move || {
+            tokio::task::spawn_blocking(move || {
                 let prepared = shared.store.files().prepare_commits(other, len);
                 let _ = done.send(prepared.map(|()| true));
             });
             self.compacting = Some((other, answer));
         }
-        None
     }
 
     /// How many zero bytes a commits file is prepared with: room for a full file and the frame
@@ -572,23 +221,33 @@ impl Writer {
         self.compact_at + self.compact_at.min(1024 * 1024)
     }
 
-    /// Switches to the other commits file (which must be empty) and returns the compaction of
-    /// the active one, to run once every commit written before is applied, while commits go on
-    /// in the other file; then prepared with `prepare` zero bytes, if given.
-    fn switch_and_compact(&mut self, prepare: Option<u64>) -> Option<Compaction> {
+    /// Switches to the other commits file (which must be empty) and has the active one
+    /// compacted once every commit written before is applied, while commits go on in the
+    /// other file; then prepared with `prepare` zero bytes, if given.
+    async fn switch_and_compact(
+        &mut self,
+        to_syncer: &mpsc::Sender<ToSyncer>,
+        prepare: Option<u64>,
+    ) {
         let file = self.active;
         if self.compacting.is_some() || self.commits_end[file] == 0 {
-            return None;
+            return;
         }
         let (done, answer) = oneshot::channel();
+        if to_syncer
+            .send(ToSyncer::Compact(Compaction {
+                file,
+                prepare,
+                done,
+            }))
+            .await
+            .is_err()
+        {
+            return;
+        }
         self.compacting = Some((file, answer));
         self.prepared[file] = false;
         self.active = 1 - file;
-        Some(Compaction {
-            file,
-            prepare,
-            done,
-        })
     }
 
     /// Takes the outcome of the compaction under way, if it has one.
@@ -606,6 +265,16 @@ impl Writer {
         let file = *file;
         self.compacting = None;
         self.compaction_done(file, outcome);
+    }
+
+    /// Waits for the compaction under way, if any.
+    async fn finish_compaction(&mut self) {
+        if let Some((file, answer)) = self.compacting.take() {
+            let outcome = answer
+                .await
+                .unwrap_or(Err(AuditError::Internal("compaction abandoned")));
+            self.compaction_done(file, outcome);
+        }
     }
 
     /// A compaction that emptied `file` makes it free for the next switch. One that failed
@@ -626,39 +295,54 @@ impl Writer {
         }
     }
 
-    /// Writes one batch (the writes go to the page cache; the waits for the device are the
-    /// syncing thread's). `None` if it failed: its waiters are answered, and the log is closed
-    /// for appends.
-    fn commit_batch(&mut self, batch: Vec<Append>) -> Option<Written> {
+    /// Writes one batch on this task, which saves a hand-over to a blocking thread and back per
+    /// commit (the writes go to the page cache; the waits for the device are the syncer's), and
+    /// hands it to the syncer.
+    async fn commit_batch(&mut self, batch: Vec<Append>, to_syncer: &mpsc::Sender<ToSyncer>) {
         let mut replies = Vec::with_capacity(batch.len());
         let mut pending = Vec::with_capacity(batch.len());
         for a in batch {
             replies.push(a.reply);
-            pending.push(a.pending);
+            pending.push(Pending {
+                entry: a.entry,
+                receipt: a.receipt,
+                keys: a.keys,
+                changes: a.changes,
+            });
         }
         if !self.shared.accepting.load(Ordering::Acquire) {
             fail_all(replies, || AuditError::NotAccepting);
-            return None;
+            return;
         }
         let written =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write_batch(pending)))
                 .unwrap_or_else(|_| Err(AuditError::CommitFailed("commit panicked".into())));
         match written {
-            Ok(written) => Some(Written { replies, ..written }),
+            Ok(written) => {
+                let commit = Box::new(Written { replies, ..written });
+                if let Err(mpsc::error::SendError(ToSyncer::Commit(commit))) =
+                    to_syncer.send(ToSyncer::Commit(commit)).await
+                {
+                    self.shared.accepting.store(false, Ordering::Release);
+                    tracing::error!("audit syncer is gone; the log refuses appends until reopened");
+                    fail_all(commit.replies, || {
+                        AuditError::CommitFailed("the syncer stopped".into())
+                    });
+                }
+            }
             Err(e) => {
                 // Nothing of this batch is known to be written whole; a reopen sorts it out.
                 self.shared.accepting.store(false, Ordering::Release);
                 tracing::error!(error = %e, "audit commit failed; the log refuses appends until reopened");
                 let msg = e.to_string();
                 fail_all(replies, || AuditError::CommitFailed(msg.clone()));
-                None
             }
         }
     }
 
     /// Writes one batch to the files without syncing, makes its records known to the store, and
-    /// computes its receipts, in order. The commit is durable only once its
-    /// commits file is synced after this returns.
+    /// computes its receipts, in order. The commit is durable only once the syncer has
+    /// synced the files after this returns.
     fn write_batch(&mut self, mut pending: Vec<Pending>) -> Result<Written, AuditError> {
         let store = &self.shared.store;
         let mut frontier = self.frontier.clone();
@@ -774,12 +458,11 @@ impl Writer {
             changes: frame.changes,
             receipts,
             replies: Vec::new(),
-            then_compact: None,
         })
     }
 }
 
-/// One batch written to the files, on its way to the syncing thread and the applier.
+/// One batch written to the files, on its way to the syncer.
 struct Written {
     /// The commits file its frame went to.
     file: usize,
@@ -792,9 +475,14 @@ struct Written {
     /// The receipts, in the order of `replies`.
     receipts: Vec<Receipt>,
     replies: Vec<oneshot::Sender<Result<Receipt, AuditError>>>,
-    /// The compaction of the commits file this batch was the last of, if the writer switched
-    /// files after it: it goes to the applier right after the batch.
-    then_compact: Option<Compaction>,
+}
+
+/// What the writer hands the syncer, in order.
+enum ToSyncer {
+    /// A written batch to make durable and answer.
+    Commit(Box<Written>),
+    /// Once every batch before has been applied, a compaction.
+    Compact(Compaction),
 }
 
 /// A compaction, passed down the pipeline in order: sync the record files, flush sled, empty
@@ -804,6 +492,18 @@ struct Compaction {
     file: usize,
     prepare: Option<u64>,
     done: oneshot::Sender<Result<bool, AuditError>>,
+}
+
+/// Written batches the syncer may hold before the writer waits: the bound on the pipeline.
+const SYNC_QUEUE: usize = 16;
+
+/// The item a stage put back (`held`), else the next one from its queue; `None` once the queue
+/// is closed and empty.
+async fn next_item<T>(held: &mut Option<T>, rx: &mut mpsc::Receiver<T>) -> Option<T> {
+    match held.take() {
+        Some(item) => Some(item),
+        None => rx.recv().await,
+    }
 }
 
 /// Answers every waiter with an error.
@@ -816,18 +516,133 @@ fn fail_all(
     }
 }
 
-/// What the syncing thread hands the applier, in order.
+/// The second stage: makes written batches durable, several per sync, and hands them on.
+struct Syncer {
+    shared: Arc<Shared>,
+    /// Set by a failed sync: every batch after it fails too.
+    failed: bool,
+}
+
+impl Syncer {
+    async fn run(mut self, mut rx: mpsc::Receiver<ToSyncer>) {
+        let (to_applier, applier_rx) = mpsc::channel(SYNC_QUEUE);
+        let applier = tokio::spawn(
+            Applier {
+                shared: self.shared.clone(),
+                failed: false,
+            }
+            .run(applier_rx),
+        );
+        let mut held = None;
+        while let Some(item) = next_item(&mut held, &mut rx).await {
+            match item {
+                ToSyncer::Compact(compaction) => {
+                    if self.failed {
+                        // The frames of the failed commits stay for the next open to sort out.
+                        let _ = compaction.done.send(Err(AuditError::NotAccepting));
+                        continue;
+                    }
+                    // In order: the applier starts it once it has applied everything before.
+                    if let Err(mpsc::error::SendError(ToApplier::Compact(compaction))) =
+                        to_applier.send(ToApplier::Compact(compaction)).await
+                    {
+                        let _ = compaction.done.send(Err(AuditError::NotAccepting));
+                    }
+                }
+                ToSyncer::Commit(first) => {
+                    // Every batch already written shares this one sync.
+                    let mut commits = vec![*first];
+                    loop {
+                        match rx.try_recv() {
+                            Ok(ToSyncer::Commit(next)) => commits.push(*next),
+                            Ok(other) => {
+                                held = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if let Some(durable) = self.make_durable(commits).await
+                        && let Err(mpsc::error::SendError(ToApplier::Apply(lost))) =
+                            to_applier.send(ToApplier::Apply(durable)).await
+                    {
+                        for c in lost {
+                            fail_all(c.replies, || {
+                                AuditError::CommitFailed("the applier stopped".into())
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        drop(to_applier);
+        let _ = applier.await;
+    }
+
+    /// Syncs the commits file (both, around a switch), which makes `commits` durable, or fails
+    /// them all.
+    async fn make_durable(&mut self, commits: Vec<Written>) -> Option<Vec<Written>> {
+        let error = if self.failed {
+            AuditError::CommitFailed("an earlier commit failed".into())
+        } else {
+            let began = std::time::Instant::now();
+            #[cfg(test)]
+            let injected = self.shared.fail_next_sync.swap(false, Ordering::AcqRel);
+            let mut files = [false; 2];
+            for c in &commits {
+                files[c.file & 1] = true;
+            }
+            let shared = self.shared.clone();
+            let synced = tokio::task::spawn_blocking(move || {
+                (0..2)
+                    .filter(|f| files[*f])
+                    .try_for_each(|f| shared.store.files().sync_commits(f))
+            })
+            .await
+            .unwrap_or_else(|_| Err(AuditError::CommitFailed("sync panicked".into())));
+            #[cfg(test)]
+            let synced = if injected {
+                Err(AuditError::Storage(sled::Error::Unsupported(
+                    "injected sync failure".into(),
+                )))
+            } else {
+                synced
+            };
+            match synced {
+                Ok(()) => {
+                    tracing::debug!(
+                        commits = commits.len(),
+                        sync_us = began.elapsed().as_micros() as u64,
+                        "audit commits synced"
+                    );
+                    return Some(commits);
+                }
+                Err(e) => {
+                    self.failed = true;
+                    self.shared.accepting.store(false, Ordering::Release);
+                    tracing::error!(error = %e, "audit sync failed; the log refuses appends until reopened");
+                    AuditError::CommitFailed(e.to_string())
+                }
+            }
+        };
+        let msg = error.to_string();
+        for c in commits {
+            fail_all(c.replies, || AuditError::CommitFailed(msg.clone()));
+        }
+        None
+    }
+}
+
+/// What the syncer hands the applier, in order.
 enum ToApplier {
-    /// A durable batch to apply to sled, publish and answer.
-    Apply(Box<Written>),
+    /// Durable batches to apply to sled, publish and answer.
+    Apply(Vec<Written>),
     /// A compaction, to run once every batch before has been applied.
     Compact(Compaction),
-    /// Shutdown: everything before is handled.
-    Stop,
 }
 
 /// The third stage: applies durable batches to sled in order, publishes the last checkpoint, and
-/// answers the callers. It works while the next batch syncs.
+/// answers the callers. It works while the syncer waits for the next sync.
 struct Applier {
     shared: Arc<Shared>,
     /// Set by a failed apply: every batch after it fails too.
@@ -835,24 +650,15 @@ struct Applier {
 }
 
 impl Applier {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ToApplier>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<ToApplier>) {
         let mut held = None;
-        loop {
-            let item = match held.take() {
-                Some(item) => item,
-                None => match rx.recv().await {
-                    Some(item) => item,
-                    None => return,
-                },
-            };
+        while let Some(item) = next_item(&mut held, &mut rx).await {
             match item {
-                ToApplier::Stop => return,
                 ToApplier::Compact(compaction) => self.compact(compaction),
-                ToApplier::Apply(first) => {
-                    let mut commits = vec![*first];
+                ToApplier::Apply(mut commits) => {
                     loop {
                         match rx.try_recv() {
-                            Ok(ToApplier::Apply(more)) => commits.push(*more),
+                            Ok(ToApplier::Apply(more)) => commits.extend(more),
                             Ok(other) => {
                                 held = Some(other);
                                 break;

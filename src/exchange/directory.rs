@@ -245,10 +245,13 @@ impl Gateway {
         consulted_entry.policy_digest = entry.policy_digest.clone();
         // For the holders' auditors: who asked (a party id, not personal data).
         consulted_entry.detail = format!("requester={}", caller.party);
-        // Both in one group commit: the answer waits for one sync, not two.
-        let receipt = self
-            .commit_with_consulted(&entry, &mut consulted_entry, &consulted)
-            .await?;
+        // Both go to the writer at once, so they normally share one group commit.
+        let (receipt, consulted_receipt) = tokio::join!(
+            self.commit(&entry, Vec::new()),
+            self.commit_consulted(&mut consulted_entry, &consulted)
+        );
+        consulted_receipt?;
+        let receipt = receipt?;
         Ok(LookupResponse {
             lookup_id,
             hits,

@@ -101,7 +101,7 @@ fn secret_key(path: &Path) -> Result<[u8; SECRET_KEY_LEN], LaunchError> {
 }
 
 /// Opens policies, keys, audit log and TLS for `config`. Needs a tokio runtime (the audit log's
-/// applier task). `clock` is injected so that tests can pin time.
+/// writer task). `clock` is injected so that tests can pin time.
 pub fn prepare(config: &Config, clock: Clock) -> Result<Prepared, LaunchError> {
     let policy = Arc::new(load_policies(&config.policies)?);
     let keys = config.keys_dir();
@@ -117,12 +117,7 @@ pub fn prepare(config: &Config, clock: Clock) -> Result<Prepared, LaunchError> {
 
     let mut audit = AuditConfig::new(config.audit_dir(), config.audit.origin.clone());
     audit.batch_max = config.audit.batch_max.max(1);
-    if config.audit.batch_delay_ms.is_some() {
-        tracing::warn!(
-            "audit.batch_delay_ms is no longer used and is ignored: a commit holds what arrived \
-             during the sync before it"
-        );
-    }
+    audit.batch_delay = Duration::from_millis(config.audit.batch_delay_ms);
     audit.consulted_key = Some(Arc::new(consulted));
     let log = AuditLog::open(audit, signers)?;
 
