@@ -72,6 +72,10 @@ pub struct AuditSettings {
     pub batch_max: usize,
     /// Longest wait for a batch to fill, in milliseconds.
     pub batch_delay_ms: u64,
+    /// sled's page cache, in MiB (sled holds the checkpoints and the gateway's state: references,
+    /// tickets, signals, cases, consents). sled's memory grows past it with the records it holds,
+    /// so a smaller cache leaves more of the memory target for pending tickets.
+    pub cache_mib: u32,
 }
 
 /// Per-party rate limits (token bucket).
@@ -114,6 +118,7 @@ impl Default for AuditSettings {
             origin: "ketenpoort.local/audit".to_owned(),
             batch_max: 512,
             batch_delay_ms: 1,
+            cache_mib: 8,
         }
     }
 }
@@ -205,6 +210,10 @@ mod tests {
         assert_eq!(config.limits.requests_per_second, 5);
         assert_eq!(config.limits.burst, 4_000);
         assert_eq!(config.tls.expect("tls").client_ca, PathBuf::from("ca.pem"));
+        assert_eq!(config.audit.cache_mib, 8);
+        let config = Config::parse("[audit]\ncache_mib = 64\n").expect("parses");
+        assert_eq!(config.audit.cache_mib, 64);
+        assert_eq!(config.audit.batch_max, 512);
     }
 
     #[test]

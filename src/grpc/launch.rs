@@ -118,6 +118,7 @@ pub fn prepare(config: &Config, clock: Clock) -> Result<Prepared, LaunchError> {
     let mut audit = AuditConfig::new(config.audit_dir(), config.audit.origin.clone());
     audit.batch_max = config.audit.batch_max.max(1);
     audit.batch_delay = Duration::from_millis(config.audit.batch_delay_ms);
+    audit.cache_capacity = u64::from(config.audit.cache_mib.max(1)) * 1024 * 1024;
     audit.consulted_key = Some(Arc::new(consulted));
     let log = AuditLog::open(audit, signers)?;
 
