@@ -59,7 +59,7 @@ impl AuditConfig {
             batch_max: 1024,
             batch_delay: Duration::ZERO,
             queue_capacity: 8192,
-            cache_capacity: 32 * 1024 * 1024,
+            cache_capacity: 8 * 1024 * 1024,
             compact_at: 16 * 1024 * 1024,
             consulted_key: None,
         }
@@ -475,6 +475,31 @@ impl AuditLog {
         Ok(count)
     }
 
+    /// Removes the sled keys under `prefixes` (each under `s/`, none under `s/m/`): derived keys
+    /// that an earlier version of the gateway kept in sled and no version reads any more. A
+    /// storage migration, not a state change: the records they were derived from stay, and so
+    /// does every entry. Flushes sled when it removed any, and returns how many it removed.
+    pub fn remove_obsolete_state(&self, prefixes: &[&[u8]]) -> Result<usize, AuditError> {
+        if prefixes
+            .iter()
+            .any(|p| !p.starts_with(STATE_PREFIX) || p.starts_with(MEMORY_PREFIX))
+        {
+            return Err(AuditError::BadStateKey);
+        }
+        let tree = self.inner.shared.store.tree();
+        let mut removed = 0;
+        for prefix in prefixes {
+            for key in tree.scan_prefix(prefix).keys() {
+                tree.remove(key?)?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.inner.db.flush()?;
+        }
+        Ok(removed)
+    }
+
     /// Iterates the gateway state keys under `prefix` (which must start with `s/`), in order.
     /// Each step sees whole commits only, as a single read does.
     pub fn state_scan_prefix(
@@ -739,6 +764,51 @@ mod tests {
             1
         );
         assert_eq!(scan(&log, b"s/m/"), vec![b"s/m/ix/c/4".to_vec()]);
+        log.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn obsolete_state_keys_are_removed_and_stay_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, signer, log) = new_log(&dir, |_| {});
+        let scan = |log: &AuditLog, prefix: &[u8]| -> Vec<Vec<u8>> {
+            log.state_scan_prefix(prefix)
+                .map(|kv| kv.unwrap().0)
+                .collect()
+        };
+        // As an earlier version committed its pending-request index: in sled, with the record.
+        log.append(
+            &exchange("x-1".into()),
+            vec![
+                StateChange::put(b"s/rec/1".to_vec(), b"r".to_vec()),
+                StateChange::put(b"s/in/caw/t-1".to_vec(), Vec::new()),
+                StateChange::put(b"s/ex/00001/t-1".to_vec(), Vec::new()),
+            ],
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            log.remove_obsolete_state(&[b"s/m/in/"]),
+            Err(AuditError::BadStateKey)
+        ));
+        assert!(matches!(
+            log.remove_obsolete_state(&[b"c/"]),
+            Err(AuditError::BadStateKey)
+        ));
+        assert_eq!(
+            log.remove_obsolete_state(&[b"s/in/", b"s/ib/", b"s/ex/"])
+                .unwrap(),
+            2
+        );
+        assert_eq!(scan(&log, b"s/"), vec![b"s/rec/1".to_vec()]);
+        assert_eq!(log.remove_obsolete_state(&[b"s/in/"]).unwrap(), 0);
+        log.shutdown().await;
+        drop(log);
+        // Reopened, the keys are still gone (the commit's frame is not replayed over the removal),
+        // and the log verifies.
+        let log = AuditLog::open(config, vec![signer]).unwrap();
+        assert_eq!(scan(&log, b"s/"), vec![b"s/rec/1".to_vec()]);
+        assert_eq!(log.size(), 1);
         log.shutdown().await;
     }
 

@@ -219,7 +219,19 @@ impl Gateway {
     /// Rebuilds the memory-only indexes over the records (a holder's pending requests, a
     /// recipient's inbox, the expiry index) from the tickets and signals, as each exchange
     /// keeps them: run once after the log is opened, before serving. Returns how many keys.
+    /// First removes the sled copies of these indexes that earlier versions kept.
     pub fn rebuild_indexes(&self) -> Result<usize, ExchangeError> {
+        let removed = self
+            .inner
+            .log
+            .remove_obsolete_state(store::OBSOLETE_PREFIXES)
+            .map_err(|e| ExchangeError::Unavailable(e.to_string()))?;
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed the sled index keys an earlier version kept (now in memory)"
+            );
+        }
         let store = &self.inner.store;
         let mut keys = Vec::new();
         for ticket in store.scan::<TicketRecord>(store::TICKETS_PREFIX)? {

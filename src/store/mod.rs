@@ -84,6 +84,10 @@ pub fn consent_subject_key(subject: &str, id: &str) -> Vec<u8> {
 pub fn consent_subject_prefix(subject: &str) -> Vec<u8> {
     format!("s/ns/{subject}/").into_bytes()
 }
+/// Prefixes of sled keys that earlier versions wrote and this one neither writes nor reads: the
+/// pending-request, inbox and expiry indexes, which are memory-only now (under `s/m/`). The
+/// gateway removes them on start (see `Gateway::rebuild_indexes`).
+pub const OBSOLETE_PREFIXES: &[&[u8]] = &[b"s/in/", b"s/ib/", b"s/ex/"];
 /// Prefix of all tickets.
 pub const TICKETS_PREFIX: &[u8] = b"s/tk/";
 /// Prefix of all signals.
