@@ -56,8 +56,55 @@ pub fn run() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line, `outer: inner: …`, leaving out a cause whose text the
+/// line already holds (many of our errors name their source in their own message too, which
+/// `{:#}` would print twice).
+fn error_text(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("audit log: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the audit log in /x is in use")]
+    struct Inner;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open")]
+    struct Plain(#[source] Inner);
+
+    #[test]
+    fn a_cause_already_in_the_message_is_printed_once() {
+        let e = anyhow::Error::new(Outer(Inner)).context("cannot start the gateway in /x");
+        assert_eq!(
+            error_text(&e),
+            "cannot start the gateway in /x: audit log: the audit log in /x is in use"
+        );
+        // A cause the message does not name is still shown.
+        let e = anyhow::Error::new(Plain(Inner));
+        assert_eq!(error_text(&e), "cannot open: the audit log in /x is in use");
     }
 }
