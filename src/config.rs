@@ -73,8 +73,9 @@ pub struct AuditSettings {
     /// Longest wait for a batch to fill, in milliseconds.
     pub batch_delay_ms: u64,
     /// sled's page cache, in MiB (sled holds the checkpoints and the gateway's state: references,
-    /// tickets, signals, cases, consents). sled's memory grows past it with the records it holds,
-    /// so a smaller cache leaves more of the memory target for pending tickets.
+    /// tickets, signals, cases, consents). sled's resident memory runs to several times this, so
+    /// a smaller cache leaves more room under the memory target; a larger one serves more of a
+    /// large state from memory.
     pub cache_mib: u32,
 }
 

@@ -805,7 +805,7 @@ mod tests {
         log.shutdown().await;
         drop(log);
         // Reopened, the keys are still gone (the commit's frame is not replayed over the removal),
-        // and the log verifies.
+        // and the record and the entry are still there.
         let log = AuditLog::open(config, vec![signer]).unwrap();
         assert_eq!(scan(&log, b"s/"), vec![b"s/rec/1".to_vec()]);
         assert_eq!(log.size(), 1);

@@ -15,8 +15,7 @@ use super::ExchangeError;
 const POOL_BYTES: usize = 4096;
 
 /// Random bytes from the operating system's generator, drawn [`POOL_BYTES`] at a time: one
-/// `getrandom` call per 512 ids instead of one per id (a system call cost more than the rest of
-/// making an id). Each byte is handed out once and zeroed as it goes, so a later look at the pool
+/// `getrandom` system call per 512 ids instead of one per id. Each byte is handed out once and zeroed as it goes, so a later look at the pool
 /// shows no id or salt already made.
 struct Pool {
     bytes: [u8; POOL_BYTES],
