@@ -627,6 +627,13 @@ mod tests {
 
     /// A new log under `dir`, with its configuration (changed by `tweak`, kept for reopening)
     /// and its signer.
+    /// The state keys under `prefix`, in order.
+    fn scan(log: &AuditLog, prefix: &[u8]) -> Vec<Vec<u8>> {
+        log.state_scan_prefix(prefix)
+            .map(|kv| kv.unwrap().0)
+            .collect()
+    }
+
     fn new_log(
         dir: &tempfile::TempDir,
         tweak: impl FnOnce(&mut AuditConfig),
@@ -709,11 +716,6 @@ mod tests {
     async fn memory_only_keys_are_committed_and_read_but_never_stored() {
         let dir = tempfile::tempdir().unwrap();
         let (config, signer, log) = new_log(&dir, |_| {});
-        let scan = |log: &AuditLog, prefix: &[u8]| -> Vec<Vec<u8>> {
-            log.state_scan_prefix(prefix)
-                .map(|kv| kv.unwrap().0)
-                .collect()
-        };
         log.append(
             &exchange("x-1".into()),
             vec![
@@ -771,11 +773,6 @@ mod tests {
     async fn obsolete_state_keys_are_removed_and_stay_removed() {
         let dir = tempfile::tempdir().unwrap();
         let (config, signer, log) = new_log(&dir, |_| {});
-        let scan = |log: &AuditLog, prefix: &[u8]| -> Vec<Vec<u8>> {
-            log.state_scan_prefix(prefix)
-                .map(|kv| kv.unwrap().0)
-                .collect()
-        };
         // As an earlier version committed its pending-request index: in sled, with the record.
         log.append(
             &exchange("x-1".into()),
