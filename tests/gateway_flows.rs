@@ -84,6 +84,38 @@ async fn lookup_finds_registered_holder_and_hides_absence() {
         reasons.push(reason(&status));
     }
     assert_eq!(reasons[0], reasons[1]);
+
+    // A withdrawn reference is gone from the next lookup (the directory is cached between
+    // changes), and a registration brings it back.
+    let lookup_hits = |mut police: pb::exchange_client::ExchangeClient<_>| async move {
+        police
+            .lookup(req(pb::LookupRequest {
+                subject: subject(1),
+                purpose: "protection-integrity".into(),
+                justification: String::new(),
+            }))
+            .await
+            .expect("lookup allowed")
+            .into_inner()
+            .hits
+            .len()
+    };
+    let withdrawn = caw
+        .withdraw_reference(req(pb::WithdrawReferenceRequest {
+            subject: subject(1),
+        }))
+        .await
+        .expect("withdraw")
+        .into_inner();
+    verify_receipt(&gw, withdrawn.receipt.as_ref().expect("receipt"));
+    assert_eq!(lookup_hits(police.clone()).await, 0);
+    caw.register_reference(req(pb::RegisterReferenceRequest {
+        subject: subject(1),
+        holder_reference: "dossier-2026-18".into(),
+    }))
+    .await
+    .expect("register again");
+    assert_eq!(lookup_hits(police.clone()).await, 1);
     gw.stop().await;
 }
 

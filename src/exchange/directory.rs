@@ -1,6 +1,8 @@
 //! The reference directory: holders register that they know a subject; police and partners look up
 //! who knows a subject, as far as the policy lets them learn it.
 
+use std::sync::Arc;
+
 use crate::policy::{Decision, ExchangeKind, ExchangeRequest, FieldRequest, ReasonCode};
 use crate::proto::v1::{
     AuditEvent, LookupHit, LookupRequest, LookupResponse, RegisterReferenceRequest,
@@ -60,7 +62,10 @@ impl Gateway {
         let mut entry = self.entry(&policy, caller, "RegisterReference", AuditEvent::Grounds);
         entry.subject_pseudonym = hex_bytes(&subject);
         entry.counterpart_party = caller.party.clone();
-        let receipt = self.commit(&entry, vec![store::put(key, &record)]).await?;
+        let committed = self.commit(&entry, vec![store::put(key, &record)]).await;
+        // Also after a failed append: its change may still have reached the store.
+        self.inner.references.invalidate();
+        let receipt = committed?;
         Ok(RegisterReferenceResponse {
             subject_pseudonym: subject,
             receipt: Some(receipt),
@@ -83,7 +88,9 @@ impl Gateway {
         let mut entry = self.entry(&policy, caller, "WithdrawReference", AuditEvent::Grounds);
         entry.subject_pseudonym = hex_bytes(&subject);
         entry.counterpart_party = caller.party.clone();
-        let receipt = self.commit(&entry, vec![store::delete(key)]).await?;
+        let committed = self.commit(&entry, vec![store::delete(key)]).await;
+        self.inner.references.invalidate();
+        let receipt = committed?;
         Ok(WithdrawReferenceResponse {
             receipt: Some(receipt),
         })
@@ -171,11 +178,7 @@ impl Gateway {
         let mut holders = Vec::new();
         let mut consulted = Vec::new();
         let mut anonymous_hit = false;
-        for reference in self
-            .inner
-            .store
-            .scan::<ReferenceRecord>(&store::references_prefix(&subject))?
-        {
+        for reference in self.references_of(&subject)?.iter() {
             consulted.push(reference.holder.clone());
             let decision = decide(&reference.holder);
             if !decision.is_allowed() {
@@ -257,6 +260,25 @@ impl Gateway {
             hits,
             receipt: Some(receipt),
         })
+    }
+}
+
+impl Gateway {
+    /// The references registered for `subject`, from the cache while no reference changed since
+    /// they were read.
+    fn references_of(&self, subject: &str) -> Result<Arc<Vec<ReferenceRecord>>, ExchangeError> {
+        let cache = &self.inner.references;
+        if let Some(references) = cache.get(subject) {
+            return Ok(references);
+        }
+        let generation = cache.generation();
+        let references = Arc::new(
+            self.inner
+                .store
+                .scan::<ReferenceRecord>(&store::references_prefix(subject))?,
+        );
+        cache.insert(subject, generation, references.clone());
+        Ok(references)
     }
 }
 

@@ -16,13 +16,13 @@ mod entry;
 mod error;
 mod explain;
 mod grounds;
-mod grounds_cache;
 mod ids;
 mod locks;
 mod policy_load;
 mod push;
 mod request;
 mod subject;
+mod subject_cache;
 mod sweep;
 
 use std::sync::Arc;
@@ -105,7 +105,9 @@ struct Inner {
     /// Whether a retention sweep ran in this process (the first one scans every record).
     swept_once: std::sync::atomic::AtomicBool,
     /// Grounds of recently seen subjects, valid until the next change of a case or consent.
-    grounds: grounds_cache::GroundsCache,
+    grounds: subject_cache::SubjectCache<crate::policy::Grounds>,
+    /// References of recently looked-up subjects, valid until the next change of a reference.
+    references: subject_cache::SubjectCache<Vec<crate::store::ReferenceRecord>>,
     /// Bumped after every ticket change, so `GetResult` can wait without polling.
     ticket_changes: tokio::sync::watch::Sender<u64>,
 }
@@ -138,7 +140,8 @@ impl Gateway {
                 clock,
                 settings,
                 locks: locks::Stripes::new(),
-                grounds: grounds_cache::GroundsCache::default(),
+                grounds: subject_cache::SubjectCache::default(),
+                references: subject_cache::SubjectCache::default(),
                 swept_once: std::sync::atomic::AtomicBool::new(false),
                 ticket_changes,
             }),
