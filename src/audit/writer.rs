@@ -29,9 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::checkpoint::Checkpoint;
 use super::error::AuditError;
 use super::files::Frame;
-use super::hash::{
-    Frontier, Hash, HashReader, Prover, leaf_hash, split_stored_hash_index, stored_hash_index,
-};
+use super::hash::{Frontier, Hash, HashReader, Prover, leaf_hash, stored_hash_index};
 use super::index::IndexKeys;
 use super::keys::Signer;
 use super::log::{Shared, StateChange};
@@ -352,9 +350,6 @@ impl Writer {
                 "the log holds at most 2^32 entries; start a new log".into(),
             ));
         }
-        // Proofs for this batch read its leaf hashes from here; the upper levels are in the
-        // store's memory once remembered.
-        let mut leaves: Vec<Hash> = Vec::with_capacity(pending.len());
         let mut records: Vec<(u64, Vec<Hash>)> = Vec::with_capacity(pending.len());
         let data_start = store.data_end();
         let mut data: Vec<u8> = Vec::with_capacity(pending.iter().map(|p| p.entry.len()).sum());
@@ -370,7 +365,6 @@ impl Writer {
             }
             data.extend_from_slice(&p.entry);
             ends.push(data_start + data.len() as u64);
-            leaves.push(hashes[0]);
             records.push((start, hashes));
             changes.append(&mut p.changes);
         }
@@ -414,8 +408,8 @@ impl Writer {
         store.remember(&frame.ends, &records, &keys)?;
 
         let reader = Overlay {
-            first: first_index,
-            leaves: &leaves,
+            first: stored_hash_index(0, first_index),
+            packed: &frame.hashes,
             store,
         };
         let mut receipts = Vec::with_capacity(pending.len());
@@ -773,22 +767,26 @@ impl Applier {
     }
 }
 
-/// The leaf hashes of the batch just written, in memory, over the store.
+/// Every stored hash of the batch just written (its leaves and the upper-level hashes they
+/// completed, in the stored order from `first`), in memory, over the store: a proof then reads
+/// from the hashes file only the few level-0 and level-1 hashes left of the batch.
 struct Overlay<'a> {
     first: u64,
-    leaves: &'a [Hash],
+    packed: &'a [u8],
     store: &'a Store,
 }
 
 impl HashReader for Overlay<'_> {
     fn read_hash(&self, index: u64) -> Result<Hash, AuditError> {
-        if let (0, n) = split_stored_hash_index(index)
-            && let Some(h) = n
-                .checked_sub(self.first)
-                .and_then(|i| usize::try_from(i).ok())
-                .and_then(|i| self.leaves.get(i))
+        if let Some(at) = index
+            .checked_sub(self.first)
+            .and_then(|k| usize::try_from(k).ok())
+            .and_then(|k| k.checked_mul(32))
+            && let Some(bytes) = self.packed.get(at..at + 32)
         {
-            return Ok(*h);
+            let mut h = [0u8; 32];
+            h.copy_from_slice(bytes);
+            return Ok(h);
         }
         self.store.read_hash(index)
     }
