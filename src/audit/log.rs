@@ -21,7 +21,7 @@ use super::proof::{Receipt, TlogProof};
 use super::store::{
     CHECKPOINT_PREFIX, MEMORY_PREFIX, MemoryState, STATE_PREFIX, Store, numbered_key,
 };
-use super::writer::{Append, Writer};
+use super::writer::{Append, Companion, Writer};
 use crate::proto::v1::AuditEntry;
 
 /// How the log is opened and how the writer batches.
@@ -243,7 +243,7 @@ impl AuditLog {
         changes: Vec<StateChange>,
     ) -> Result<Receipt, AuditError> {
         let keys = self.inner.shared.keys.keys_of(entry);
-        self.append_keyed(entry, keys, changes, true).await
+        self.append_keyed(entry, keys, changes, true, None).await
     }
 
     /// Appends an entry whose `consulted_commitments` and `consulted_sealed` the caller made for
@@ -257,8 +257,31 @@ impl AuditLog {
         changes: Vec<StateChange>,
     ) -> Result<u64, AuditError> {
         let keys = self.inner.shared.keys.keys_with_consulted(entry, consulted);
-        let receipt = self.append_keyed(entry, keys, changes, false).await?;
+        let receipt = self.append_keyed(entry, keys, changes, false, None).await?;
         Ok(receipt.index)
+    }
+
+    /// Appends `entry` as [`AuditLog::append`] does, and right after it, in the same commit,
+    /// `consulted_entry` as [`AuditLog::append_consulted`] does: the two are durable together or
+    /// not at all. Returns `entry`'s receipt; `consulted_entry` is at the next index.
+    pub async fn append_with_consulted(
+        &self,
+        entry: &AuditEntry,
+        changes: Vec<StateChange>,
+        consulted_entry: &AuditEntry,
+        consulted: &[String],
+    ) -> Result<Receipt, AuditError> {
+        let keys = self.inner.shared.keys.keys_of(entry);
+        let companion = Companion {
+            entry: consulted_entry.encode_to_vec(),
+            keys: self
+                .inner
+                .shared
+                .keys
+                .keys_with_consulted(consulted_entry, consulted),
+        };
+        self.append_keyed(entry, keys, changes, true, Some(companion))
+            .await
     }
 
     /// The key of consulted-holder commitments, if the log was opened with one.
@@ -272,6 +295,7 @@ impl AuditLog {
         keys: super::index::IndexKeys,
         changes: Vec<StateChange>,
         receipt: bool,
+        companion: Option<Companion>,
     ) -> Result<Receipt, AuditError> {
         if changes.iter().any(|c| !c.key.starts_with(STATE_PREFIX)) {
             return Err(AuditError::BadStateKey);
@@ -286,6 +310,7 @@ impl AuditLog {
             receipt,
             keys,
             changes,
+            companion,
             reply,
         };
         self.inner
@@ -709,6 +734,64 @@ mod tests {
         let log = AuditLog::open(config, vec![signer]).unwrap();
         assert_eq!(by(&log, "caw"), vec![1]);
         assert_eq!(by(&log, "cgg"), vec![1]);
+        log.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_entry_and_its_consulted_entry_are_committed_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Arc::new(ConsultedKey::from_bytes(&[7; 32]));
+        // A batch of at most one append: a pair still goes into one commit.
+        let (_config, signer, log) = new_log(&dir, |c| {
+            c.consulted_key = Some(key.clone());
+            c.batch_max = 1;
+        });
+        let holders = vec!["caw".to_owned()];
+        let mut consulted = exchange("l-7".into());
+        consulted.consulted_commitments = key.commitments("l-7", &holders);
+        consulted.consulted_sealed = key.seal("l-7", &holders);
+        let lookup = exchange("l-7".into());
+        let mut waiters = Vec::new();
+        for _ in 0..8 {
+            let (log, lookup, consulted, holders) = (
+                log.clone(),
+                lookup.clone(),
+                consulted.clone(),
+                holders.clone(),
+            );
+            waiters.push(tokio::spawn(async move {
+                log.append_with_consulted(&lookup, vec![], &consulted, &holders)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut indexes = Vec::new();
+        for w in waiters {
+            let receipt = w.await.unwrap();
+            assert_eq!(receipt.entry, lookup.encode_to_vec());
+            let verified = crate::audit::verify_receipt(
+                &receipt.proof,
+                &receipt.entry,
+                &signer.verifier_key(),
+            )
+            .unwrap();
+            // The checkpoint of the commit that holds the entry covers its companion too.
+            assert!(verified.checkpoint.size >= receipt.index + 2);
+            assert_eq!(
+                log.entry(receipt.index + 1).unwrap(),
+                consulted.encode_to_vec()
+            );
+            indexes.push(receipt.index);
+        }
+        indexes.sort_unstable();
+        assert_eq!(indexes, (0..8).map(|i| 2 * i).collect::<Vec<u64>>());
+        let found = log
+            .search(&SearchQuery {
+                party: Some("caw".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(found, indexes.iter().map(|i| i + 1).collect::<Vec<u64>>());
         log.shutdown().await;
     }
 

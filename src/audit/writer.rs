@@ -45,8 +45,22 @@ pub(crate) struct Append {
     pub receipt: bool,
     pub keys: IndexKeys,
     pub changes: Vec<StateChange>,
+    /// A second entry written right after this one, in the same commit, so that the two are
+    /// durable together or not at all; it gets no receipt of its own (its index is the
+    /// receipt's plus one).
+    pub companion: Option<Companion>,
     pub reply: oneshot::Sender<Result<Receipt, AuditError>>,
 }
+
+/// The second entry of an [`Append`]: encoded, with its index keys.
+pub(crate) struct Companion {
+    pub entry: Vec<u8>,
+    pub keys: IndexKeys,
+}
+
+/// Where the outcome of one written entry goes: `None` for a companion, whose outcome is its
+/// append's.
+type Reply = Option<oneshot::Sender<Result<Receipt, AuditError>>>;
 
 /// What the writer owns between batches.
 pub(crate) struct Writer {
@@ -297,16 +311,25 @@ impl Writer {
     /// commit (the writes go to the page cache; the waits for the device are the syncer's), and
     /// hands it to the syncer.
     async fn commit_batch(&mut self, batch: Vec<Append>, to_syncer: &mpsc::Sender<ToSyncer>) {
-        let mut replies = Vec::with_capacity(batch.len());
+        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
         let mut pending = Vec::with_capacity(batch.len());
         for a in batch {
-            replies.push(a.reply);
+            replies.push(Some(a.reply));
             pending.push(Pending {
                 entry: a.entry,
                 receipt: a.receipt,
                 keys: a.keys,
                 changes: a.changes,
             });
+            if let Some(companion) = a.companion {
+                replies.push(None);
+                pending.push(Pending {
+                    entry: companion.entry,
+                    receipt: false,
+                    keys: companion.keys,
+                    changes: Vec::new(),
+                });
+            }
         }
         if !self.shared.accepting.load(Ordering::Acquire) {
             fail_all(replies, || AuditError::NotAccepting);
@@ -468,7 +491,7 @@ struct Written {
     changes: Vec<StateChange>,
     /// The receipts, in the order of `replies`.
     receipts: Vec<Receipt>,
-    replies: Vec<oneshot::Sender<Result<Receipt, AuditError>>>,
+    replies: Vec<Reply>,
 }
 
 /// What the writer hands the syncer, in order.
@@ -501,11 +524,8 @@ async fn next_item<T>(held: &mut Option<T>, rx: &mut mpsc::Receiver<T>) -> Optio
 }
 
 /// Answers every waiter with an error.
-fn fail_all(
-    replies: Vec<oneshot::Sender<Result<Receipt, AuditError>>>,
-    error: impl Fn() -> AuditError,
-) {
-    for r in replies {
+fn fail_all(replies: Vec<Reply>, error: impl Fn() -> AuditError) {
+    for r in replies.into_iter().flatten() {
         let _ = r.send(Err(error()));
     }
 }
@@ -708,7 +728,9 @@ impl Applier {
                 for (replies, receipts) in answers {
                     for (r, receipt) in replies.into_iter().zip(receipts) {
                         // A caller that gave up still has a durable entry; nothing to undo.
-                        let _ = r.send(Ok(receipt));
+                        if let Some(r) = r {
+                            let _ = r.send(Ok(receipt));
+                        }
                     }
                 }
             }

@@ -248,13 +248,10 @@ impl Gateway {
         consulted_entry.policy_digest = entry.policy_digest.clone();
         // For the holders' auditors: who asked (a party id, not personal data).
         consulted_entry.detail = format!("requester={}", caller.party);
-        // Both go to the writer at once, so they normally share one group commit.
-        let (receipt, consulted_receipt) = tokio::join!(
-            self.commit(&entry, Vec::new()),
-            self.commit_consulted(&mut consulted_entry, &consulted)
-        );
-        consulted_receipt?;
-        let receipt = receipt?;
+        // One append: both entries go into the same commit, durable together or not at all.
+        let receipt = self
+            .commit_with_consulted(&entry, &mut consulted_entry, &consulted)
+            .await?;
         Ok(LookupResponse {
             lookup_id,
             hits,

@@ -115,30 +115,31 @@ impl Gateway {
             .append(entry, changes)
             .await
             .map_err(|e| ExchangeError::Unavailable(e.to_string()))?;
-        Ok(Receipt {
-            index: receipt.index,
-            entry: receipt.entry,
-            proof: receipt.proof,
-        })
+        Ok(wire_receipt(receipt))
     }
 
-    /// Commits a `LookupConsulted` entry: commits to `consulted` in it (see
-    /// [`crate::audit::consulted`]) and appends it, indexed under those parties. Returns its
-    /// index once durable; it has no receipt, as it goes to no party.
-    pub(crate) async fn commit_consulted(
+    /// Commits `entry` and, right after it in the same commit, its `LookupConsulted` entry
+    /// `consulted_entry`: commits to `consulted` in that one (see [`crate::audit::consulted`]),
+    /// indexed under those parties. The two are durable together or not at all. Returns
+    /// `entry`'s receipt; the consulted entry has none, as it goes to no party.
+    pub(crate) async fn commit_with_consulted(
         &self,
-        entry: &mut AuditEntry,
+        entry: &AuditEntry,
+        consulted_entry: &mut AuditEntry,
         consulted: &[String],
-    ) -> Result<u64, ExchangeError> {
+    ) -> Result<Receipt, ExchangeError> {
         let log = &self.inner.log;
         let key = log.consulted_key().ok_or_else(|| {
             ExchangeError::Internal("the audit log has no consulted-holder key".into())
         })?;
-        entry.consulted_commitments = key.commitments(&entry.exchange_id, consulted);
-        entry.consulted_sealed = key.seal(&entry.exchange_id, consulted);
-        log.append_consulted(entry, consulted, Vec::new())
+        consulted_entry.consulted_commitments =
+            key.commitments(&consulted_entry.exchange_id, consulted);
+        consulted_entry.consulted_sealed = key.seal(&consulted_entry.exchange_id, consulted);
+        let receipt = log
+            .append_with_consulted(entry, Vec::new(), consulted_entry, consulted)
             .await
-            .map_err(|e| ExchangeError::Unavailable(e.to_string()))
+            .map_err(|e| ExchangeError::Unavailable(e.to_string()))?;
+        Ok(wire_receipt(receipt))
     }
 
     /// Logs a refusal and returns the error to give the caller: FAILED_PRECONDITION for a missing
@@ -153,6 +154,15 @@ impl Gateway {
             Ok(receipt) => refusal(decision, receipt.index),
             Err(error) => error,
         }
+    }
+}
+
+/// The receipt as the wire carries it.
+fn wire_receipt(receipt: crate::audit::Receipt) -> Receipt {
+    Receipt {
+        index: receipt.index,
+        entry: receipt.entry,
+        proof: receipt.proof,
     }
 }
 
