@@ -48,6 +48,8 @@ const OFFSETS: &str = "offsets";
 const HASHES: &str = "hashes";
 /// The two commits files; the writer appends to one while the other is compacted.
 const COMMITS: [&str; 2] = ["commits.0", "commits.1"];
+/// Bytes of a frame's header in a commits file: its length and its CRC-32, each a u32 LE.
+const FRAME_HEADER: usize = 8;
 
 /// One group commit as its frame records it: its records and what it does to sled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -443,18 +445,41 @@ impl LogFiles {
     pub fn prepare_commits(&self, file: usize, len: u64) -> Result<(), AuditError> {
         let path = self.path(COMMITS[file & 1]);
         let f = &self.commits[file & 1];
-        // A megabyte at a time, each synced, so that the commit syncs meanwhile never queue
-        // behind more than one megabyte of zeros on the device.
-        let zeros = vec![0u8; 1 << 20];
-        let mut at = 0u64;
-        while at < len {
-            let n = (len - at).min(zeros.len() as u64) as usize;
-            f.write_all_at(&zeros[..n], at)
-                .map_err(|e| file_error(&path, e))?;
-            f.sync_data().map_err(|e| file_error(&path, e))?;
-            at += n as u64;
-        }
+        write_zeros(f, &path, 0, len)?;
         f.sync_all().map_err(|e| file_error(&path, e))
+    }
+
+    /// Empties commits file `file` in place, once the record files and sled hold its every
+    /// commit durably, and leaves it prepared with at least `len` zero bytes, as
+    /// [`LogFiles::prepare_commits`] does. Only its first `dirty` bytes can hold frames (the rest
+    /// is zeros already, from an earlier preparation); `u64::MAX` when that is not known.
+    ///
+    /// The first frame's header is zeroed and synced on its own first: from then on the file
+    /// reads as empty, whatever a crash leaves of the rest (a damaged run of old frames read as
+    /// the start of the chain would end it before the other file's frames). Then the frames are
+    /// zeroed a megabyte at a time. Unlike emptying by truncation, this frees no blocks (and
+    /// allocates none unless the file is shorter than `len`): the commit syncs of the other file
+    /// meanwhile do not wait for a journal commit, and frames written here later still sync
+    /// without a change of size.
+    pub fn recycle_commits(&self, file: usize, len: u64, dirty: u64) -> Result<(), AuditError> {
+        let path = self.path(COMMITS[file & 1]);
+        let f = &self.commits[file & 1];
+        let current = self.commits_len(file)?;
+        if current < FRAME_HEADER as u64 {
+            // Nothing that could be a frame: as for a new file.
+            self.clear_commits(file)?;
+            return self.prepare_commits(file, len);
+        }
+        f.write_all_at(&[0u8; FRAME_HEADER], 0)
+            .map_err(|e| file_error(&path, e))?;
+        f.sync_data().map_err(|e| file_error(&path, e))?;
+        // The old frames, as far as they may reach; then the extension to `len`, if any.
+        write_zeros(f, &path, FRAME_HEADER as u64, dirty.min(current))?;
+        write_zeros(f, &path, current, len)?;
+        if current < len {
+            f.sync_all().map_err(|e| file_error(&path, e))?;
+        }
+        Ok(())
     }
 
     /// The whole frames of one commits file, in order: reading stops at the first torn or
@@ -551,6 +576,21 @@ fn file_error(path: &Path, source: std::io::Error) -> AuditError {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Writes zeros over `[from, to)` of `f` a megabyte at a time, each synced, so that the commit
+/// syncs meanwhile never queue behind more than a megabyte of zeros on the device.
+fn write_zeros(f: &File, path: &Path, from: u64, to: u64) -> Result<(), AuditError> {
+    let zeros = vec![0u8; (1 << 20).min(to.saturating_sub(from)) as usize];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(zeros.len() as u64) as usize;
+        f.write_all_at(&zeros[..n], at)
+            .map_err(|e| file_error(path, e))?;
+        f.sync_data().map_err(|e| file_error(path, e))?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -681,6 +721,45 @@ mod tests {
         commit(&files, 1, at, &f1);
         assert_eq!(files.frames().unwrap(), vec![f0, f1]);
         assert_eq!(files.commits_len(1).unwrap(), 3 << 20);
+    }
+
+    #[test]
+    fn a_recycled_file_reads_empty_keeps_its_blocks_and_takes_new_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LogFiles::open(dir.path(), true).unwrap();
+        let len = 3u64 << 20;
+        let (f0, f1, f2) = (frame(0, 0, &[2]), frame(1, 2, &[5, 5]), frame(3, 12, &[1]));
+        // An unprepared file that took frames by appending: zeroed, then extended to `len`.
+        let at = commit(&files, 0, 0, &f0);
+        let end = commit(&files, 0, at, &f1);
+        files.recycle_commits(0, len, u64::MAX).unwrap();
+        assert!(files.frames().unwrap().is_empty());
+        assert_eq!(files.commits_len(0).unwrap(), len);
+        let mut old = vec![1u8; end as usize];
+        files.commits[0].read_exact_at(&mut old, 0).unwrap();
+        assert!(old.iter().all(|b| *b == 0), "the old frames are erased");
+
+        // A prepared file with frames up to `end`: only those bytes are zeroed, the length stays.
+        let at = commit(&files, 0, 0, &f0);
+        let end = commit(&files, 0, at, &f1);
+        files.recycle_commits(0, len, end).unwrap();
+        assert!(files.frames().unwrap().is_empty());
+        assert_eq!(files.commits_len(0).unwrap(), len);
+        files.commits[0].read_exact_at(&mut old, 0).unwrap();
+        assert!(old.iter().all(|b| *b == 0));
+
+        // A crash right after the first header was zeroed: the rest of the old frames is
+        // still there, and yet the file reads as empty.
+        let at = commit(&files, 0, 0, &f0);
+        commit(&files, 0, at, &f1);
+        files.commits[0].write_all_at(&[0u8; 8], 0).unwrap();
+        assert!(files.frames().unwrap().is_empty());
+
+        // New frames written over a recycled file are read up to the zeros after them.
+        files.recycle_commits(0, len, u64::MAX).unwrap();
+        let at = commit(&files, 0, 0, &f1);
+        commit(&files, 0, at, &f2);
+        assert_eq!(files.frames().unwrap(), vec![f1, f2]);
     }
 
     #[test]

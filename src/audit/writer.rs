@@ -246,10 +246,17 @@ impl Writer {
             return;
         }
         let (done, answer) = oneshot::channel();
+        // A prepared file holds frames only up to its end; past it, the zeros of its preparation.
+        let dirty = if self.prepared[file] {
+            self.commits_end[file]
+        } else {
+            u64::MAX
+        };
         if to_syncer
             .send(ToSyncer::Compact(Compaction {
                 file,
                 prepare,
+                dirty,
                 done,
             }))
             .await
@@ -504,10 +511,12 @@ enum ToSyncer {
 
 /// A compaction, passed down the pipeline in order: sync the record files, flush sled, empty
 /// commits file `file`, and prepare it with `prepare` zero bytes if given; the outcome (whether
-/// the file is now prepared) goes to `done`.
+/// the file is now prepared) goes to `done`. Frames reach at most `dirty` bytes into the file
+/// (`u64::MAX` when not known).
 struct Compaction {
     file: usize,
     prepare: Option<u64>,
+    dirty: u64,
     done: oneshot::Sender<Result<bool, AuditError>>,
 }
 
@@ -757,6 +766,7 @@ impl Applier {
         let Compaction {
             file,
             prepare,
+            dirty,
             done,
         } = compaction;
         if self.failed {
@@ -770,9 +780,9 @@ impl Applier {
                 let files = shared.store.files();
                 files.sync_records()?;
                 let flushed = shared.store.tree().flush()?;
-                files.clear_commits(file)?;
-                if let Some(len) = prepare {
-                    files.prepare_commits(file, len)?;
+                match prepare {
+                    Some(len) => files.recycle_commits(file, len, dirty)?,
+                    None => files.clear_commits(file)?,
                 }
                 Ok(flushed as u64)
             })();
