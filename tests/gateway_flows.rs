@@ -14,6 +14,15 @@ const CAW: &str = "caw-oost-vlaanderen";
 const OCMW: &str = "ocmw-gent";
 const FJC: &str = "fjc-oost-vlaanderen";
 
+/// A lookup of subject `seq` for `purpose`, without justification.
+fn lookup_request(seq: u32, purpose: &str) -> tonic::Request<pb::LookupRequest> {
+    req(pb::LookupRequest {
+        subject: subject(seq),
+        purpose: purpose.into(),
+        justification: String::new(),
+    })
+}
+
 #[tokio::test]
 async fn lookup_finds_registered_holder_and_hides_absence() {
     let gw = TestGateway::start().await;
@@ -31,11 +40,7 @@ async fn lookup_finds_registered_holder_and_hides_absence() {
 
     let mut police = gw.exchange(POLICE).await;
     let found = police
-        .lookup(req(pb::LookupRequest {
-            subject: subject(1),
-            purpose: "protection-integrity".into(),
-            justification: String::new(),
-        }))
+        .lookup(lookup_request(1, "protection-integrity"))
         .await
         .expect("lookup allowed")
         .into_inner();
@@ -58,11 +63,7 @@ async fn lookup_finds_registered_holder_and_hides_absence() {
 
     // Nobody knows subject 2: same shape of answer, just no hits.
     let none = police
-        .lookup(req(pb::LookupRequest {
-            subject: subject(2),
-            purpose: "protection-integrity".into(),
-            justification: String::new(),
-        }))
+        .lookup(lookup_request(2, "protection-integrity"))
         .await
         .expect("lookup allowed")
         .into_inner();
@@ -73,11 +74,7 @@ async fn lookup_finds_registered_holder_and_hides_absence() {
     let mut reasons = Vec::new();
     for seq in [1, 2] {
         let status = police
-            .lookup(req(pb::LookupRequest {
-                subject: subject(seq),
-                purpose: "criminal-investigation".into(),
-                justification: String::new(),
-            }))
+            .lookup(lookup_request(seq, "criminal-investigation"))
             .await
             .expect_err("refused");
         assert_eq!(status.code(), Code::PermissionDenied);
@@ -89,11 +86,7 @@ async fn lookup_finds_registered_holder_and_hides_absence() {
     // changes), and a registration brings it back.
     let lookup_hits = |mut police: pb::exchange_client::ExchangeClient<_>| async move {
         police
-            .lookup(req(pb::LookupRequest {
-                subject: subject(1),
-                purpose: "protection-integrity".into(),
-                justification: String::new(),
-            }))
+            .lookup(lookup_request(1, "protection-integrity"))
             .await
             .expect("lookup allowed")
             .into_inner()
