@@ -19,6 +19,7 @@ fn bench_prints_positive_rates_for_echo_and_exchanges() {
             policies,
             "--echo-payload",
             "1500",
+            "--in-process",
             "--json",
         ])
         .output()
@@ -50,6 +51,15 @@ fn bench_prints_positive_rates_for_echo_and_exchanges() {
                 .is_some_and(|us| us >= 0.0),
             "{name}: {exchange}"
         );
+    }
+    // The same exchanges called on the gateway's API, without the RPC stack.
+    for name in ["Lookup (in-process)", "RequestContext (in-process)"] {
+        let target = &report["in_process"][name];
+        assert!(
+            target["rate"].as_f64().is_some_and(|r| r > 0.0),
+            "{name}: {target}"
+        );
+        assert_eq!(target["errors"], 0, "{name}: {target}");
     }
     assert!(report["peak_rss_kib"].as_u64().is_some_and(|kib| kib > 0));
 }

@@ -17,7 +17,7 @@ use super::echo::{pb as echo_pb, serve_echo};
 use super::load::{LoadReport, LoadSettings, drive};
 use crate::client::{ACTOR_METADATA, ClientError, ClientTls, connect};
 use crate::config::{Config, Limits};
-use crate::exchange::system_clock;
+use crate::exchange::{Caller, Gateway, system_clock};
 use crate::grpc::{self, LaunchError, ServeError};
 use crate::proto::v1 as pb;
 
@@ -77,6 +77,9 @@ pub struct BenchSettings {
     pub prefill: u64,
     /// Bytes the echo sends and gets back per call.
     pub echo_payload: usize,
+    /// Also drive the gateway's Lookup and RequestContext in-process (its API called directly,
+    /// no gRPC or TLS), which splits an exchange's cost between the gateway and the RPC stack.
+    pub in_process: bool,
 }
 
 /// The measured targets.
@@ -86,6 +89,8 @@ pub struct BenchReport {
     pub echo: LoadReport,
     /// The gateway's exchanges, by RPC name.
     pub exchanges: Vec<(&'static str, LoadReport)>,
+    /// The same exchanges called in-process, when asked for.
+    pub in_process: Vec<(&'static str, LoadReport)>,
     /// The audit log's size when the measurement started.
     pub log_size_at_start: u64,
 }
@@ -295,7 +300,7 @@ pub async fn run(settings: &BenchSettings) -> Result<BenchReport, BenchError> {
     };
 
     let log_size_at_start = gateway.log().size();
-    let result = measure_all(settings, &pki, gateway_address, echo_address)
+    let result = measure_all(settings, &pki, &gateway, gateway_address, echo_address)
         .await
         .map(|mut r| {
             r.log_size_at_start = log_size_at_start;
@@ -312,6 +317,7 @@ pub async fn run(settings: &BenchSettings) -> Result<BenchReport, BenchError> {
 async fn measure_all(
     settings: &BenchSettings,
     pki: &std::path::Path,
+    gateway: &Gateway,
     gateway_address: SocketAddr,
     echo_address: SocketAddr,
 ) -> Result<BenchReport, BenchError> {
@@ -369,11 +375,14 @@ async fn measure_all(
         })
     });
 
-    let targets = [
+    let mut targets = vec![
         ("echo", echo),
         ("Lookup", lookup),
         ("RequestContext", context),
     ];
+    if settings.in_process {
+        targets.extend(in_process_targets(gateway));
+    }
     let mut reports = measure(settings, &targets).await.into_iter();
     let mut next = || {
         reports
@@ -383,9 +392,54 @@ async fn measure_all(
     let echo = next();
     let lookup = next();
     let context = next();
+    let in_process = if settings.in_process {
+        vec![
+            ("Lookup (in-process)", next()),
+            ("RequestContext (in-process)", next()),
+        ]
+    } else {
+        Vec::new()
+    };
     Ok(BenchReport {
         echo,
         exchanges: vec![("Lookup", lookup), ("RequestContext", context)],
+        in_process,
         log_size_at_start: 0,
     })
+}
+
+/// Lookup and RequestContext called on the gateway's API by the same requester, with the same
+/// requests, as the gRPC targets: the gateway's own cost, without gRPC, HTTP/2 and TLS.
+fn in_process_targets(gateway: &Gateway) -> [(&'static str, CallFn); 2] {
+    let caller = Arc::new(Caller {
+        party: REQUESTER.into(),
+        actor: ACTOR.into(),
+        trace_id: String::new(),
+    });
+    let (lookup_gateway, lookup_caller) = (gateway.clone(), caller.clone());
+    let lookup: CallFn = Arc::new(move |_, seq| {
+        let (gateway, caller) = (lookup_gateway.clone(), lookup_caller.clone());
+        Box::pin(async move {
+            gateway
+                .lookup(&caller, lookup_request(seq))
+                .await
+                .map(drop)
+                .map_err(Status::from)
+        })
+    });
+    let context_gateway = gateway.clone();
+    let context: CallFn = Arc::new(move |_, seq| {
+        let (gateway, caller) = (context_gateway.clone(), caller.clone());
+        Box::pin(async move {
+            gateway
+                .request_context(&caller, context_request(seq))
+                .await
+                .map(drop)
+                .map_err(Status::from)
+        })
+    });
+    [
+        ("Lookup (in-process)", lookup),
+        ("RequestContext (in-process)", context),
+    ]
 }

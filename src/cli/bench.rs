@@ -27,8 +27,8 @@ pub struct BenchArgs {
     /// HTTP/2 connections shared by the callers, per target.
     #[arg(long, default_value_t = 4)]
     connections: usize,
-    /// Rounds the duration is split into; each round measures echo, Lookup and RequestContext in
-    /// turn, so background load on the machine hits all targets alike.
+    /// Rounds the duration is split into; each round measures echo, Lookup and RequestContext (and
+    /// the in-process targets) in turn, so background load on the machine hits all targets alike.
     #[arg(long, default_value_t = 5)]
     rounds: u32,
     /// The policy directory the in-process gateway loads.
@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// Print the figures as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also call the gateway's Lookup and RequestContext in-process (its API directly, without
+    /// gRPC or TLS), to see how much of an exchange's cost is the gateway's own.
+    #[arg(long)]
+    in_process: bool,
 }
 
 /// Runs `bench`.
@@ -81,6 +85,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         policies: args.policies.clone(),
         prefill: args.prefill,
         echo_payload: args.echo_payload,
+        in_process: args.in_process,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = runtime
@@ -157,6 +162,11 @@ fn to_json(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>) -> 
         "echo_payload_bytes": settings.echo_payload,
         "echo": report_json(&report.echo),
         "exchanges": exchanges,
+        "in_process": report
+            .in_process
+            .iter()
+            .map(|(name, r)| ((*name).to_owned(), report_json(r)))
+            .collect::<serde_json::Map<String, serde_json::Value>>(),
         "peak_rss_kib": rss,
         "audit_log_entries_at_start": report.log_size_at_start,
     })
@@ -178,7 +188,7 @@ fn print_table(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>)
         report.log_size_at_start, settings.echo_payload
     );
     println!(
-        "{:<22} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>6}",
+        "{:<27} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>6}",
         "target",
         "calls",
         "errors",
@@ -199,7 +209,7 @@ fn print_table(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>)
             .busy_cpus()
             .map_or_else(|| "-".to_owned(), |cpus| format!("{cpus:.2}"));
         println!(
-            "{:<22} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>11} {:>6}",
+            "{:<27} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>11} {:>6}",
             name,
             r.calls(),
             r.errors,
@@ -217,9 +227,17 @@ fn print_table(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>)
     for (name, r) in &report.exchanges {
         row(name, r, &format!("{:.0}%", ratio(r, &report.echo) * 100.0));
     }
-    for (name, r) in
-        std::iter::once(("echo", &report.echo)).chain(report.exchanges.iter().map(|(n, r)| (*n, r)))
-    {
+    // Not exchanges over mutual TLS: no share of the echo, no target.
+    for (name, r) in &report.in_process {
+        row(name, r, "-");
+    }
+    for (name, r) in std::iter::once(("echo", &report.echo)).chain(
+        report
+            .exchanges
+            .iter()
+            .chain(&report.in_process)
+            .map(|(n, r)| (*n, r)),
+    ) {
         if let Some(error) = &r.first_error {
             println!("first error of {name}: {error}");
         }
