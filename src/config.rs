@@ -68,7 +68,7 @@ pub struct TlsConfig {
 pub struct AuditSettings {
     /// The log's origin line in checkpoints, and its signing key name.
     pub origin: String,
-    /// Most entries in one group commit.
+    /// Most appends in one group commit (a lookup's two entries are one append).
     pub batch_max: usize,
     /// Longest wait for a batch to fill, in milliseconds.
     pub batch_delay_ms: u64,

@@ -32,7 +32,7 @@ pub struct AuditConfig {
     pub dir: PathBuf,
     /// The checkpoint origin, the log's permanent identity; also the signing key's name.
     pub origin: String,
-    /// The most entries in one group commit.
+    /// The most appends in one group commit (a lookup's two entries are one append).
     pub batch_max: usize,
     /// How long the writer waits for more appends before committing a batch that is not full;
     /// zero commits whatever is queued at once (appends that arrive during a flush still share
