@@ -44,6 +44,15 @@ fn bench_prints_positive_rates_for_echo_and_exchanges() {
         let p99 = exchange["p99_ms"].as_f64().expect("p99");
         assert!(p50 > 0.0 && p50 <= p99, "{name}: {exchange}");
         assert!(exchange["ratio_to_echo"].as_f64().is_some_and(|r| r > 0.0));
+        // One share of the echo per round, each against the echo of its own round.
+        let by_round = exchange["ratio_to_echo_by_round"]
+            .as_array()
+            .expect("ratio_to_echo_by_round");
+        assert_eq!(Some(by_round.len() as u64), report["rounds"].as_u64());
+        assert!(
+            by_round.iter().all(|r| r.as_f64().is_some_and(|r| r > 0.0)),
+            "{name}: {exchange}"
+        );
         // Read from /proc on Linux (ticks of 10 ms, so a short run may read as zero).
         assert!(
             exchange["cpu_us_per_call"]

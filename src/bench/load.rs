@@ -36,6 +36,9 @@ pub struct LoadReport {
     pub first_error: Option<String>,
     /// CPU time the whole process (callers and servers) used meanwhile, where it can be read.
     pub cpu: Option<Duration>,
+    /// Successful calls per second of each run merged into this one, in order; empty for a
+    /// report of one run.
+    merged_rates: Vec<f64>,
 }
 
 impl LoadReport {
@@ -87,8 +90,20 @@ impl LoadReport {
             .map(|cpu| cpu.as_secs_f64() / seconds)
     }
 
+    /// Successful calls per second of each run this report is made of, in the order they were
+    /// merged: one rate for a single run.
+    pub fn run_rates(&self) -> Vec<f64> {
+        if self.merged_rates.is_empty() {
+            vec![self.rate()]
+        } else {
+            self.merged_rates.clone()
+        }
+    }
+
     /// Adds the calls of another run of the same target (time, calls and errors add up).
     pub fn merge(&mut self, other: LoadReport) {
+        self.merged_rates = self.run_rates();
+        self.merged_rates.extend(other.run_rates());
         self.latencies_us.extend(other.latencies_us);
         self.latencies_us.sort_unstable();
         self.errors += other.errors;
@@ -113,6 +128,7 @@ impl LoadReport {
             elapsed,
             first_error,
             cpu: None,
+            merged_rates: Vec::new(),
         }
     }
 }
@@ -241,6 +257,22 @@ mod tests {
         assert_eq!(empty.calls(), 100);
         assert_eq!(empty.errors, 3);
         assert_eq!(empty.percentile(0.5), Duration::from_micros(50));
+    }
+
+    #[test]
+    fn merged_reports_keep_each_runs_rate_in_order() {
+        let run = |calls: u32, secs: u64| {
+            LoadReport::from_samples(vec![1; calls as usize], 0, Duration::from_secs(secs), None)
+        };
+        let mut total = run(100, 1);
+        assert_eq!(total.run_rates(), vec![100.0]);
+        total.merge(run(300, 1));
+        let mut later = run(50, 2);
+        later.merge(run(10, 1));
+        total.merge(later);
+        assert_eq!(total.run_rates(), vec![100.0, 300.0, 25.0, 10.0]);
+        // The merged rate is over all calls and all time, not a mean of the runs' rates.
+        assert!((total.rate() - 460.0 / 5.0).abs() < 1e-9);
     }
 
     #[test]

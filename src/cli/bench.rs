@@ -119,6 +119,35 @@ fn ratio(report: &LoadReport, echo: &LoadReport) -> f64 {
     }
 }
 
+/// The share of the echo per round: each round's exchange rate against the same round's echo,
+/// measured a few seconds apart, so the spread shows how much the machine itself varied.
+fn round_ratios(report: &LoadReport, echo: &LoadReport) -> Vec<f64> {
+    report
+        .run_rates()
+        .iter()
+        .zip(echo.run_rates())
+        .map(|(rate, echo_rate)| {
+            if echo_rate > 0.0 {
+                rate / echo_rate
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// Lowest, median and highest of `values` (none when empty).
+fn spread(values: &[f64]) -> Option<(f64, f64, f64)> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = match sorted.len() {
+        0 => return None,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    };
+    Some((sorted[0], median, sorted[sorted.len() - 1]))
+}
+
 fn meets_targets(report: &LoadReport, echo: &LoadReport) -> bool {
     report.errors == 0
         && report.rate() >= TARGET_RATE
@@ -149,6 +178,7 @@ fn to_json(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>) -> 
         .map(|(name, r)| {
             let mut value = report_json(r);
             value["ratio_to_echo"] = json!(ratio(r, &report.echo));
+            value["ratio_to_echo_by_round"] = json!(round_ratios(r, &report.echo));
             value["meets_targets"] = json!(meets_targets(r, &report.echo));
             ((*name).to_owned(), value)
         })
@@ -242,6 +272,18 @@ fn print_table(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>)
             println!("first error of {name}: {error}");
         }
     }
+    for (name, r) in &report.exchanges {
+        if let Some((low, median, high)) = spread(&round_ratios(r, &report.echo))
+            && settings.rounds > 1
+        {
+            println!(
+                "{name} vs echo by round: {:.0}% to {:.0}%, median {:.0}%",
+                low * 100.0,
+                high * 100.0,
+                median * 100.0
+            );
+        }
+    }
     match rss {
         Some(kib) => println!("peak RSS (VmHWM): {:.1} MiB", kib as f64 / 1024.0),
         None => println!("peak RSS (VmHWM): unavailable"),
@@ -257,5 +299,30 @@ fn print_table(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>)
                 "NOT met"
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_gives_lowest_median_and_highest() {
+        assert_eq!(spread(&[]), None);
+        assert_eq!(spread(&[0.4]), Some((0.4, 0.4, 0.4)));
+        assert_eq!(spread(&[0.5, 0.1, 0.3]), Some((0.1, 0.3, 0.5)));
+        assert_eq!(spread(&[0.4, 0.1, 0.3, 0.2]), Some((0.1, 0.25, 0.4)));
+    }
+
+    #[test]
+    fn round_ratios_pair_each_round_with_its_echo() {
+        let run = |calls: usize| {
+            LoadReport::from_samples(vec![1; calls], 0, Duration::from_secs(1), None)
+        };
+        let mut echo = run(100);
+        echo.merge(run(200));
+        let mut lookup = run(40);
+        lookup.merge(run(50));
+        assert_eq!(round_ratios(&lookup, &echo), vec![0.4, 0.25]);
     }
 }
