@@ -36,9 +36,9 @@ pub struct LoadReport {
     pub first_error: Option<String>,
     /// CPU time the whole process (callers and servers) used meanwhile, where it can be read.
     pub cpu: Option<Duration>,
-    /// Successful calls per second of each run merged into this one, in order; empty for a
-    /// report of one run.
-    merged_rates: Vec<f64>,
+    /// Successful calls per second of each run this report is made of, in the order they were
+    /// merged.
+    run_rates: Vec<f64>,
 }
 
 impl LoadReport {
@@ -92,18 +92,13 @@ impl LoadReport {
 
     /// Successful calls per second of each run this report is made of, in the order they were
     /// merged: one rate for a single run.
-    pub fn run_rates(&self) -> Vec<f64> {
-        if self.merged_rates.is_empty() {
-            vec![self.rate()]
-        } else {
-            self.merged_rates.clone()
-        }
+    pub fn run_rates(&self) -> &[f64] {
+        &self.run_rates
     }
 
     /// Adds the calls of another run of the same target (time, calls and errors add up).
     pub fn merge(&mut self, other: LoadReport) {
-        self.merged_rates = self.run_rates();
-        self.merged_rates.extend(other.run_rates());
+        self.run_rates.extend(other.run_rates);
         self.latencies_us.extend(other.latencies_us);
         self.latencies_us.sort_unstable();
         self.errors += other.errors;
@@ -122,14 +117,16 @@ impl LoadReport {
         first_error: Option<String>,
     ) -> Self {
         latencies_us.sort_unstable();
-        Self {
+        let mut report = Self {
             latencies_us,
             errors,
             elapsed,
             first_error,
             cpu: None,
-            merged_rates: Vec::new(),
-        }
+            run_rates: Vec::new(),
+        };
+        report.run_rates.push(report.rate());
+        report
     }
 }
 

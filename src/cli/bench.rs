@@ -126,7 +126,7 @@ fn round_ratios(report: &LoadReport, echo: &LoadReport) -> Vec<f64> {
         .run_rates()
         .iter()
         .zip(echo.run_rates())
-        .map(|(rate, echo_rate)| {
+        .map(|(&rate, &echo_rate)| {
             if echo_rate > 0.0 {
                 rate / echo_rate
             } else {
@@ -273,8 +273,8 @@ fn print_table(settings: &BenchSettings, report: &BenchReport, rss: Option<u64>)
         }
     }
     for (name, r) in &report.exchanges {
-        if let Some((low, median, high)) = spread(&round_ratios(r, &report.echo))
-            && settings.rounds > 1
+        if settings.rounds > 1
+            && let Some((low, median, high)) = spread(&round_ratios(r, &report.echo))
         {
             println!(
                 "{name} vs echo by round: {:.0}% to {:.0}%, median {:.0}%",
