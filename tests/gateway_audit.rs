@@ -35,7 +35,8 @@ async fn traffic(gw: &TestGateway) {
         subjects: vec![pb::Subject {
             number: subject_number(11),
         }],
-        authorisation: "FJC-OVL/2023/01".into(),
+        agreement: "casusoverleg-ifg".into(),
+        instrument: "pk-ovl-fjc-2023-01".into(),
     }))
     .await
     .expect("case");

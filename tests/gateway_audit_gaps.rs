@@ -193,7 +193,8 @@ async fn every_subject_of_a_case_sees_its_opening_in_the_subject_report() {
                     number: subject_number(52),
                 },
             ],
-            authorisation: "FJC-OVL/2023/01".into(),
+            agreement: "casusoverleg-ifg".into(),
+            instrument: "pk-ovl-fjc-2023-01".into(),
         }))
         .await
         .expect("case")

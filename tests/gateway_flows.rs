@@ -122,7 +122,8 @@ async fn open_case(gw: &TestGateway, seq: u32) -> String {
             subjects: vec![pb::Subject {
                 number: subject_number(seq),
             }],
-            authorisation: "FJC-OVL/2023/01".into(),
+            agreement: "casusoverleg-ifg".into(),
+            instrument: "pk-ovl-fjc-2023-01".into(),
         }))
         .await
         .expect("case opens")
@@ -526,7 +527,8 @@ async fn grounds_need_the_right_role_and_owner() {
             subjects: vec![pb::Subject {
                 number: subject_number(7),
             }],
-            authorisation: String::new(),
+            agreement: "casusoverleg-ifg".into(),
+            instrument: "pk-ovl-fjc-2023-01".into(),
         }))
         .await
         .expect_err("police cannot open a case");

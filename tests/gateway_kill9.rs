@@ -97,7 +97,8 @@ async fn answered_requests_survive_kill_9_and_stay_pending_for_their_holder() {
                     number: subject_number(s),
                 })
                 .collect(),
-            authorisation: "FJC-OVL/2023/01".into(),
+            agreement: "casusoverleg-ifg".into(),
+            instrument: "pk-ovl-fjc-2023-01".into(),
         }))
         .await
         .expect("case opens");

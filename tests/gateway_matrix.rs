@@ -96,7 +96,8 @@ async fn setup(gw: &TestGateway) -> Fixture {
             subjects: vec![pb::Subject {
                 number: subject_number(SEQ),
             }],
-            authorisation: "FJC-OVL/2023/01".into(),
+            agreement: "casusoverleg-ifg".into(),
+            instrument: "pk-ovl-fjc-2023-01".into(),
         }))
         .await
         .expect("case opens")
@@ -161,7 +162,8 @@ async fn make(
                 subjects: vec![pb::Subject {
                     number: subject_number(SEQ),
                 }],
-                authorisation: "X/1".into(),
+                agreement: "casusoverleg-ifg".into(),
+                instrument: "pk-ovl-fjc-2023-01".into(),
             }))
             .await
             .map(|r| r.get_ref().encode_to_vec()),

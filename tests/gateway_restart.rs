@@ -65,7 +65,8 @@ async fn populate(gw: &TestGateway) -> Before {
             subjects: vec![pb::Subject {
                 number: subject_number(21),
             }],
-            authorisation: "FJC-OVL/2023/01".into(),
+            agreement: "casusoverleg-ifg".into(),
+            instrument: "pk-ovl-fjc-2023-01".into(),
         }))
         .await
         .expect("case opens")

@@ -41,6 +41,7 @@ fn request(
             .map(|f| FieldRequest::parse(f).expect("field spec"))
             .collect(),
         justification: None,
+        elements: Vec::new(),
     }
 }
 
@@ -48,11 +49,14 @@ fn case(parties: &[&str]) -> Grounds {
     Grounds {
         cases: vec![CaseGround {
             id: "ifg-1".into(),
+            agreement: "casusoverleg".into(),
+            instrument: "pk-ov-1".into(),
             participants: parties.iter().map(|p| p.to_string()).collect(),
             subjects: vec!["s1".into()],
             purpose: "intrafamily-violence".into(),
             opened: datetime!(2026-01-01 0:00 UTC),
             closed: None,
+            ends: None,
         }],
         consents: vec![],
     }

@@ -196,7 +196,8 @@ async fn prepare_data(address: SocketAddr, pki: &std::path::Path) -> Result<(), 
             purpose: "intrafamily-violence".into(),
             participants: vec![REQUESTER.into(), HOLDER.into(), COORDINATOR.into()],
             subjects: (0..SUBJECTS).filter_map(subject).collect(),
-            authorisation: "FJC-OVL/2023/01".into(),
+            agreement: "casusoverleg-ifg".into(),
+            instrument: "pk-ovl-fjc-2023-01".into(),
         }))
         .await
         .map_err(setup_failed("OpenCase"))?;

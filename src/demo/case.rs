@@ -118,7 +118,8 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
             purpose: "intrafamily-violence".to_owned(),
             participants: vec![POLICE.into(), CAW.into(), OCMW.into(), FJC.into()],
             subjects: lotte.subject().into_iter().collect(),
-            authorisation: "FJC-OVL/2023/01".to_owned(),
+            agreement: "casusoverleg-ifg".to_owned(),
+            instrument: "pk-ovl-fjc-2023-01".to_owned(),
         })
         .await,
     )?;

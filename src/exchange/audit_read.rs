@@ -84,6 +84,7 @@ impl<'a> Scope<'a> {
                 form: None,
             }],
             justification: None,
+            elements: Vec::new(),
         };
         let allowed = self
             .policy

@@ -60,6 +60,20 @@ fn address_message(a: &Address) -> pb::Address {
 /// Turns supplied fields into a typed record. A field named twice, a missing value or an invalid
 /// date is a field violation; whether a value fits the catalogue is the projection's business
 /// (a value of the wrong type is stripped, not released).
+/// The legal elements a record supplies, as the policy reads them: each enum value and flag of
+/// the record, as text (`true`/`false` for a flag).
+pub(crate) fn elements(record: &Record) -> Vec<(String, String)> {
+    record
+        .0
+        .iter()
+        .filter_map(|(field, value)| match value {
+            Value::Enum(v) => Some((field.clone(), v.clone())),
+            Value::Flag(b) => Some((field.clone(), b.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
 pub(crate) fn record(fields: &[pb::FieldEntry], path: &str) -> Result<Record, ExchangeError> {
     let mut violations = Vec::new();
     let mut map = BTreeMap::new();

@@ -133,6 +133,7 @@ impl Gateway {
             subject: subject.clone(),
             fields,
             justification,
+            elements: Vec::new(),
         };
         let mut decide = |holder: &str| -> Decision {
             exchange.counterpart.clear();

@@ -56,6 +56,7 @@ impl Gateway {
             subject: subject.clone().unwrap_or_default(),
             fields,
             justification,
+            elements: Vec::new(),
         };
         let explanation = policy.explain(&exchange, &grounds, now);
         if let Some(subject) = &subject {

@@ -10,12 +10,9 @@ use crate::store::{self, CaseRecord, ConsentRecord};
 
 use super::convert::from_timestamp;
 use super::directory::hex_bytes;
-use super::{Caller, ExchangeError, Gateway, Violation, has_role, ids};
+use super::{Caller, ExchangeError, Gateway, Violation, ids};
 use crate::policy::PolicySet;
 
-/// Roles that may open a case consultation: coordinators (e.g. a Family Justice Centre) and the
-/// prosecutor who authorises one.
-const CASE_OPENER_ROLES: [&str; 2] = ["coordinator", "prosecutor"];
 /// Longest reference text (authorisation, evidence) accepted.
 const MAX_REFERENCE: usize = 256;
 
@@ -54,18 +51,15 @@ impl Gateway {
         result
     }
 
-    /// Opens a case consultation with fixed participants, subjects and purpose.
+    /// Opens a case consultation under an agreement's case consultations: the agreement must
+    /// name the instrument it rests on and the caller as an opener, and its purpose must be one
+    /// of the agreement's case purposes (or below one). Refusals are logged.
     pub async fn open_case(
         &self,
         caller: &Caller,
         request: OpenCaseRequest,
     ) -> Result<OpenCaseResponse, ExchangeError> {
         let policy = self.policy();
-        if !has_role(&policy, &caller.party, &CASE_OPENER_ROLES) {
-            return Err(ExchangeError::NotAllowed {
-                reason: "ROLE_REQUIRED".into(),
-            });
-        }
         let mut violations = Vec::new();
         check_purpose(&policy, &request.purpose, &mut violations);
         check_parties(
@@ -74,9 +68,27 @@ impl Gateway {
             "participants",
             &mut violations,
         );
-        if request.authorisation.chars().count() > MAX_REFERENCE {
+        let agreement = policy.agreement(&request.agreement);
+        let consultation = agreement.and_then(|a| a.case_consultation.as_ref());
+        if request.agreement.trim().is_empty() {
             violations.push(Violation::new(
-                "authorisation",
+                "agreement",
+                "name the agreement whose case consultations this case belongs to",
+            ));
+        } else if consultation.is_none() {
+            violations.push(Violation::new(
+                "agreement",
+                "not an agreement of the policy with case consultations",
+            ));
+        }
+        if request.instrument.trim().is_empty() {
+            violations.push(Violation::new(
+                "instrument",
+                "name the legal instrument (law, decree, ordinance or the procureur's authorisation) the case rests on",
+            ));
+        } else if request.instrument.chars().count() > MAX_REFERENCE {
+            violations.push(Violation::new(
+                "instrument",
                 "must be at most 256 characters",
             ));
         }
@@ -97,10 +109,55 @@ impl Gateway {
                 Err(other) => return Err(other),
             }
         }
-        if !violations.is_empty() {
+        let (Some(agreement), Some(consultation), true) =
+            (agreement, consultation, violations.is_empty())
+        else {
             return Err(ExchangeError::InvalidArgument(violations));
+        };
+        subjects.sort();
+        subjects.dedup();
+        let mut entry = self.entry(&policy, caller, "OpenCase", AuditEvent::Grounds);
+        entry.purpose = request.purpose.clone();
+        entry.legal_bases = agreement.legal_basis.clone();
+        // One subject fits the entry's subject field; several go in its list, so that each
+        // subject's report finds the opening of the case (or its refusal).
+        match subjects.as_slice() {
+            [only] => entry.subject_pseudonym = hex_bytes(only),
+            all => entry.subject_pseudonyms = all.iter().map(|s| hex_bytes(s)).collect(),
+        }
+        let opener = policy
+            .party(&caller.party)
+            .is_some_and(|p| consultation.openers.matches_party(p));
+        let refusal = if !opener {
+            Some("OPENER_NOT_ALLOWED")
+        } else if !consultation
+            .instruments
+            .iter()
+            .any(|i| i.id == request.instrument)
+        {
+            Some("INSTRUMENT_NOT_IN_AGREEMENT")
+        } else if !consultation
+            .purposes
+            .iter()
+            .any(|p| policy.purpose_within(&request.purpose, p))
+        {
+            Some("PURPOSE_NOT_IN_AGREEMENT")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            entry.verdict = crate::proto::v1::Verdict::Deny as i32;
+            entry.reason_code = reason.to_owned();
+            entry.detail = format!("agreement={}", agreement.id);
+            let receipt = self.commit(&entry, Vec::new()).await?;
+            return Err(ExchangeError::Refused {
+                reason: reason.to_owned(),
+                missing_ground: false,
+                audit_index: receipt.index,
+            });
         }
         let now = self.now();
+        let ends = now + time::Duration::days(i64::from(consultation.max_days));
         let case_id = if request.case_id.is_empty() {
             ids::new_id("case", now)?
         } else {
@@ -120,17 +177,17 @@ impl Gateway {
         let mut participants = request.participants.clone();
         participants.sort();
         participants.dedup();
-        subjects.sort();
-        subjects.dedup();
         let case = CaseRecord {
             id: case_id.clone(),
             opener: caller.party.clone(),
             purpose: request.purpose.clone(),
             participants: participants.clone(),
             subjects: subjects.clone(),
-            authorisation: request.authorisation.clone(),
+            agreement: agreement.id.clone(),
+            instrument: request.instrument.clone(),
             opened: now.unix_timestamp(),
             closed: None,
+            ends: ends.unix_timestamp(),
         };
         let mut changes = vec![store::put(store::case_key(&case_id), &case)];
         changes.extend(
@@ -138,25 +195,23 @@ impl Gateway {
                 .iter()
                 .map(|s| store::mark(store::case_subject_key(s, &case_id))),
         );
-        let mut entry = self.entry(&policy, caller, "OpenCase", AuditEvent::Grounds);
         entry.exchange_id = format!("case:{case_id}");
-        entry.purpose = request.purpose.clone();
         entry.ground_refs = vec![format!("case:{case_id}")];
-        // One subject fits the entry's subject field; several go in its list, so that each
-        // subject's report finds the opening of the case.
-        match subjects.as_slice() {
-            [only] => entry.subject_pseudonym = hex_bytes(only),
-            all => entry.subject_pseudonyms = all.iter().map(|s| hex_bytes(s)).collect(),
-        }
+        entry.verdict = crate::proto::v1::Verdict::Allow as i32;
+        entry.reason_code = "PERMITTED".to_owned();
         entry.detail = format!(
-            "participants={} subjects={}",
+            "agreement={} instrument={} participants={} subjects={} ends={}",
+            agreement.id,
+            request.instrument,
             participants.join(","),
-            subjects.len()
+            subjects.len(),
+            ends.unix_timestamp()
         );
         let receipt = self.commit_grounds(&entry, changes).await?;
         Ok(OpenCaseResponse {
             case_id,
             receipt: Some(receipt),
+            end_time: Some(super::convert::timestamp(ends)),
         })
     }
 

@@ -62,6 +62,7 @@ impl Gateway {
             subject: subject.clone(),
             fields,
             justification: justification.clone(),
+            elements: convert::elements(&record),
         };
         let decision = policy.decide(&exchange, &*self.grounds_for(&subject)?, now);
         let mut entry = self.entry(&policy, caller, "Share", AuditEvent::Exchange);

@@ -93,6 +93,31 @@ pub(crate) fn justification(text: &str) -> Result<Option<String>, ExchangeError>
     Ok(Some(text.to_owned()).filter(|t| !t.is_empty()))
 }
 
+/// The fields a ticket asked for, as the policy reads them. A stored form that does not parse
+/// is an error, never "no form": no form asks for everything allowed, which would widen the ask.
+fn asked_fields(ticket: &TicketRecord) -> Result<Vec<FieldRequest>, ExchangeError> {
+    ticket
+        .asked
+        .iter()
+        .map(|a| {
+            let form = if a.form.is_empty() {
+                None
+            } else {
+                Some(a.form.parse::<Transform>().map_err(|_| {
+                    ExchangeError::Internal(format!(
+                        "ticket {} stores an unknown form for {}",
+                        ticket.id, a.field
+                    ))
+                })?)
+            };
+            Ok(FieldRequest {
+                field: a.field.clone(),
+                form,
+            })
+        })
+        .collect()
+}
+
 fn grant_records(decision: &Decision) -> Vec<GrantRecord> {
     decision
         .fields
@@ -156,6 +181,7 @@ impl Gateway {
             subject: subject.clone(),
             fields: fields.clone(),
             justification: justification.clone(),
+            elements: Vec::new(),
         };
         let decision = policy.decide(&exchange, &*self.grounds_for(&subject)?, now);
 
@@ -339,15 +365,9 @@ impl Gateway {
             counterpart: ticket.holder.clone(),
             purpose: ticket.purpose.clone(),
             subject: ticket.subject.clone(),
-            fields: ticket
-                .asked
-                .iter()
-                .map(|a| FieldRequest {
-                    field: a.field.clone(),
-                    form: a.form.parse().ok(),
-                })
-                .collect(),
+            fields: asked_fields(&ticket)?,
             justification: Some(ticket.justification.clone()).filter(|j| !j.is_empty()),
+            elements: Vec::new(),
         };
         let decision = policy.decide(&exchange, &*self.grounds_for(&ticket.subject)?, now);
         let mut entry = self.ticket_entry(&policy, caller, "Respond", &ticket);

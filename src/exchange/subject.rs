@@ -66,11 +66,14 @@ impl Gateway {
                 };
                 grounds.cases.push(CaseGround {
                     id: case.id,
+                    agreement: case.agreement,
+                    instrument: case.instrument,
                     participants: case.participants,
                     subjects,
                     purpose: case.purpose,
                     opened: from_unix(case.opened)?,
                     closed: case.closed.map(from_unix).transpose()?,
+                    ends: Some(from_unix(case.ends)?),
                 });
             }
         }

@@ -5,14 +5,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::bits::Bits;
-use super::decision::RuleRef;
+use super::decision::{RuleRef, UseRestriction};
 use super::diagnostic::{Problem, SourceFile};
 use super::idmap::IdMap;
 use super::index::DecisionIndex;
 use super::load::Model;
-use super::model::{Conditions, Effect, ObligationSpec, Selector, Window};
+use super::model::{Conditions, Effect, ObligationSpec, Selector, Sensitivity, Window};
 use super::set::PolicySet;
 use super::transform::Transform;
+
+/// The role whose releases of special-category data are always flagged for review.
+pub(crate) const POLICE_ROLE: &str = "police";
 
 /// Which counterparts a rule matches.
 #[derive(Debug, Clone)]
@@ -38,6 +41,8 @@ pub(crate) struct CompiledRule {
     pub agreement_window: Window,
     pub rule_window: Window,
     pub conditions: Conditions,
+    /// The legal elements the conditions require, as field indices in the order written.
+    pub elements: Vec<usize>,
     /// (field index, most revealing form), sorted by field.
     pub release: Vec<(usize, Transform)>,
     /// Forbid only: field indices removed; `None` forbids the exchange.
@@ -61,7 +66,7 @@ impl CompiledRule {
     }
 
     /// The counterparts matched for a given requester.
-    fn counterparts_for<'s>(&'s self, set: &'s PolicySet, requester: usize) -> &'s Bits {
+    pub(crate) fn counterparts_for<'s>(&'s self, set: &'s PolicySet, requester: usize) -> &'s Bits {
         match &self.counterpart {
             CounterpartSet::Parties(b) => b,
             CounterpartSet::SameOrganisation => &set.org_mates[requester],
@@ -178,7 +183,13 @@ pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, V
                 purposes,
                 agreement_window: a.validity,
                 rule_window: r.validity,
-                conditions: r.conditions,
+                conditions: r.conditions.clone(),
+                elements: r
+                    .conditions
+                    .elements
+                    .iter()
+                    .filter_map(|f| field_ix.get(f))
+                    .collect(),
                 release: r
                     .release
                     .iter()
@@ -198,7 +209,46 @@ pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, V
     // validity and conditions.
     let index = DecisionIndex::build(&rules, &org_mates, np, nu, &model.agreements, &model.fields);
 
+    // sensitivity[p * fields + f]: the catalogue's sensitivity of f, raised where party p
+    // (as the holder) raises it.
+    let nf = model.fields.len();
+    let mut sensitivity = Vec::with_capacity(np * nf);
+    for p in &model.parties {
+        for f in &model.fields {
+            let raised = p
+                .raised
+                .iter()
+                .filter(|r| r.covers(&f.id))
+                .map(|r| r.to)
+                .max()
+                .unwrap_or(Sensitivity::Ordinary);
+            sensitivity.push(f.sensitivity.max(raised));
+        }
+    }
+    let mut police = Bits::new(np);
+    for (i, p) in model.parties.iter().enumerate() {
+        if p.roles.iter().any(|r| r == POLICE_ROLE) {
+            police.insert(i);
+        }
+    }
+    let use_restrictions = model
+        .agreements
+        .iter()
+        .map(|a| {
+            a.case_consultation.as_ref().and_then(|cc| {
+                cc.use_restriction.as_ref().map(|t| UseRestriction {
+                    agreement: a.id.as_str().into(),
+                    text: t.as_str().into(),
+                })
+            })
+        })
+        .collect();
+
     let mut set = PolicySet {
+        max_justification: model.max_justification,
+        sensitivity,
+        police,
+        use_restrictions,
         parties: model.parties,
         party_ix,
         org_mates,
@@ -216,7 +266,8 @@ pub(crate) fn compile(model: Model, files: &[SourceFile]) -> Result<PolicySet, V
         warnings: Vec::new(),
     };
     set.digest = super::digest::digest(&set);
-    let (errors, warnings) = overlaps(&set, &origins, files);
+    let (mut errors, warnings) = overlaps(&set, &origins, files);
+    errors.extend(super::lawful::check(&set, &origins, files));
     if !errors.is_empty() {
         return Err(errors);
     }

@@ -7,7 +7,8 @@ use smallvec::SmallVec;
 use super::compile::CompiledRule;
 use super::decision::{Decision, FieldGrant, Obligations, ReasonCode, RuleRef, Verdict};
 use super::index::HotRule;
-use super::request::{ExchangeRequest, Grounds};
+use super::model::Sensitivity;
+use super::request::{ExchangeKind, ExchangeRequest, Grounds, Substance};
 use super::set::PolicySet;
 use super::transform::Transform;
 
@@ -28,7 +29,9 @@ pub enum Check {
     Case,
     /// No valid consent for this subject, purpose and recipient.
     Consent,
-    /// The written justification is missing or too short.
+    /// A legal element is missing or has no valid value.
+    Element,
+    /// The written justification is missing, too short or without substance.
     Urgency,
 }
 
@@ -43,21 +46,28 @@ impl Check {
             Check::Validity => "validity",
             Check::Case => "case",
             Check::Consent => "consent",
+            Check::Element => "element",
             Check::Urgency => "urgency",
         }
     }
 
     /// The reason a candidate permit failing here gives, with its preference (lower wins).
-    fn reason(self) -> (u8, ReasonCode) {
+    pub(crate) fn reason(self) -> (u8, ReasonCode) {
         match self {
-            Check::Case => (0, ReasonCode::CaseRequired),
-            Check::Consent => (1, ReasonCode::ConsentRequired),
-            Check::Urgency => (2, ReasonCode::JustificationRequired),
-            Check::Validity => (3, ReasonCode::OutsideValidity),
-            _ => (4, ReasonCode::NoMatchingPermit),
+            // The candidate that got furthest through its checks (validity, case, consent,
+            // elements, justification) gives the reason: it is the one closest to permitting.
+            Check::Urgency => (0, ReasonCode::JustificationRequired),
+            Check::Element => (1, ReasonCode::ElementMissing),
+            Check::Consent => (2, ReasonCode::ConsentRequired),
+            Check::Case => (3, ReasonCode::CaseRequired),
+            Check::Validity => (4, ReasonCode::OutsideValidity),
+            _ => (NO_PERMIT, ReasonCode::NoMatchingPermit),
         }
     }
 }
+
+/// The preference of `NO_MATCHING_PERMIT`: any failed condition is a closer reason.
+pub(crate) const NO_PERMIT: u8 = 5;
 
 /// A request resolved against the set: dense indices, so rule checks are bit tests.
 pub(crate) struct Ctx<'a> {
@@ -129,33 +139,89 @@ impl<'a> Ctx<'a> {
         }
         let mut used = Used::default();
         if rule.conditions.case {
-            used.case = Some(self.open_case().ok_or(Check::Case)?);
+            used.case = Some(self.open_case(rule.agreement).ok_or(Check::Case)?);
         }
         if rule.conditions.consent {
             used.consent = Some(self.valid_consent().ok_or(Check::Consent)?);
         }
+        if self.missing_element(&rule.elements).is_some() {
+            return Err(Check::Element);
+        }
         if let Some(min) = rule.conditions.urgency {
-            let len = self
-                .req
-                .justification
-                .as_deref()
-                .map_or(0, |j| j.trim().chars().count());
-            if len < min as usize {
+            let words = rule.conditions.min_words.unwrap_or(0);
+            if !substantial(
+                &Substance::of(self.req.justification.as_deref()),
+                min,
+                words,
+            ) {
                 return Err(Check::Urgency);
             }
         }
         Ok(used)
     }
 
-    fn open_case(&self) -> Option<usize> {
+    /// The first legal element (a field index) that the request does not supply with a valid
+    /// value: an enum value of the catalogue, or a flag that is `true`.
+    pub fn missing_element(&self, elements: &[usize]) -> Option<usize> {
+        elements.iter().copied().find(|&fi| {
+            let def = &self.set.fields[fi];
+            let supplied = self
+                .req
+                .elements
+                .iter()
+                .find(|(f, _)| *f == def.id)
+                .map(|(_, v)| v.as_str());
+            match (supplied, def.ty) {
+                (Some(v), super::transform::FieldType::Enum) => !def.values.iter().any(|x| x == v),
+                (Some(v), super::transform::FieldType::Flag) => v != "true",
+                _ => true,
+            }
+        })
+    }
+
+    /// A case that lets rules of `agreement` through: opened under that agreement and one of its
+    /// instruments, open now and not past its end or the agreement's `max_days`, for the
+    /// request's purpose or an ancestor of it, with both parties and the subject in it.
+    pub fn open_case(&self, agreement: usize) -> Option<usize> {
+        let a = &self.set.agreements[agreement];
+        let cc = a.case_consultation.as_ref()?;
+        let lapse = time::Duration::days(i64::from(cc.max_days));
         let (r, c, now) = (&self.req.requester, &self.req.counterpart, self.now);
         self.grounds.cases.iter().position(|k| {
-            k.opened <= now
+            k.agreement == a.id
+                && cc.instruments.iter().any(|i| i.id == k.instrument)
+                && k.opened <= now
                 && k.closed.is_none_or(|cl| now < cl)
+                && k.ends.is_none_or(|e| now < e)
+                && now < k.opened + lapse
+                && self
+                    .set
+                    .purpose_ix
+                    .get(&k.purpose)
+                    .is_some_and(|p| self.set.ancestors[self.purpose].contains(p))
                 && k.participants.contains(r)
                 && k.participants.contains(c)
                 && k.subjects.contains(&self.req.subject)
         })
+    }
+
+    /// The holder and the recipient of the exchange, as party indices.
+    pub fn holder_and_recipient(&self) -> (usize, usize) {
+        match self.req.kind {
+            ExchangeKind::Share => (self.requester, self.counterpart),
+            _ => (self.counterpart, self.requester),
+        }
+    }
+
+    /// Whether releasing `field` is a special-category release, and whether it must be reviewed
+    /// (a special category to the police always is).
+    pub fn sensitivity_of(&self, field: usize) -> (bool, bool) {
+        let (holder, recipient) = self.holder_and_recipient();
+        let s = self.set.sensitivity[holder * self.set.fields.len() + field];
+        (
+            s != Sensitivity::Ordinary,
+            s == Sensitivity::Special && self.set.police.contains(recipient),
+        )
     }
 
     fn valid_consent(&self) -> Option<usize> {
@@ -176,42 +242,61 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Whether a justification satisfies an urgency condition: long enough, with enough words, and
+/// not a run of one character or one word.
+pub(crate) fn substantial(s: &Substance, min_chars: u32, min_words: u32) -> bool {
+    s.chars >= min_chars as usize && s.words >= min_words as usize && !s.degenerate
+}
+
 /// Grounds and request facts that rule conditions need, each worked out at most once per
 /// decision (every rule asks the same question, so the answer is the same).
 struct Facts<'c, 'a> {
     ctx: &'c Ctx<'a>,
     /// The decision time in nanoseconds, as the compiled windows store it.
     now: i128,
-    case: Option<Option<usize>>,
+    /// The case found for the last agreement asked about: (agreement, case).
+    case: Option<(u32, Option<usize>)>,
     consent: Option<Option<usize>>,
-    justification: Option<usize>,
+    justification: Option<Substance>,
+    /// The element the last failed element check found missing.
+    missing: Option<usize>,
 }
 
 impl Facts<'_, '_> {
     /// `Ctx::holds` on the compact form of a rule.
     #[inline]
-    fn holds(&mut self, hot: &HotRule) -> Result<Used, Check> {
+    fn holds(&mut self, hot: &HotRule, elements: &[usize]) -> Result<Used, Check> {
         if !hot.in_window(self.now) {
             return Err(Check::Validity);
         }
         let ctx = self.ctx;
         let mut used = Used::default();
         if hot.case {
-            let case = *self.case.get_or_insert_with(|| ctx.open_case());
+            let case = match self.case {
+                Some((a, case)) if a == hot.agreement => case,
+                _ => {
+                    let case = ctx.open_case(hot.agreement as usize);
+                    self.case = Some((hot.agreement, case));
+                    case
+                }
+            };
             used.case = Some(case.ok_or(Check::Case)?);
         }
         if hot.consent {
             let consent = *self.consent.get_or_insert_with(|| ctx.valid_consent());
             used.consent = Some(consent.ok_or(Check::Consent)?);
         }
+        if !elements.is_empty()
+            && let Some(fi) = ctx.missing_element(elements)
+        {
+            self.missing = Some(fi);
+            return Err(Check::Element);
+        }
         if let Some(min) = hot.urgency {
-            let len = *self.justification.get_or_insert_with(|| {
-                ctx.req
-                    .justification
-                    .as_deref()
-                    .map_or(0, |j| j.trim().chars().count())
-            });
-            if len < min as usize {
+            let s = *self
+                .justification
+                .get_or_insert_with(|| Substance::of(ctx.req.justification.as_deref()));
+            if !substantial(&s, min, hot.min_words) {
                 return Err(Check::Urgency);
             }
         }
@@ -266,6 +351,7 @@ impl PolicySet {
             case: None,
             consent: None,
             justification: None,
+            missing: None,
         };
 
         // Forbids first: forbid beats permit. A forbid that names a requested field denies, so
@@ -274,7 +360,8 @@ impl PolicySet {
         let mut denied_by: Vec<RuleRef> = Vec::new();
         for &ri in forbids {
             let ri = ri as usize;
-            if !on_purpose.contains(ri) || facts.holds(&ix.hot[ri]).is_err() {
+            let hot = &ix.hot[ri];
+            if !on_purpose.contains(ri) || facts.holds(hot, ix.elements_of(hot)).is_err() {
                 continue;
             }
             let rule = &self.rules[ri];
@@ -293,28 +380,34 @@ impl PolicySet {
 
         // Matching permits, and the best reason if none matches.
         let mut matching: SmallVec<[(usize, Used); 8]> = SmallVec::new();
-        let mut best: (u8, ReasonCode) = (4, ReasonCode::NoMatchingPermit);
+        let mut best: (u8, ReasonCode) = (NO_PERMIT, ReasonCode::NoMatchingPermit);
+        let mut missing: Option<usize> = None;
         for &ri in permits {
             let ri = ri as usize;
             if !on_purpose.contains(ri) {
                 continue;
             }
-            match facts.holds(&ix.hot[ri]) {
+            let hot = &ix.hot[ri];
+            match facts.holds(hot, ix.elements_of(hot)) {
                 Ok(used) => matching.push((ri, used)),
                 Err(check) => {
                     let r = check.reason();
                     if r.0 < best.0 {
                         best = r;
+                        missing = facts.missing.filter(|_| check == Check::Element);
                     }
                 }
             }
         }
         if matching.is_empty() {
-            return Decision::deny(best.1, self.digest);
+            let mut d = Decision::deny(best.1, self.digest);
+            d.missing_element = missing.map(|fi| self.fields[fi].id.clone());
+            return d;
         }
 
         // Grants: the most revealing allowed form, narrowed to the requested form.
         let mut fields = Vec::with_capacity(wanted.len());
+        let mut obligations = Obligations::default();
         for &(fi, requested) in &wanted {
             let ty = ix.field_types[fi];
             let mut allowed: Option<(Transform, usize)> = None;
@@ -343,6 +436,9 @@ impl PolicySet {
                 Some(r) => ty.meet(r, form, &self.fields[fi].transforms),
             };
             if form != Transform::Drop {
+                let (special, review) = ctx.sensitivity_of(fi);
+                obligations.special_category |= special;
+                obligations.review |= review;
                 // The id from the map's contiguous key buffer, which stays in cache.
                 let field = match self.field_ix.key(fi) {
                     Some(id) => id.to_owned(),
@@ -367,7 +463,7 @@ impl PolicySet {
         }
         matched.extend(trimmed_by);
 
-        let mut obligations = Obligations::default();
+        let mut use_restriction = None;
         let mut bases: SmallVec<[u32; 4]> = SmallVec::new();
         let mut ground_refs: Vec<String> = Vec::new();
         for (ri, used) in &matching {
@@ -378,6 +474,10 @@ impl PolicySet {
             };
             obligations.review |= hot.review;
             obligations.notify |= hot.notify;
+            obligations.weighing |= hot.weighing;
+            if used.case.is_some() && use_restriction.is_none() {
+                use_restriction = self.use_restrictions[hot.agreement as usize].clone();
+            }
             for &b in ix.bases_of(hot) {
                 if !bases.contains(&b) {
                     bases.push(b);
@@ -402,6 +502,8 @@ impl PolicySet {
                 .collect(),
             ground_refs,
             policy_digest: self.digest,
+            missing_element: None,
+            use_restriction,
         }
     }
 }

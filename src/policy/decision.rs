@@ -49,10 +49,12 @@ pub enum ReasonCode {
     NoMatchingPermit,
     /// Permits matched but none releases a requested field.
     NothingReleasable,
+    /// A candidate permit needs a legal element the exchange does not supply validly.
+    ElementMissing,
 }
 
 /// Every reason code.
-pub const ALL_REASONS: [ReasonCode; 11] = [
+pub const ALL_REASONS: [ReasonCode; 12] = [
     ReasonCode::Permitted,
     ReasonCode::UnknownParty,
     ReasonCode::UnknownPurpose,
@@ -64,6 +66,7 @@ pub const ALL_REASONS: [ReasonCode; 11] = [
     ReasonCode::OutsideValidity,
     ReasonCode::NoMatchingPermit,
     ReasonCode::NothingReleasable,
+    ReasonCode::ElementMissing,
 ];
 
 impl ReasonCode {
@@ -81,6 +84,7 @@ impl ReasonCode {
             ReasonCode::OutsideValidity => "OUTSIDE_VALIDITY",
             ReasonCode::NoMatchingPermit => "NO_MATCHING_PERMIT",
             ReasonCode::NothingReleasable => "NOTHING_RELEASABLE",
+            ReasonCode::ElementMissing => "ELEMENT_MISSING",
         }
     }
 
@@ -144,6 +148,20 @@ pub struct Obligations {
     pub review: bool,
     /// Notify the holder's DPO.
     pub notify: bool,
+    /// The holder must write its own weighing when it answers (necessity).
+    pub weighing: bool,
+    /// A special-category (GDPR art. 9) or judicial (art. 10) field is released, counting the
+    /// holder's raised sensitivities.
+    pub special_category: bool,
+}
+
+/// The use restriction that binds what is released through a case consultation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseRestriction {
+    /// The agreement whose case consultation carried the release.
+    pub agreement: std::sync::Arc<str>,
+    /// The restriction's text, e.g. art. 458ter §2 Sw.
+    pub text: std::sync::Arc<str>,
 }
 
 /// A decision: verdict, reason and, for an allow, what is released and under which obligations.
@@ -165,6 +183,10 @@ pub struct Decision {
     pub ground_refs: Vec<String>,
     /// The digest of the policy set that decided.
     pub policy_digest: [u8; 32],
+    /// The legal element an `ELEMENT_MISSING` refusal names.
+    pub missing_element: Option<String>,
+    /// The use restriction of the case consultation the release went through, if any.
+    pub use_restriction: Option<UseRestriction>,
 }
 
 impl Decision {
@@ -189,6 +211,8 @@ impl Decision {
             legal_bases: Vec::new(),
             ground_refs: Vec::new(),
             policy_digest: digest,
+            missing_element: None,
+            use_restriction: None,
         }
     }
 }

@@ -13,7 +13,7 @@ use super::request::{
     ALL_KINDS, CaseGround, ConsentGround, ExchangeKind, ExchangeRequest, FieldRequest, Grounds,
 };
 use super::set::PolicySet;
-use super::transform::Transform;
+use super::transform::{FieldType, Transform};
 
 /// One change of access.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -49,18 +49,28 @@ impl fmt::Display for AccessChange {
     }
 }
 
-/// Grounds that satisfy every case and consent condition for one exchange.
-pub fn satisfied_grounds(req: &ExchangeRequest, now: OffsetDateTime) -> Grounds {
+/// Grounds that satisfy every case and consent condition for one exchange: a case opened a day
+/// ago under each agreement that has case consultations, and a consent given long ago.
+pub fn satisfied_grounds(set: &PolicySet, req: &ExchangeRequest, now: OffsetDateTime) -> Grounds {
     let long_ago = now - Duration::days(36_500);
     Grounds {
-        cases: vec![CaseGround {
-            id: "assumed".to_owned(),
-            participants: vec![req.requester.clone(), req.counterpart.clone()],
-            subjects: vec![req.subject.clone()],
-            purpose: req.purpose.clone(),
-            opened: long_ago,
-            closed: None,
-        }],
+        cases: set
+            .agreements()
+            .filter_map(|a| {
+                let cc = a.case_consultation.as_ref()?;
+                Some(CaseGround {
+                    id: format!("assumed-{}", a.id),
+                    agreement: a.id.clone(),
+                    instrument: cc.instruments.first()?.id.clone(),
+                    participants: vec![req.requester.clone(), req.counterpart.clone()],
+                    subjects: vec![req.subject.clone()],
+                    purpose: req.purpose.clone(),
+                    opened: now - Duration::days(1),
+                    closed: None,
+                    ends: None,
+                })
+            })
+            .collect(),
         consents: vec![ConsentGround {
             id: "assumed".to_owned(),
             subject: req.subject.clone(),
@@ -74,9 +84,39 @@ pub fn satisfied_grounds(req: &ExchangeRequest, now: OffsetDateTime) -> Grounds 
     }
 }
 
+/// Every legal element a rule of `set` can require, with a valid value: the first value of an
+/// enum, `true` for a flag.
+pub fn satisfied_elements(set: &PolicySet) -> Vec<(String, String)> {
+    set.fields()
+        .filter_map(|f| match f.ty {
+            FieldType::Enum => Some((f.id.clone(), f.values.first()?.clone())),
+            FieldType::Flag => Some((f.id.clone(), "true".to_owned())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A justification that satisfies every urgency condition up to `max` characters.
+pub fn satisfied_justification(max: usize) -> String {
+    let mut text = String::new();
+    let mut i = 0u32;
+    while text.chars().count() + 12 < max {
+        // Distinct words, so that neither one word nor one character dominates.
+        let word: String = format!("{i:x}")
+            .chars()
+            .map(|c| char::from(b'g' + c.to_digit(16).map_or(0, |d| d as u8)))
+            .collect();
+        text.push_str("reden");
+        text.push_str(&word);
+        text.push(' ');
+        i += 1;
+    }
+    text.trim_end().to_owned()
+}
+
 fn form(set: &PolicySet, req: &ExchangeRequest, now: OffsetDateTime) -> Option<Transform> {
     set.field(&req.fields[0].field)?;
-    let d = set.decide(req, &satisfied_grounds(req, now), now);
+    let d = set.decide(req, &satisfied_grounds(set, req, now), now);
     d.fields.first().map(|g| g.form)
 }
 
@@ -91,7 +131,16 @@ pub fn diff(old: &PolicySet, new: &PolicySet, now: OffsetDateTime) -> Vec<Access
     let purposes = ids(&|s| s.purposes().map(|p| p.id.clone()).collect());
     let fields = ids(&|s| s.fields().map(|p| p.id.clone()).collect());
     let mut out = Vec::new();
-    let justification = Some("x".repeat(10_000));
+    // Long enough for any urgency condition a set is likely to set, short enough to read fast.
+    let justification = Some(satisfied_justification(
+        old.max_justification()
+            .min(new.max_justification())
+            .min(1_200),
+    ));
+    let elements = satisfied_elements(old)
+        .into_iter()
+        .chain(satisfied_elements(new))
+        .collect::<Vec<_>>();
     for kind in ALL_KINDS {
         for requester in &parties {
             for counterpart in &parties {
@@ -108,6 +157,7 @@ pub fn diff(old: &PolicySet, new: &PolicySet, now: OffsetDateTime) -> Vec<Access
                                 form: None,
                             }],
                             justification: justification.clone(),
+                            elements: elements.clone(),
                         };
                         let (a, b) = (form(old, &req, now), form(new, &req, now));
                         if a != b {

@@ -67,7 +67,8 @@ impl Canon {
 /// Computes the digest of a compiled set.
 pub(crate) fn digest(set: &PolicySet) -> [u8; 32] {
     let mut c = Canon(Context::new(&SHA256));
-    c.tag("ketenpoort/policy-set/v1");
+    c.tag("ketenpoort/policy-set/v2");
+    c.num(u64::from(set.max_justification));
     c.num(set.parties.len() as u64);
     for p in &set.parties {
         c.tag("party");
@@ -77,6 +78,11 @@ pub(crate) fn digest(set: &PolicySet) -> [u8; 32] {
         c.str(&p.organisation);
         c.str(&p.contact_point);
         c.opt(p.dpo.as_deref());
+        c.num(p.raised.len() as u64);
+        for r in &p.raised {
+            c.list(&r.fields);
+            c.str(r.to.as_str());
+        }
     }
     c.num(set.roles.len() as u64);
     for r in &set.roles {
@@ -98,6 +104,8 @@ pub(crate) fn digest(set: &PolicySet) -> [u8; 32] {
         c.str(&l.id);
         c.str(&l.title);
         c.opt(l.citation.as_deref());
+        let allows: Vec<&str> = l.allows.iter().map(|a| a.as_str()).collect();
+        c.list(&allows);
     }
     c.num(set.fields.len() as u64);
     for f in &set.fields {
@@ -123,6 +131,30 @@ pub(crate) fn digest(set: &PolicySet) -> [u8; 32] {
         c.list(&a.legal_basis);
         c.window(&a.validity);
         c.opt(a.description.as_deref());
+        match &a.case_consultation {
+            Some(cc) => {
+                c.tag("case_consultation");
+                c.list(&cc.purposes);
+                c.selector(&cc.openers);
+                c.num(u64::from(cc.max_days));
+                c.opt(cc.use_restriction.as_deref());
+                c.num(cc.instruments.len() as u64);
+                for i in &cc.instruments {
+                    c.str(&i.id);
+                    c.str(i.kind.as_str());
+                    c.str(&i.reference);
+                    c.opt(i.title.as_deref());
+                }
+            }
+            None => c.tag("no-case-consultation"),
+        }
+        c.num(a.ceilings.len() as u64);
+        for x in &a.ceilings {
+            c.selector(&x.recipient);
+            c.str(&x.field);
+            c.str(x.form.as_str());
+            c.opt(x.description.as_deref());
+        }
         c.num(a.rules.len() as u64);
         for r in &a.rules {
             c.tag("rule");
@@ -139,6 +171,9 @@ pub(crate) fn digest(set: &PolicySet) -> [u8; 32] {
             c.flag(r.conditions.case);
             c.flag(r.conditions.consent);
             c.opt(r.conditions.urgency.map(|u| u.to_string()).as_deref());
+            c.opt(r.conditions.min_words.map(|u| u.to_string()).as_deref());
+            c.list(&r.conditions.elements);
+            c.flag(r.conditions.holder_weighing);
             c.num(r.release.len() as u64);
             for rel in &r.release {
                 c.str(&rel.field);

@@ -139,16 +139,30 @@ impl PolicySet {
                     show_time(which.1.until)
                 )
             }
-            (Check::Case, _) => {
-                "no open case consultation with both parties and this subject".to_owned()
+            (Check::Case, _) => format!(
+                "no case consultation of agreement `{}` that is open now, not past its end, for this purpose or one above it, with both parties and this subject",
+                a.id
+            ),
+            (Check::Element, _) => {
+                let missing = Ctx::new(self, req, &Grounds::default(), now)
+                    .ok()
+                    .and_then(|ctx| ctx.missing_element(&rule.elements))
+                    .map_or("?", |fi| self.fields[fi].id.as_str());
+                format!("the legal element `{missing}` is missing or has no valid value")
             }
             (Check::Consent, _) => {
                 "no valid consent of this subject for this purpose and recipient".to_owned()
             }
-            (Check::Urgency, _) => format!(
-                "the written justification is shorter than {} characters",
-                rule.conditions.urgency.unwrap_or(0)
-            ),
+            (Check::Urgency, _) => match rule.conditions.min_words {
+                Some(w) => format!(
+                    "the written justification is shorter than {} characters or {w} words, or has no substance",
+                    rule.conditions.urgency.unwrap_or(0)
+                ),
+                None => format!(
+                    "the written justification is shorter than {} characters, or has no substance",
+                    rule.conditions.urgency.unwrap_or(0)
+                ),
+            },
             (c, None) => format!("{} does not match", c.as_str()),
         }
     }

@@ -29,6 +29,8 @@ pub struct Expectation {
     pub rules: Option<Vec<String>>,
     /// Pinned obligations: retention days, review, notify (each optional).
     pub obligations: Option<ExpectedObligations>,
+    /// The legal element an `ELEMENT_MISSING` refusal names, if pinned.
+    pub missing: Option<String>,
 }
 
 /// Pinned obligations; each part is checked only when given.
@@ -40,6 +42,10 @@ pub struct ExpectedObligations {
     pub review: Option<bool>,
     /// The notify flag.
     pub notify: Option<bool>,
+    /// Whether the decision carries a use restriction (art. 458ter §2).
+    pub use_restriction: Option<bool>,
+    /// Whether the holder must write a weighing (necessity).
+    pub weighing: Option<bool>,
 }
 
 /// One fixture case.
@@ -201,11 +207,14 @@ fn parse_cases(f: &SourceFile, problems: &mut Vec<Problem>, fixture: bool) -> Ve
                 .iter()
                 .map(|g| CaseGround {
                     id: g.id.clone(),
+                    agreement: g.agreement.clone(),
+                    instrument: g.instrument.clone(),
                     participants: g.participants.clone(),
                     subjects: g.subjects.clone(),
                     purpose: g.purpose.clone(),
                     opened: time(&g.opened, Bound::Start),
                     closed: g.closed.as_ref().map(|d| time(d, Bound::End)),
+                    ends: g.ends.as_ref().map(|d| time(d, Bound::End)),
                 })
                 .collect(),
             consents: c
@@ -273,7 +282,10 @@ fn parse_cases(f: &SourceFile, problems: &mut Vec<Problem>, fixture: bool) -> Ve
                     retention_days: o.retention_days,
                     review: o.review,
                     notify: o.notify,
+                    use_restriction: o.use_restriction,
+                    weighing: o.weighing,
                 }),
+                missing: e.missing,
             }
         });
         if problems.len() > before {
@@ -292,6 +304,7 @@ fn parse_cases(f: &SourceFile, problems: &mut Vec<Problem>, fixture: bool) -> Ve
                 subject: c.request.subject,
                 fields,
                 justification: c.request.justification,
+                elements: c.request.elements.into_iter().collect(),
             },
             grounds,
             expect,
@@ -361,9 +374,27 @@ impl Fixture {
                 );
             }
         }
+        if let Some(m) = &e.missing
+            && Some(m) != d.missing_element.as_ref()
+        {
+            let got = d.missing_element.as_deref().unwrap_or("(none)");
+            let _ = writeln!(diff, "  missing: - {m} + {got}");
+        }
         if let Some(x) = e.obligations {
             let (review, notify) = (x.review, x.notify);
-            let o = d.obligations;
+            let o = &d.obligations;
+            if let Some(u) = x.use_restriction
+                && u != d.use_restriction.is_some()
+            {
+                let _ = writeln!(
+                    diff,
+                    "  use_restriction: - {u} + {}",
+                    d.use_restriction.is_some()
+                );
+            }
+            if x.weighing.is_some_and(|w| w != o.weighing) {
+                let _ = writeln!(diff, "  weighing: - {:?} + {}", x.weighing, o.weighing);
+            }
             if x.retention_days.is_some() && x.retention_days != o.retention_days {
                 let _ = writeln!(
                     diff,

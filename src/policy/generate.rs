@@ -220,8 +220,13 @@ pub fn generate(rules: usize, content_seed: u64, order_seed: u64) -> Vec<SourceF
         } else {
             ""
         };
+        // Every agreement may hold case rules, so every one declares its case consultations.
+        let cases = format!(
+            "[case_consultation]\npurposes = [\"{}\"]\nopeners = {{ any = true }}\nmax_days = 3650\n\n[[case_consultation.instrument]]\nid = \"instrument-{a}\"\nkind = \"decree\"\nreference = \"Decree {a}\"\n",
+            purposes[0]
+        );
         let text = format!(
-            "id = \"agreement-{a}\"\ntitle = \"Agreement {a}\"\nowner = \"party-{}\"\nlegal_basis = [\"{basis}\"]\nvalid_from = 2025-01-01\n{until}\n{}",
+            "id = \"agreement-{a}\"\ntitle = \"Agreement {a}\"\nowner = \"party-{}\"\nlegal_basis = [\"{basis}\"]\nvalid_from = 2025-01-01\n{until}\n{}\n{cases}",
             a % PARTIES,
             rule_texts.join("\n")
         );
@@ -283,6 +288,7 @@ pub fn sample_requests(set: &PolicySet, n: usize, seed: u64) -> Vec<(ExchangeReq
                 })
                 .collect(),
             justification: Some("an urgent and well documented reason".to_owned()),
+            elements: Vec::new(),
         };
         if rng.below(4) != 0 && !rules.is_empty() {
             let (_, rule) = rules[rng.below(rules.len())];
@@ -324,7 +330,8 @@ pub fn sample_requests(set: &PolicySet, n: usize, seed: u64) -> Vec<(ExchangeReq
                     .collect();
             }
         }
-        let grounds = super::diff::satisfied_grounds(&req, GENERATED_NOW);
+        req.elements = super::diff::satisfied_elements(set);
+        let grounds = super::diff::satisfied_grounds(set, &req, GENERATED_NOW);
         out.push((req, grounds));
     }
     out

@@ -21,6 +21,12 @@ pub(crate) struct HotRule {
     pub until: i128,
     /// The minimum justification length, if the rule has an urgency condition.
     pub urgency: Option<u32>,
+    /// The minimum number of words of the justification.
+    pub min_words: u32,
+    /// The rule's agreement (index), which a case must have been opened under.
+    pub agreement: u32,
+    /// The holder must write a weighing when it answers.
+    pub weighing: bool,
     /// Needs an open case consultation.
     pub case: bool,
     /// Needs a valid consent.
@@ -35,10 +41,17 @@ pub(crate) struct HotRule {
     releases: [u32; 2],
     /// Its agreement's legal bases: a range of `DecisionIndex::basis_refs`.
     bases: [u32; 2],
+    /// Its legal elements: a range of `DecisionIndex::elements`.
+    elements: [u32; 2],
 }
 
 impl HotRule {
-    fn new(rule: &CompiledRule, releases: [u32; 2], bases: [u32; 2]) -> HotRule {
+    fn new(
+        rule: &CompiledRule,
+        releases: [u32; 2],
+        bases: [u32; 2],
+        elements: [u32; 2],
+    ) -> HotRule {
         let w = rule.agreement_window.intersect(&rule.rule_window);
         HotRule {
             from: w
@@ -48,6 +61,9 @@ impl HotRule {
                 .until
                 .map_or(i128::MAX, OffsetDateTime::unix_timestamp_nanos),
             urgency: rule.conditions.urgency,
+            min_words: rule.conditions.min_words.unwrap_or(0),
+            agreement: rule.agreement as u32,
+            weighing: rule.conditions.holder_weighing,
             case: rule.conditions.case,
             consent: rule.conditions.consent,
             review: rule.obligations.review || rule.conditions.urgency.is_some(),
@@ -55,6 +71,7 @@ impl HotRule {
             retention_days: rule.obligations.retention_days,
             releases,
             bases,
+            elements,
         }
     }
 
@@ -86,6 +103,8 @@ pub(crate) struct DecisionIndex {
     pub bases: Vec<String>,
     /// Agreement after agreement, its legal bases as indices into `bases`, in its order.
     basis_refs: Vec<u32>,
+    /// Rule after rule, its legal elements as field indices, in the order written.
+    elements: Vec<usize>,
 }
 
 impl DecisionIndex {
@@ -155,13 +174,21 @@ impl DecisionIndex {
             agreement_bases.push([start, basis_refs.len() as u32]);
         }
         let mut releases = Vec::new();
+        let mut elements = Vec::new();
         let hot = rules
             .iter()
             .map(|r| {
                 let start = releases.len() as u32;
                 releases.extend_from_slice(&r.release);
+                let e = elements.len() as u32;
+                elements.extend_from_slice(&r.elements);
                 let b = agreement_bases.get(r.agreement).copied().unwrap_or([0, 0]);
-                HotRule::new(r, [start, releases.len() as u32], b)
+                HotRule::new(
+                    r,
+                    [start, releases.len() as u32],
+                    b,
+                    [e, elements.len() as u32],
+                )
             })
             .collect();
         DecisionIndex {
@@ -174,7 +201,17 @@ impl DecisionIndex {
             field_types: fields.iter().map(|f| f.ty).collect(),
             bases,
             basis_refs,
+            elements,
         }
+    }
+
+    /// A rule's legal elements, as field indices.
+    #[inline]
+    pub fn elements_of(&self, rule: &HotRule) -> &[usize] {
+        let [start, end] = rule.elements;
+        self.elements
+            .get(start as usize..end as usize)
+            .unwrap_or(&[])
     }
 
     /// A rule's releases, sorted by field.
@@ -229,6 +266,9 @@ fn agrees(a: super::model::Window, b: super::model::Window, now: OffsetDateTime)
             .until
             .map_or(i128::MAX, OffsetDateTime::unix_timestamp_nanos),
         urgency: None,
+        min_words: 0,
+        agreement: 0,
+        weighing: false,
         case: false,
         consent: false,
         review: false,
@@ -236,6 +276,7 @@ fn agrees(a: super::model::Window, b: super::model::Window, now: OffsetDateTime)
         retention_days: None,
         releases: [0, 0],
         bases: [0, 0],
+        elements: [0, 0],
     };
     hot.in_window(now.unix_timestamp_nanos()) == (a.contains(now) && b.contains(now))
 }

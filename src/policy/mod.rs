@@ -14,6 +14,7 @@ mod fixture;
 pub mod generate;
 mod idmap;
 mod index;
+mod lawful;
 mod load;
 mod model;
 mod raw;
@@ -24,7 +25,9 @@ mod set;
 mod transform;
 
 pub use decide::Check;
-pub use decision::{ALL_REASONS, Decision, FieldGrant, Obligations, ReasonCode, RuleRef, Verdict};
+pub use decision::{
+    ALL_REASONS, Decision, FieldGrant, Obligations, ReasonCode, RuleRef, UseRestriction, Verdict,
+};
 pub use diagnostic::{LoadError, Problem, SourceFile};
 pub use diff::{AccessChange, diff, satisfied_grounds};
 pub use explain::{Explanation, RuleTrace};
@@ -33,8 +36,9 @@ pub use fixture::{
     parse_requests,
 };
 pub use model::{
-    Agreement, Conditions, Effect, FieldDef, LegalBasis, ObligationSpec, Party, Purpose, Release,
-    Role, Rule, Selector, Sensitivity, Window,
+    Agreement, CaseConsultation, Ceiling, Conditions, Effect, FieldDef, Instrument, InstrumentKind,
+    LegalBasis, ObligationSpec, Party, Purpose, RaisedSensitivity, Release, Role, Rule, Selector,
+    Sensitivity, Window,
 };
 pub use request::{
     ALL_KINDS, CaseGround, ConsentGround, ExchangeKind, ExchangeRequest, FieldRequest, Grounds,

@@ -20,6 +20,28 @@ pub struct Party {
     pub contact_point: String,
     /// The auditor party a `notify` obligation goes to, if any.
     pub dpo: Option<String>,
+    /// Fields that are more sensitive at this holder than the catalogue says (at a
+    /// mental-health centre the care context is health data, and so is a bare hit).
+    pub raised: Vec<RaisedSensitivity>,
+}
+
+/// `raise_sensitivity` of a party: these fields are at least `to` at this holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaisedSensitivity {
+    /// Field ids, or `prefix.*` for every field under a prefix.
+    pub fields: Vec<String>,
+    /// The sensitivity they have at this holder.
+    pub to: Sensitivity,
+}
+
+impl RaisedSensitivity {
+    /// Whether `field` is covered by one of the patterns.
+    pub fn covers(&self, field: &str) -> bool {
+        self.fields.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => field.starts_with(prefix),
+            None => p == field,
+        })
+    }
 }
 
 /// A role from the vocabulary.
@@ -53,6 +75,8 @@ pub struct LegalBasis {
     pub title: String,
     /// The legal citation, e.g. `Strafwetboek art. 458ter`.
     pub citation: Option<String>,
+    /// The sensitive categories (GDPR art. 9, art. 10) a release may rest on this basis for.
+    pub allows: Vec<Sensitivity>,
 }
 
 /// How sensitive a field is under the GDPR.
@@ -178,14 +202,98 @@ impl Selector {
 }
 
 /// The closed set of conditions a rule can require.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Conditions {
-    /// An open case consultation with both parties and the subject.
+    /// An open case consultation of this agreement, for the purpose, with both parties and the subject.
     pub case: bool,
     /// A valid consent of the subject for this purpose and recipient.
     pub consent: bool,
     /// A written justification of at least this many characters.
     pub urgency: Option<u32>,
+    /// And of at least this many words: a justification must have substance.
+    pub min_words: Option<u32>,
+    /// Legal elements: catalogue fields the exchange must supply with a valid value.
+    pub elements: Vec<String>,
+    /// The holder must write its own weighing (necessity) when it answers.
+    pub holder_weighing: bool,
+}
+
+/// The kind of legal instrument a case consultation is set up by (art. 458ter §1 Sw.).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum InstrumentKind {
+    /// A federal law.
+    Law,
+    /// A decree of a community or region.
+    Decree,
+    /// An ordinance of the Brussels region.
+    Ordinance,
+    /// A reasoned authorisation of the procureur des Konings.
+    ProsecutorAuthorisation,
+}
+
+impl InstrumentKind {
+    /// The policy spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstrumentKind::Law => "law",
+            InstrumentKind::Decree => "decree",
+            InstrumentKind::Ordinance => "ordinance",
+            InstrumentKind::ProsecutorAuthorisation => "prosecutor-authorisation",
+        }
+    }
+
+    /// Parses the policy spelling.
+    pub fn parse(s: &str) -> Option<InstrumentKind> {
+        [
+            Self::Law,
+            Self::Decree,
+            Self::Ordinance,
+            Self::ProsecutorAuthorisation,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// A legal instrument that sets up case consultations under an agreement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instrument {
+    /// The instrument id, named by `OpenCase`.
+    pub id: String,
+    /// Law, decree, ordinance or the procureur's authorisation.
+    pub kind: InstrumentKind,
+    /// The official reference (publication, decision number).
+    pub reference: String,
+    /// A human title.
+    pub title: Option<String>,
+}
+
+/// How an agreement's 458ter case consultations are set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseConsultation {
+    /// Purposes a case may be opened for (each covers its descendants).
+    pub purposes: Vec<String>,
+    /// Who may open a case.
+    pub openers: Selector,
+    /// A case lapses this many days after it opened.
+    pub max_days: u32,
+    /// The use restriction that goes with every release through such a case (art. 458ter §2).
+    pub use_restriction: Option<String>,
+    /// The instruments a case may rest on, sorted by id.
+    pub instruments: Vec<Instrument>,
+}
+
+/// A ceiling: no rule of the agreement releases `field` to such a recipient above `form`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ceiling {
+    /// The receiving parties it binds.
+    pub recipient: Selector,
+    /// The catalogue field.
+    pub field: String,
+    /// The most revealing form any rule may release it in to them.
+    pub form: Transform,
+    /// Free text for the DPO.
+    pub description: Option<String>,
 }
 
 /// One entry of a permit's release list.
@@ -254,6 +362,10 @@ pub struct Agreement {
     pub validity: Window,
     /// Free text for the DPO.
     pub description: Option<String>,
+    /// How its case consultations are set up, if its rules use the `case` condition.
+    pub case_consultation: Option<CaseConsultation>,
+    /// Minimisation ceilings that hold across its rules.
+    pub ceilings: Vec<Ceiling>,
     /// The rules, sorted by id.
     pub rules: Vec<Rule>,
 }

@@ -25,6 +25,23 @@ pub(crate) struct RawParty {
     pub organisation: Spanned<String>,
     pub contact_point: String,
     pub dpo: Option<Spanned<String>>,
+    #[serde(default)]
+    pub raise_sensitivity: Vec<Spanned<RawRaise>>,
+}
+
+/// One entry of `raise_sensitivity` in parties.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRaise {
+    pub fields: Vec<Spanned<String>>,
+    pub to: Spanned<String>,
+}
+
+/// `[limits]` in vocabulary.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub max_justification: Option<u32>,
 }
 
 /// `[[role]]` in vocabulary.toml.
@@ -52,6 +69,8 @@ pub(crate) struct RawLegalBasis {
     pub id: Spanned<String>,
     pub title: String,
     pub citation: Option<String>,
+    #[serde(default)]
+    pub allows: Vec<Spanned<String>>,
 }
 
 /// `[[field]]` in catalogue.toml.
@@ -78,6 +97,41 @@ pub(crate) struct RawAgreement {
     pub valid_from: Spanned<Datetime>,
     pub valid_until: Option<Spanned<Datetime>>,
     pub description: Option<String>,
+    pub case_consultation: Option<Spanned<RawCaseConsultation>>,
+    #[serde(default)]
+    pub ceiling: Vec<Spanned<RawCeiling>>,
+}
+
+/// `[case_consultation]` of an agreement.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCaseConsultation {
+    pub purposes: Spanned<Vec<Spanned<String>>>,
+    pub openers: Spanned<RawSelector>,
+    pub max_days: Spanned<u32>,
+    pub use_restriction: Option<String>,
+    #[serde(default)]
+    pub instrument: Vec<Spanned<RawInstrument>>,
+}
+
+/// `[[case_consultation.instrument]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInstrument {
+    pub id: Spanned<String>,
+    pub kind: Spanned<String>,
+    pub reference: Spanned<String>,
+    pub title: Option<String>,
+}
+
+/// `[[ceiling]]` of an agreement.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCeiling {
+    pub recipient: Spanned<RawSelector>,
+    pub field: Spanned<String>,
+    pub form: Spanned<String>,
+    pub description: Option<String>,
 }
 
 /// A party selector.
@@ -90,11 +144,12 @@ pub(crate) struct RawSelector {
     pub same_organisation: Option<bool>,
 }
 
-/// `urgency = { min_justification = N }`.
+/// `urgency = { min_justification = N, min_words = W }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUrgency {
     pub min_justification: u32,
+    pub min_words: Option<u32>,
 }
 
 /// `[rule.conditions]`.
@@ -104,6 +159,8 @@ pub(crate) struct RawConditions {
     pub case: Option<bool>,
     pub consent: Option<bool>,
     pub urgency: Option<RawUrgency>,
+    pub elements: Option<Vec<Spanned<String>>>,
+    pub holder_weighing: Option<bool>,
 }
 
 /// `[[rule.release]]`.
@@ -114,7 +171,7 @@ pub(crate) struct RawRelease {
     pub form: Spanned<String>,
 }
 
-/// `[rule.obligations]`, also `expect.obligations` in fixtures.
+/// `[rule.obligations]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawObligations {
@@ -154,6 +211,8 @@ pub(crate) struct RawRequest {
     #[serde(default)]
     pub fields: Vec<Spanned<String>>,
     pub justification: Option<String>,
+    #[serde(default)]
+    pub elements: BTreeMap<String, String>,
 }
 
 /// `[[case.grounds.case]]`.
@@ -161,11 +220,14 @@ pub(crate) struct RawRequest {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCaseGround {
     pub id: String,
+    pub agreement: String,
+    pub instrument: String,
     pub participants: Vec<String>,
     pub subjects: Vec<String>,
     pub purpose: String,
     pub opened: Spanned<Datetime>,
     pub closed: Option<Spanned<Datetime>>,
+    pub ends: Option<Spanned<Datetime>>,
 }
 
 /// `[[case.grounds.consent]]`.
@@ -200,7 +262,19 @@ pub(crate) struct RawExpect {
     pub reason: Option<Spanned<String>>,
     pub fields: Option<BTreeMap<String, String>>,
     pub rules: Option<Vec<String>>,
-    pub obligations: Option<RawObligations>,
+    pub obligations: Option<RawExpectedObligations>,
+    pub missing: Option<String>,
+}
+
+/// `expect.obligations` in fixtures.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExpectedObligations {
+    pub retention_days: Option<u32>,
+    pub review: Option<bool>,
+    pub notify: Option<bool>,
+    pub use_restriction: Option<bool>,
+    pub weighing: Option<bool>,
 }
 
 /// `[[case]]` in a fixture file.
@@ -279,6 +353,16 @@ impl<'a> Document<'a> {
                 Vec::new()
             }
         }
+    }
+
+    /// Removes and deserializes one table (`[key]`).
+    pub fn take_table<T: DeserializeOwned>(
+        &mut self,
+        key: &str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<Spanned<T>> {
+        let value = self.table.remove(key)?;
+        self.deserialize(value, problems)
     }
 
     /// Deserializes what is left of the document as one value.

@@ -3,24 +3,12 @@
 
 use time::OffsetDateTime;
 
-use super::decide::{Ctx, Used};
+use super::decide::{Check, Ctx, NO_PERMIT, Used};
 use super::decision::{Decision, FieldGrant, Obligations, ReasonCode, RuleRef, Verdict};
 use super::model::Effect;
 use super::request::{ExchangeRequest, Grounds};
 use super::set::PolicySet;
 use super::transform::Transform;
-
-/// The preference of a failed check as a denial reason (lower wins), as in the format doc.
-fn reason(check: super::decide::Check) -> (u8, ReasonCode) {
-    use super::decide::Check;
-    match check {
-        Check::Case => (0, ReasonCode::CaseRequired),
-        Check::Consent => (1, ReasonCode::ConsentRequired),
-        Check::Urgency => (2, ReasonCode::JustificationRequired),
-        Check::Validity => (3, ReasonCode::OutsideValidity),
-        _ => (4, ReasonCode::NoMatchingPermit),
-    }
-}
 
 /// Decides by scanning every rule in canonical order with `Ctx::matches` and `Ctx::holds`.
 pub(crate) fn decide(
@@ -75,7 +63,8 @@ pub(crate) fn decide(
     }
 
     let mut matching: Vec<(usize, Used)> = Vec::new();
-    let mut best: (u8, ReasonCode) = (4, ReasonCode::NoMatchingPermit);
+    let mut best: (u8, ReasonCode) = (NO_PERMIT, ReasonCode::NoMatchingPermit);
+    let mut missing = None;
     for &ri in &matching_rules {
         let rule = &set.rules[ri];
         if rule.effect != Effect::Permit {
@@ -84,18 +73,24 @@ pub(crate) fn decide(
         match ctx.holds(rule) {
             Ok(used) => matching.push((ri, used)),
             Err(check) => {
-                let r = reason(check);
+                let r = check.reason();
                 if r.0 < best.0 {
                     best = r;
+                    missing = (check == Check::Element)
+                        .then(|| ctx.missing_element(&rule.elements))
+                        .flatten();
                 }
             }
         }
     }
     if matching.is_empty() {
-        return Decision::deny(best.1, set.digest);
+        let mut d = Decision::deny(best.1, set.digest);
+        d.missing_element = missing.map(|fi| set.fields[fi].id.clone());
+        return d;
     }
 
     let mut fields = Vec::new();
+    let mut obligations = Obligations::default();
     for &(fi, requested) in &wanted {
         if removed.contains(&fi) {
             continue;
@@ -122,6 +117,9 @@ pub(crate) fn decide(
             Some(r) => def.ty.meet(r, form, &def.transforms),
         };
         if form != Transform::Drop {
+            let (special, review) = ctx.sensitivity_of(fi);
+            obligations.special_category |= special;
+            obligations.review |= review;
             fields.push(FieldGrant {
                 field: def.id.clone(),
                 form,
@@ -141,7 +139,7 @@ pub(crate) fn decide(
     }
     matched.extend(trimmed_by);
 
-    let mut obligations = Obligations::default();
+    let mut use_restriction = None;
     let mut legal_bases: Vec<String> = Vec::new();
     let mut ground_refs: Vec<String> = Vec::new();
     for (ri, used) in &matching {
@@ -153,6 +151,10 @@ pub(crate) fn decide(
         };
         obligations.review |= o.review || rule.conditions.urgency.is_some();
         obligations.notify |= o.notify;
+        obligations.weighing |= rule.conditions.holder_weighing;
+        if used.case.is_some() && use_restriction.is_none() {
+            use_restriction = set.use_restrictions[rule.agreement].clone();
+        }
         for lb in &set.agreements[rule.agreement].legal_basis {
             if !legal_bases.contains(lb) {
                 legal_bases.push(lb.clone());
@@ -181,6 +183,8 @@ pub(crate) fn decide(
         legal_bases,
         ground_refs,
         policy_digest: set.digest,
+        missing_element: None,
+        use_restriction,
     }
 }
 

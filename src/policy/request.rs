@@ -97,6 +97,8 @@ pub struct ExchangeRequest {
     pub fields: Vec<FieldRequest>,
     /// A written justification (for urgency conditions).
     pub justification: Option<String>,
+    /// Legal elements supplied with the exchange: (catalogue field id, value as text).
+    pub elements: Vec<(String, String)>,
 }
 
 impl ExchangeRequest {
@@ -114,6 +116,10 @@ impl ExchangeRequest {
 pub struct CaseGround {
     /// The case id.
     pub id: String,
+    /// The agreement it was opened under.
+    pub agreement: String,
+    /// The agreement's instrument it rests on.
+    pub instrument: String,
     /// Participating party ids.
     pub participants: Vec<String>,
     /// Subject keys in the case.
@@ -124,6 +130,9 @@ pub struct CaseGround {
     pub opened: OffsetDateTime,
     /// When it was closed (exclusive), if closed.
     pub closed: Option<OffsetDateTime>,
+    /// When it lapses (exclusive) unless renewed, if recorded; the agreement's `max_days` bounds
+    /// it in any case.
+    pub ends: Option<OffsetDateTime>,
 }
 
 /// A consent of a subject.
@@ -154,4 +163,98 @@ pub struct Grounds {
     pub cases: Vec<CaseGround>,
     /// Consents.
     pub consents: Vec<ConsentGround>,
+}
+
+/// What the urgency condition reads of a written justification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Substance {
+    /// Unicode scalar values after trimming.
+    pub chars: usize,
+    /// Words: runs of two or more letters.
+    pub words: usize,
+    /// Not a text at all: one character makes up more than half of it, or one word is
+    /// repeated for most of it.
+    pub degenerate: bool,
+}
+
+impl Substance {
+    /// Reads a justification; `None` is an empty one.
+    pub(crate) fn of(text: Option<&str>) -> Substance {
+        let text = text.unwrap_or("").trim();
+        let mut chars = 0usize;
+        let mut ascii = [0u32; 128];
+        let mut other: Vec<(char, u32)> = Vec::new();
+        let mut visible = 0u32;
+        let mut words: Vec<&str> = Vec::new();
+        let mut word_start: Option<usize> = None;
+        let mut letters = 0usize;
+        for (i, c) in text.char_indices() {
+            chars += 1;
+            if !c.is_whitespace() {
+                visible += 1;
+                let lower = c.to_lowercase().next().unwrap_or(c);
+                if (lower as u32) < 128 {
+                    ascii[lower as usize] += 1;
+                } else if let Some(e) = other.iter_mut().find(|(x, _)| *x == lower) {
+                    e.1 += 1;
+                } else {
+                    other.push((lower, 1));
+                }
+            }
+            if c.is_alphabetic() {
+                if word_start.is_none() {
+                    word_start = Some(i);
+                    letters = 0;
+                }
+                letters += 1;
+            } else if let Some(s) = word_start.take()
+                && letters >= 2
+            {
+                words.push(&text[s..i]);
+            }
+        }
+        if let Some(s) = word_start
+            && letters >= 2
+        {
+            words.push(&text[s..]);
+        }
+        let most = ascii
+            .iter()
+            .copied()
+            .chain(other.iter().map(|(_, n)| *n))
+            .max()
+            .unwrap_or(0);
+        let mut distinct: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let degenerate = (visible > 0 && most * 2 > visible)
+            || (words.len() >= 4 && distinct.len() * 2 < words.len());
+        Substance {
+            chars,
+            words: words.len(),
+            degenerate,
+        }
+    }
+}
+
+#[cfg(test)]
+mod substance_tests {
+    use super::Substance;
+
+    #[test]
+    fn a_run_of_one_character_or_one_word_has_no_substance() {
+        let run = "x".repeat(200);
+        assert!(Substance::of(Some(&run)).degenerate);
+        let spaced = "a ".repeat(100);
+        assert!(Substance::of(Some(&spaced)).degenerate);
+        let word = "gevaar ".repeat(30);
+        assert!(Substance::of(Some(&word)).degenerate);
+        let real = "Ernstig en dreigend gevaar: de moeder meldt dat de partner gisteren met een mes dreigde, \
+                    de kinderen zijn thuis en wij kunnen haar niet zelf beschermen.";
+        let s = Substance::of(Some(real));
+        assert!(!s.degenerate, "{s:?}");
+        assert!(s.words >= 20, "{s:?}");
+        assert_eq!(Substance::of(None), Substance::default());
+        assert_eq!(Substance::of(Some("   ")).chars, 0);
+    }
 }

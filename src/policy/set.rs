@@ -4,10 +4,11 @@ use std::path::Path;
 
 use super::bits::Bits;
 use super::compile::CompiledRule;
+use super::decision::UseRestriction;
 use super::diagnostic::{LoadError, Problem, SourceFile};
 use super::idmap::IdMap;
 use super::index::DecisionIndex;
-use super::model::{Agreement, FieldDef, LegalBasis, Party, Purpose, Role};
+use super::model::{Agreement, FieldDef, LegalBasis, Party, Purpose, Role, Sensitivity};
 
 /// A compiled policy set: checked, indexed and digested. `Send + Sync`, never mutated.
 #[derive(Debug)]
@@ -31,6 +32,14 @@ pub struct PolicySet {
     pub(crate) index: DecisionIndex,
     pub(crate) digest: [u8; 32],
     pub(crate) warnings: Vec<Problem>,
+    /// The longest justification (or weighing) accepted, in characters.
+    pub(crate) max_justification: u32,
+    /// `sensitivity[p * fields + f]`: field `f`'s sensitivity when party `p` holds it.
+    pub(crate) sensitivity: Vec<Sensitivity>,
+    /// The parties with the police role.
+    pub(crate) police: Bits,
+    /// Per agreement: the use restriction of its case consultations.
+    pub(crate) use_restrictions: Vec<Option<UseRestriction>>,
 }
 
 impl PolicySet {
@@ -135,6 +144,18 @@ impl PolicySet {
             (Some(p), Some(a)) => self.ancestors[p].contains(a),
             _ => false,
         }
+    }
+
+    /// The longest justification or weighing accepted, in characters (`[limits]`).
+    pub fn max_justification(&self) -> usize {
+        self.max_justification as usize
+    }
+
+    /// How sensitive `field` is when `holder` holds it (the catalogue's sensitivity, raised where
+    /// the holder raises it); `None` for an unknown party or field.
+    pub fn sensitivity_at(&self, holder: &str, field: &str) -> Option<Sensitivity> {
+        let (p, f) = (self.party_ix.get(holder)?, self.field_ix.get(field)?);
+        self.sensitivity.get(p * self.fields.len() + f).copied()
     }
 
     /// The number of rules.

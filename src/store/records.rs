@@ -157,15 +157,21 @@ pub struct CaseRecord {
     /// Subject pseudonyms, hex.
     #[prost(string, repeated, tag = "5")]
     pub subjects: Vec<String>,
-    /// Reference to the legal act or authorisation.
+    /// The agreement whose case consultations it belongs to.
     #[prost(string, tag = "6")]
-    pub authorisation: String,
+    pub agreement: String,
     /// Opened, Unix seconds.
     #[prost(int64, tag = "7")]
     pub opened: i64,
     /// Closed, Unix seconds; absent while open.
     #[prost(int64, optional, tag = "8")]
     pub closed: Option<i64>,
+    /// The agreement's instrument it rests on.
+    #[prost(string, tag = "9")]
+    pub instrument: String,
+    /// When it lapses unless closed earlier, Unix seconds.
+    #[prost(int64, tag = "10")]
+    pub ends: i64,
 }
 
 /// A subject's consent.

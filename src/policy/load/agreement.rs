@@ -7,12 +7,15 @@ use toml::Spanned;
 
 use super::super::diagnostic::SourceFile;
 use super::super::model::{
-    Agreement, Conditions, Effect, ObligationSpec, Release, Rule, Selector, Window,
+    Agreement, CaseConsultation, Ceiling, Conditions, Effect, Instrument, InstrumentKind,
+    ObligationSpec, Release, Rule, Selector, Window,
 };
 use super::super::raw::{
-    Bound, Document, RawAgreement, RawRelease, RawRule, RawSelector, spanned_instant,
+    Bound, Document, RawAgreement, RawCaseConsultation, RawCeiling, RawConditions, RawRelease,
+    RawRule, RawSelector, spanned_instant,
 };
 use super::super::request::ExchangeKind;
+use super::super::transform::FieldType;
 use super::super::transform::Transform;
 use super::{Builder, Origin};
 
@@ -89,6 +92,28 @@ impl Builder<'_> {
             );
         }
         out.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        let case_consultation = raw
+            .case_consultation
+            .as_ref()
+            .and_then(|c| self.case_consultation(f, c));
+        if raw.case_consultation.is_none()
+            && let Some((r, o)) = out.iter().find(|(r, _)| r.conditions.case)
+        {
+            self.err(
+                f,
+                o.span.start..o.span.start,
+                format!(
+                    "rule `{}` needs a case, but the agreement has no [case_consultation]",
+                    r.id
+                ),
+                "declare the case consultation: its purposes, openers, max_days and the instruments (law, decree, ordinance or the procureur's authorisation) that set it up",
+            );
+        }
+        let ceilings = raw
+            .ceiling
+            .iter()
+            .filter_map(|c| self.ceiling(f, c))
+            .collect();
         let (rules, origins): (Vec<_>, Vec<_>) = out.into_iter().unzip();
         self.agreements.push((
             Agreement {
@@ -103,10 +128,161 @@ impl Builder<'_> {
                     .collect(),
                 validity,
                 description: raw.description,
+                case_consultation,
+                ceilings,
                 rules,
             },
             origins,
         ));
+    }
+
+    fn case_consultation(
+        &mut self,
+        f: &SourceFile,
+        c: &Spanned<RawCaseConsultation>,
+    ) -> Option<CaseConsultation> {
+        let raw = c.get_ref();
+        let mut purposes = Vec::new();
+        for p in raw.purposes.get_ref() {
+            if self.purpose_ids.contains(p.get_ref()) {
+                purposes.push(p.get_ref().clone());
+            } else {
+                self.err(
+                    f,
+                    p.span(),
+                    format!("unknown purpose `{}`", p.get_ref()),
+                    "purposes are declared as [[purpose]] in vocabulary.toml",
+                );
+            }
+        }
+        if raw.purposes.get_ref().is_empty() {
+            self.err(
+                f,
+                raw.purposes.span(),
+                "a case consultation needs at least one purpose (art. 458ter §1 Sw.)",
+                "",
+            );
+        }
+        purposes.sort();
+        purposes.dedup();
+        let openers = self.selector(f, &raw.openers, false);
+        if *raw.max_days.get_ref() == 0 {
+            self.err(
+                f,
+                raw.max_days.span(),
+                "max_days must be at least 1",
+                "a case lapses this many days after it opened",
+            );
+        }
+        let mut instruments: Vec<Instrument> = Vec::new();
+        let mut seen = HashSet::new();
+        for i in &raw.instrument {
+            let i = i.get_ref();
+            self.check_id(f, &i.id, "instrument", false, &mut seen);
+            let Some(kind) = InstrumentKind::parse(i.kind.get_ref()) else {
+                self.err(
+                    f,
+                    i.kind.span(),
+                    format!("unknown instrument kind `{}`", i.kind.get_ref()),
+                    "art. 458ter §1 Sw.: law, decree, ordinance or prosecutor-authorisation",
+                );
+                continue;
+            };
+            if i.reference.get_ref().trim().is_empty() {
+                self.err(
+                    f,
+                    i.reference.span(),
+                    "an instrument needs its official reference",
+                    "the publication or the decision's reference",
+                );
+            }
+            instruments.push(Instrument {
+                id: i.id.get_ref().clone(),
+                kind,
+                reference: i.reference.get_ref().trim().to_owned(),
+                title: i.title.clone(),
+            });
+        }
+        if raw.instrument.is_empty() {
+            self.err(
+                f,
+                c.span(),
+                "a case consultation needs at least one [[case_consultation.instrument]]",
+                "art. 458ter §1 Sw.: a consultation is set up by a law, decree or ordinance, or authorised by the procureur des Konings",
+            );
+        }
+        instruments.sort_by(|a, b| a.id.cmp(&b.id));
+        Some(CaseConsultation {
+            purposes,
+            openers,
+            max_days: *raw.max_days.get_ref(),
+            use_restriction: raw
+                .use_restriction
+                .as_ref()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty()),
+            instruments,
+        })
+    }
+
+    fn ceiling(&mut self, f: &SourceFile, c: &Spanned<RawCeiling>) -> Option<Ceiling> {
+        let raw = c.get_ref();
+        let recipient = self.selector(f, &raw.recipient, false);
+        let release = self.release(
+            f,
+            &Spanned::new(
+                c.span(),
+                RawRelease {
+                    field: raw.field.clone(),
+                    form: raw.form.clone(),
+                },
+            ),
+            &[],
+        )?;
+        Some(Ceiling {
+            recipient,
+            field: release.field,
+            form: release.form,
+            description: raw.description.clone(),
+        })
+    }
+
+    fn conditions(&mut self, f: &SourceFile, c: &RawConditions) -> Conditions {
+        let mut elements = Vec::new();
+        for e in c.elements.iter().flatten() {
+            match self.field_ids.get(e.get_ref()) {
+                Some(&fi) => {
+                    let ty = self.fields[fi].ty;
+                    if !matches!(ty, FieldType::Enum | FieldType::Flag) {
+                        self.err(
+                            f,
+                            e.span(),
+                            format!(
+                                "legal element `{}` is a {ty}; an element is an enum or a flag",
+                                e.get_ref()
+                            ),
+                            "an element is checked for a valid value: an enum value of the catalogue, or a flag that is true",
+                        );
+                    } else if !elements.contains(e.get_ref()) {
+                        elements.push(e.get_ref().clone());
+                    }
+                }
+                None => self.err(
+                    f,
+                    e.span(),
+                    format!("unknown field `{}` as a legal element", e.get_ref()),
+                    "fields are declared in catalogue.toml",
+                ),
+            }
+        }
+        Conditions {
+            case: c.case == Some(true),
+            consent: c.consent == Some(true),
+            urgency: c.urgency.as_ref().map(|u| u.min_justification),
+            min_words: c.urgency.as_ref().and_then(|u| u.min_words),
+            elements,
+            holder_weighing: c.holder_weighing == Some(true),
+        }
     }
 
     fn window(
@@ -266,11 +442,7 @@ impl Builder<'_> {
         let conditions = r
             .conditions
             .as_ref()
-            .map_or(Conditions::default(), |c| Conditions {
-                case: c.case == Some(true),
-                consent: c.consent == Some(true),
-                urgency: c.urgency.as_ref().map(|u| u.min_justification),
-            });
+            .map_or(Conditions::default(), |c| self.conditions(f, c));
         let mut release = Vec::new();
         let mut release_spans = Vec::new();
         let mut forbidden_fields = None;

@@ -9,8 +9,13 @@ use std::path::Path;
 use toml::Spanned;
 
 use super::diagnostic::{LoadError, Problem, SourceFile};
-use super::model::{Agreement, FieldDef, LegalBasis, Party, Purpose, Role, Sensitivity};
-use super::raw::{Document, RawField, RawLegalBasis, RawParty, RawPurpose, RawRole};
+use super::model::{
+    Agreement, FieldDef, LegalBasis, Party, Purpose, RaisedSensitivity, Role, Sensitivity,
+};
+use super::raw::{Document, RawField, RawLegalBasis, RawLimits, RawParty, RawPurpose, RawRole};
+
+/// The longest justification accepted when vocabulary.toml sets no `[limits]`.
+pub(crate) const DEFAULT_MAX_JUSTIFICATION: u32 = 4_000;
 use super::transform::{FieldType, Transform};
 
 /// Where a rule came from, for diagnostics found after loading.
@@ -32,6 +37,8 @@ pub(crate) struct Model {
     pub agreements: Vec<Agreement>,
     /// `origins[a][r]` is where rule `r` of agreement `a` is written.
     pub origins: Vec<Vec<Origin>>,
+    /// The longest justification accepted, in characters.
+    pub max_justification: u32,
 }
 
 /// Reads `parties.toml`, `vocabulary.toml`, `catalogue.toml` and `agreements/*.toml` under `dir`.
@@ -151,6 +158,7 @@ struct Builder<'f> {
     basis_ids: HashSet<String>,
     field_ids: HashMap<String, usize>,
     agreement_ids: HashSet<String>,
+    max_justification: Option<u32>,
 }
 
 impl<'f> Builder<'f> {
@@ -215,6 +223,7 @@ impl<'f> Builder<'f> {
                 organisation: raw.organisation.get_ref().clone(),
                 contact_point: raw.contact_point.clone(),
                 dpo: raw.dpo.as_ref().map(|d| d.get_ref().clone()),
+                raised: Vec::new(),
             };
             self.parties.push((party, f, raw));
         }
@@ -228,8 +237,17 @@ impl<'f> Builder<'f> {
         let roles: Vec<Spanned<RawRole>> = doc.take_items("role", &mut self.problems);
         let purposes: Vec<Spanned<RawPurpose>> = doc.take_items("purpose", &mut self.problems);
         let bases: Vec<Spanned<RawLegalBasis>> = doc.take_items("legal_basis", &mut self.problems);
+        if doc.has("limits") {
+            let limits: Option<Spanned<RawLimits>> = doc.take_table("limits", &mut self.problems);
+            if let Some(l) = limits {
+                match l.get_ref().max_justification {
+                    Some(0) => self.err(f, l.span(), "max_justification must be at least 1", ""),
+                    m => self.max_justification = m,
+                }
+            }
+        }
         doc.reject_rest(
-            &["[[role]]", "[[purpose]]", "[[legal_basis]]"],
+            &["[[role]]", "[[purpose]]", "[[legal_basis]]", "[limits]"],
             &mut self.problems,
         );
         let mut seen = HashSet::new();
@@ -263,10 +281,25 @@ impl<'f> Builder<'f> {
         for l in bases {
             let l = l.into_inner();
             self.check_id(f, &l.id, "legal basis", false, &mut seen);
+            let mut allows = Vec::new();
+            for a in &l.allows {
+                match Sensitivity::parse(a.get_ref()) {
+                    Some(Sensitivity::Ordinary) | None => self.err(
+                        f,
+                        a.span(),
+                        format!("`allows` names `{}`", a.get_ref()),
+                        "a legal basis allows the sensitive categories: special, judicial",
+                    ),
+                    Some(x) if !allows.contains(&x) => allows.push(x),
+                    Some(_) => {}
+                }
+            }
+            allows.sort();
             self.legal_bases.push(LegalBasis {
                 id: l.id.into_inner(),
                 title: l.title,
                 citation: l.citation,
+                allows,
             });
         }
         self.basis_ids = seen;
@@ -377,8 +410,48 @@ impl<'f> Builder<'f> {
     }
 
     fn check_parties(&mut self) {
-        let parties = std::mem::take(&mut self.parties);
-        for (_, f, raw) in &parties {
+        let mut parties = std::mem::take(&mut self.parties);
+        for (party, f, raw) in &mut parties {
+            for raise in &raw.raise_sensitivity {
+                let r = raise.get_ref();
+                let to = match Sensitivity::parse(r.to.get_ref()) {
+                    Some(s @ (Sensitivity::Special | Sensitivity::Judicial)) => s,
+                    _ => {
+                        self.err(
+                            f,
+                            r.to.span(),
+                            format!("cannot raise a sensitivity to `{}`", r.to.get_ref()),
+                            "use special or judicial",
+                        );
+                        continue;
+                    }
+                };
+                let mut fields = Vec::new();
+                for p in &r.fields {
+                    let pattern = p.get_ref();
+                    let known = match pattern.strip_suffix(".*") {
+                        Some(prefix) => self.field_ids.keys().any(|id| {
+                            id.starts_with(prefix) && id[prefix.len()..].starts_with('.')
+                        }),
+                        None => self.field_ids.contains_key(pattern),
+                    };
+                    if known {
+                        // `prefix.*` is kept as `prefix.` followed by the wildcard.
+                        fields.push(pattern.clone());
+                    } else {
+                        self.err(
+                            f,
+                            p.span(),
+                            format!("`{pattern}` names no field of the catalogue"),
+                            "write a field id or a prefix such as care.*",
+                        );
+                    }
+                }
+                if r.fields.is_empty() {
+                    self.err(f, raise.span(), "name at least one field", "");
+                }
+                party.raised.push(RaisedSensitivity { fields, to });
+            }
             for r in &raw.roles {
                 if !self.role_ids.contains(r.get_ref()) {
                     self.err(
@@ -472,6 +545,7 @@ impl<'f> Builder<'f> {
             fields,
             agreements,
             origins,
+            max_justification: self.max_justification.unwrap_or(DEFAULT_MAX_JUSTIFICATION),
         };
         (model, self.problems)
     }

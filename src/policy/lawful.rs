@@ -1,0 +1,200 @@
+//! Load-time checks of what the law requires of a set as a whole: special categories rest on a
+//! legal basis that allows them, and an agreement's minimisation ceilings hold across its rules.
+//!
+//! Both are checked once, when the set loads, so that no decision can ever release what they
+//! exclude: a set that breaks them does not load.
+
+use super::bits::Bits;
+use super::compile::{CompiledRule, CounterpartSet};
+use super::diagnostic::{Problem, SourceFile};
+use super::load::Origin;
+use super::model::{Effect, Sensitivity};
+use super::request::ExchangeKind;
+use super::set::PolicySet;
+use super::transform::Transform;
+
+/// Every problem of the set's lawfulness checks.
+pub(crate) fn check(set: &PolicySet, origins: &[Origin], files: &[SourceFile]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (ri, rule) in set.rules.iter().enumerate() {
+        if rule.effect != Effect::Permit {
+            continue;
+        }
+        special_categories(set, rule, &origins[ri], files, &mut problems);
+        ceilings(set, rule, &origins[ri], files, &mut problems);
+    }
+    problems
+}
+
+fn kinds_of(rule: &CompiledRule) -> impl Iterator<Item = ExchangeKind> + '_ {
+    super::request::ALL_KINDS
+        .into_iter()
+        .filter(|k| rule.kinds & (1 << k.index()) != 0)
+}
+
+/// Every counterpart the rule can match, over all its requesters.
+fn counterparts(set: &PolicySet, rule: &CompiledRule) -> Bits {
+    match &rule.counterpart {
+        CounterpartSet::Parties(b) => b.clone(),
+        CounterpartSet::SameOrganisation => {
+            let mut all = Bits::new(set.parties.len());
+            for r in rule.requester.iter() {
+                for c in rule.counterparts_for(set, r).iter() {
+                    all.insert(c);
+                }
+            }
+            all
+        }
+    }
+}
+
+/// The parties that hold the data a rule releases: the holder asked (lookup, request) or the
+/// sender (share). An audit read releases the gateway's own log, held by no party.
+fn holders(set: &PolicySet, rule: &CompiledRule) -> Bits {
+    let mut out = Bits::new(set.parties.len());
+    for k in kinds_of(rule) {
+        let side = match k {
+            ExchangeKind::Lookup | ExchangeKind::Request => counterparts(set, rule),
+            ExchangeKind::Share => rule.requester.clone(),
+            ExchangeKind::Audit => continue,
+        };
+        for p in side.iter() {
+            out.insert(p);
+        }
+    }
+    out
+}
+
+/// The parties that receive what a rule releases: the requester (lookup, request, audit) or the
+/// counterpart (share).
+fn recipients(set: &PolicySet, rule: &CompiledRule) -> Bits {
+    let mut out = Bits::new(set.parties.len());
+    for k in kinds_of(rule) {
+        let side = match k {
+            ExchangeKind::Share => counterparts(set, rule),
+            _ => rule.requester.clone(),
+        };
+        for p in side.iter() {
+            out.insert(p);
+        }
+    }
+    out
+}
+
+fn at(origin: &Origin, k: usize) -> std::ops::Range<usize> {
+    origin
+        .release_spans
+        .get(k)
+        .cloned()
+        .unwrap_or(origin.span.clone())
+}
+
+/// A permit that releases a special-category or judicial field (in any form but `drop`, since
+/// even whether a value exists is health data at a health holder) must rest on a legal basis
+/// that allows that category.
+fn special_categories(
+    set: &PolicySet,
+    rule: &CompiledRule,
+    origin: &Origin,
+    files: &[SourceFile],
+    problems: &mut Vec<Problem>,
+) {
+    let agreement = &set.agreements[rule.agreement];
+    let allowed = |s: Sensitivity| {
+        agreement
+            .legal_basis
+            .iter()
+            .any(|b| set.legal_basis(b).is_some_and(|lb| lb.allows.contains(&s)))
+    };
+    let holders = holders(set, rule);
+    let nf = set.fields.len();
+    for (k, &(fi, form)) in rule.release.iter().enumerate() {
+        if form == Transform::Drop {
+            continue;
+        }
+        let field = &set.fields[fi];
+        let mut worst = field.sensitivity;
+        let mut raised_by = None;
+        for h in holders.iter() {
+            let s = set.sensitivity[h * nf + fi];
+            if s > worst {
+                worst = s;
+                raised_by = Some(h);
+            }
+        }
+        if worst == Sensitivity::Ordinary || allowed(worst) {
+            continue;
+        }
+        let (category, article) = match worst {
+            Sensitivity::Judicial => ("judicial data", "art. 10"),
+            _ => ("a special category", "art. 9(2)"),
+        };
+        let why = match raised_by {
+            Some(h) => format!(
+                " at `{}` (raise_sensitivity in parties.toml)",
+                set.parties[h].id
+            ),
+            None => String::new(),
+        };
+        problems.push(Problem::at(
+            &files[origin.file],
+            at(origin, k),
+            format!(
+                "{} releases `{}`, which is {category}{why}, but no legal basis of agreement `{}` allows {}",
+                rule.rref,
+                field.id,
+                agreement.id,
+                worst.as_str()
+            ),
+            Some(format!(
+                "rest the agreement on a legal basis with allows = [\"{}\"] in vocabulary.toml (a GDPR {article} ground), or do not release the field",
+                worst.as_str()
+            )),
+        ));
+    }
+}
+
+/// No rule of an agreement releases a field to a recipient above the agreement's ceiling for it.
+fn ceilings(
+    set: &PolicySet,
+    rule: &CompiledRule,
+    origin: &Origin,
+    files: &[SourceFile],
+    problems: &mut Vec<Problem>,
+) {
+    let agreement = &set.agreements[rule.agreement];
+    if agreement.ceilings.is_empty() {
+        return;
+    }
+    let recipients = recipients(set, rule);
+    for ceiling in &agreement.ceilings {
+        let Some(fi) = set.field_ix.get(&ceiling.field) else {
+            continue;
+        };
+        let Some(k) = rule.release.iter().position(|(f, _)| *f == fi) else {
+            continue;
+        };
+        let form = rule.release[k].1;
+        if set.fields[fi].ty.at_least(ceiling.form, form) == Some(true) {
+            continue;
+        }
+        let Some(bound) = recipients
+            .iter()
+            .find(|&p| ceiling.recipient.matches_party(&set.parties[p]))
+        else {
+            continue;
+        };
+        problems.push(Problem::at(
+            &files[origin.file],
+            at(origin, k),
+            format!(
+                "{} releases `{}` as `{form}` to `{}`, above the agreement's ceiling `{}` for that recipient",
+                rule.rref, ceiling.field, set.parties[bound].id, ceiling.form
+            ),
+            Some(format!(
+                "release it as `{}` or less to such recipients, or narrow the rule's parties",
+                ceiling.form
+            )),
+        ));
+    }
+}
