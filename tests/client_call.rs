@@ -61,7 +61,18 @@ async fn library_calls_health_policies_and_exchange_rpcs() {
         .expect("agreements array");
     assert!(!list.is_empty(), "{agreements}");
 
-    let subject = format!(r#"{{"subject":{{"number":"{}"}}}}"#, subject_number(7));
+    let consent = format!(
+        r#"{{"subject":{{"number":"{}"}},"purpose":"protection-integrity","recipients":["{POLICE}"],"evidence":"form T-7","expireTime":"2026-09-01T00:00:00Z","givenBy":"CONSENT_GIVER_SUBJECT","informationVersion":"folder v1","minor":"MINOR_CAPACITY_ADULT"}}"#,
+        subject_number(7)
+    );
+    let consented = call(&gw, CAW, "RecordConsent", &consent, &actor())
+        .await
+        .expect("consent to be findable");
+    let consent_id = consented["consentId"].as_str().expect("consent id");
+    let subject = format!(
+        r#"{{"subject":{{"number":"{}"}},"ground":{{"consentId":"{consent_id}"}}}}"#,
+        subject_number(7)
+    );
     let registered = call(&gw, CAW, "RegisterReference", &subject, &actor())
         .await
         .expect("register");

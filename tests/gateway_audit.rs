@@ -8,13 +8,16 @@ use ketenpoort::audit::{Checkpoint, Verifier, hash};
 use ketenpoort::proto::v1 as pb;
 use prost::Message;
 
-/// Some traffic: a reference by CAW, a lookup by the police (two entries: the lookup and the
+/// Some traffic: a consent to be findable and a reference on it by CAW, a lookup by the police (two entries: the lookup and the
 /// holders it consulted), a case opened by the FJC.
 async fn traffic(gw: &TestGateway) {
     let mut caw = gw.exchange("caw-oost-vlaanderen").await;
     caw.register_reference(req(pb::RegisterReferenceRequest {
         subject: subject(11),
         holder_reference: String::new(),
+        ground: Some(consent_ground(
+            &gw.findable("caw-oost-vlaanderen", 11).await,
+        )),
     }))
     .await
     .expect("register");
@@ -57,12 +60,12 @@ async fn auditor_sees_own_organisation_and_hashes_for_the_rest() {
     let gw = TestGateway::start().await;
     traffic(&gw).await;
     let size = u32::try_from(gw.gateway.log().size()).expect("small log");
-    assert_eq!(size, 4);
+    assert_eq!(size, 5);
 
     let supervisor = all_leaves(&gw, "coc", size).await;
     let dpo = all_leaves(&gw, "dpo-pz-gent", size).await;
-    assert_eq!(supervisor.len(), 4);
-    assert_eq!(dpo.len(), 4);
+    assert_eq!(supervisor.len(), 5);
+    assert_eq!(dpo.len(), 5);
     let mut shown = 0;
     for (full, scoped) in supervisor.iter().zip(&dpo) {
         let Some(pb::log_leaf::Content::Entry(bytes)) = &full.content else {
@@ -121,7 +124,7 @@ async fn checkpoint_and_proofs_verify() {
     let verifier = Verifier::parse(&cp.verifier_keys[0]).expect("vkey");
     let checkpoint = Checkpoint::open(&cp.checkpoint, &[verifier]).expect("signed by the log");
     assert_eq!(checkpoint.size, cp.tree_size);
-    assert_eq!(cp.tree_size, 4);
+    assert_eq!(cp.tree_size, 5);
 
     let proof = audit
         .get_inclusion_proof(req(pb::GetInclusionProofRequest {
@@ -137,12 +140,12 @@ async fn checkpoint_and_proofs_verify() {
         .map(|h| h.as_slice().try_into().expect("32 bytes"))
         .collect();
     let leaf: hash::Hash = proof.leaf_hash.as_slice().try_into().expect("32 bytes");
-    assert!(hash::check_record(&hashes, 4, &checkpoint.root, 1, &leaf));
+    assert!(hash::check_record(&hashes, 5, &checkpoint.root, 1, &leaf));
 
     let consistency = audit
         .get_consistency_proof(req(pb::GetConsistencyProofRequest {
             old_size: 1,
-            new_size: 4,
+            new_size: 5,
         }))
         .await
         .expect("consistency")

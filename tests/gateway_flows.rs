@@ -31,6 +31,7 @@ async fn lookup_finds_registered_holder_and_hides_absence() {
         .register_reference(req(pb::RegisterReferenceRequest {
             subject: subject(1),
             holder_reference: "dossier-2026-17".into(),
+            ground: Some(consent_ground(&gw.findable(CAW, 1).await)),
         }))
         .await
         .expect("register")
@@ -105,6 +106,7 @@ async fn lookup_finds_registered_holder_and_hides_absence() {
     caw.register_reference(req(pb::RegisterReferenceRequest {
         subject: subject(1),
         holder_reference: "dossier-2026-18".into(),
+        ground: Some(consent_ground(&gw.findable(CAW, 1).await)),
     }))
     .await
     .expect("register again");
@@ -205,6 +207,7 @@ async fn request_flow_needs_a_case_and_releases_only_minimal_fields() {
     // The holder over-shares: a full date, a full address and a health field.
     let answered = caw
         .respond(req(pb::RespondRequest {
+            weighing: None,
             ticket_id: asked.ticket_id.clone(),
             fields: vec![
                 value_entry(
@@ -246,6 +249,7 @@ async fn request_flow_needs_a_case_and_releases_only_minimal_fields() {
     // A second answer to the same ticket fails.
     let again = caw
         .respond(req(pb::RespondRequest {
+            weighing: None,
             ticket_id: asked.ticket_id.clone(),
             fields: vec![text("subject.name", "x")],
         }))
@@ -316,6 +320,7 @@ async fn concurrent_responds_on_one_ticket_never_both_succeed() {
         tasks.push(tokio::spawn(async move {
             client
                 .respond(req(pb::RespondRequest {
+                    weighing: None,
                     ticket_id: ticket,
                     fields: vec![text("subject.name", "J. Janssens")],
                 }))
@@ -420,6 +425,9 @@ async fn share_with_consent_reaches_inbox_minimised_until_acknowledged() {
                 seconds: NOW.unix_timestamp() + 30 * 86_400,
                 nanos: 0,
             }),
+            given_by: pb::ConsentGiver::Subject as i32,
+            information_version: "folder v1".into(),
+            minor: pb::MinorCapacity::Adult as i32,
         }))
         .await
         .expect("consent recorded")
@@ -475,6 +483,7 @@ async fn share_with_consent_reaches_inbox_minimised_until_acknowledged() {
     grounds
         .revoke_consent(req(pb::RevokeConsentRequest {
             consent_id: consent.consent_id,
+            subject: None,
         }))
         .await
         .expect("revoked");

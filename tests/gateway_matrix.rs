@@ -45,6 +45,10 @@ enum Call {
     Acknowledge,
     /// Close the case opened by the coordinator.
     CloseCase,
+    /// List a review queue: only DPOs and the supervisor review.
+    ListReviews,
+    /// Record a review of the ticket: only DPOs and the supervisor review.
+    RecordReview,
 }
 
 /// What the gateway must answer.
@@ -65,6 +69,16 @@ const ROLE_REQUIRED: Expect = Expect {
     code: Code::PermissionDenied,
     reason: "ROLE_REQUIRED",
 };
+/// The parket takes part in Veilig Huis consultations: without such a case, a case is missing.
+const CASE_REQUIRED: Expect = Expect {
+    code: Code::FailedPrecondition,
+    reason: "CASE_REQUIRED",
+};
+/// Only the agreement's openers may open one of its cases; the refusal is logged.
+const OPENER_NOT_ALLOWED: Expect = Expect {
+    code: Code::PermissionDenied,
+    reason: "OPENER_NOT_ALLOWED",
+};
 const NOT_FOUND: Expect = Expect {
     code: Code::NotFound,
     reason: "NOT_FOUND",
@@ -83,6 +97,7 @@ async fn setup(gw: &TestGateway) -> Fixture {
         .register_reference(req(pb::RegisterReferenceRequest {
             subject: subject(SEQ),
             holder_reference: DOSSIER.into(),
+            ground: Some(consent_ground(&gw.findable(SOCIAL, SEQ).await)),
         }))
         .await
         .expect("register");
@@ -209,6 +224,7 @@ async fn make(
             .exchange(party)
             .await
             .respond(req(pb::RespondRequest {
+                weighing: None,
                 ticket_id: fx.ticket_id.clone(),
                 fields: vec![text("subject.name", "Jan Janssens")],
             }))
@@ -248,6 +264,22 @@ async fn make(
             }))
             .await
             .map(|r| r.get_ref().encode_to_vec()),
+        Call::ListReviews => gw
+            .audit(party)
+            .await
+            .list_reviews(req(pb::ListReviewsRequest::default()))
+            .await
+            .map(|r| r.get_ref().encode_to_vec()),
+        Call::RecordReview => gw
+            .audit(party)
+            .await
+            .record_review(req(pb::RecordReviewRequest {
+                exchange_id: fx.ticket_id.clone(),
+                outcome: pb::ReviewOutcome::Justified as i32,
+                note: String::new(),
+            }))
+            .await
+            .map(|r| r.get_ref().encode_to_vec()),
     }
 }
 
@@ -257,44 +289,50 @@ fn table() -> Vec<(&'static str, Call, Expect)> {
     vec![
         // Police: cannot open cases, cannot touch tickets or signals addressed to others, and
         // cannot close someone else's case.
-        (POLICE, OpenCase, ROLE_REQUIRED),
+        (POLICE, OpenCase, OPENER_NOT_ALLOWED),
         (POLICE, Respond, NOT_FOUND),
         (POLICE, Decline, NOT_FOUND),
         (POLICE, Acknowledge, NOT_FOUND),
+        (POLICE, ListReviews, ROLE_REQUIRED),
+        (POLICE, RecordReview, ROLE_REQUIRED),
         // Social service: no lookups, no one else's result, no cases.
         (SOCIAL, Lookup, DENIED),
         (SOCIAL, GetResult, NOT_FOUND),
-        (SOCIAL, OpenCase, ROLE_REQUIRED),
+        (SOCIAL, OpenCase, OPENER_NOT_ALLOWED),
+        (SOCIAL, ListReviews, ROLE_REQUIRED),
         // Care provider: never a 458bis report to the police; not a party to this ticket or case.
         (CARE, Share458bisToPolice, FORBIDDEN),
-        (CARE, OpenCase, ROLE_REQUIRED),
+        (CARE, OpenCase, OPENER_NOT_ALLOWED),
         (CARE, Lookup, DENIED),
         (CARE, Respond, NOT_FOUND),
         (CARE, GetResult, NOT_FOUND),
         (CARE, Acknowledge, NOT_FOUND),
         // Prosecutor: receives reports, asks nothing through the gateway.
         (PROSECUTOR, Lookup, DENIED),
-        (PROSECUTOR, RequestContext, DENIED),
-        (PROSECUTOR, ShareCase, DENIED),
+        (PROSECUTOR, RequestContext, CASE_REQUIRED),
+        (PROSECUTOR, ShareCase, CASE_REQUIRED),
         (PROSECUTOR, Respond, NOT_FOUND),
         // Coordinator: directs the case but does not look up or answer for others.
         (COORDINATOR, Lookup, DENIED),
         (COORDINATOR, Respond, NOT_FOUND),
         (COORDINATOR, GetResult, NOT_FOUND),
         (COORDINATOR, Acknowledge, NOT_FOUND),
+        (COORDINATOR, RecordReview, ROLE_REQUIRED),
         // Auditor: reads the log, exchanges nothing.
         (AUDITOR, Share458bisToPolice, DENIED),
         (AUDITOR, ShareCase, DENIED),
         (AUDITOR, RequestContext, DENIED),
         (AUDITOR, Lookup, DENIED),
-        (AUDITOR, OpenCase, ROLE_REQUIRED),
+        (AUDITOR, OpenCase, OPENER_NOT_ALLOWED),
         (AUDITOR, Respond, NOT_FOUND),
         (AUDITOR, CloseCase, NOT_FOUND),
+        // A DPO reviews only what is in its own queue; another's ticket is not found.
+        (AUDITOR, RecordReview, NOT_FOUND),
         // Supervisor: sees the whole log, exchanges nothing.
         (SUPERVISOR, ShareCase, DENIED),
         (SUPERVISOR, RequestContext, DENIED),
         (SUPERVISOR, Lookup, DENIED),
-        (SUPERVISOR, OpenCase, ROLE_REQUIRED),
+        (SUPERVISOR, OpenCase, OPENER_NOT_ALLOWED),
         (SUPERVISOR, Decline, NOT_FOUND),
     ]
 }

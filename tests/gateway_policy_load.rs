@@ -91,12 +91,9 @@ async fn policy_loads_are_recorded_and_reloads_swap_only_good_sets() {
 
     // A good new set without the lookup agreement: recorded, then in force for the next call.
     std::fs::remove_file(&broken).expect("remove broken");
-    std::fs::remove_file(
-        policies
-            .join("agreements")
-            .join("referentie-opvraging.toml"),
-    )
-    .expect("remove agreement");
+    for lookups in ["referentie-opvraging.toml", "referentie-gezondheid.toml"] {
+        std::fs::remove_file(policies.join("agreements").join(lookups)).expect("remove agreement");
+    }
     assert!(
         grpc::reload_policies(&gw.gateway, &policies)
             .await
@@ -107,7 +104,7 @@ async fn policy_loads_are_recorded_and_reloads_swap_only_good_sets() {
     let entry = last_entry(&gw);
     assert_eq!(entry.event, pb::AuditEvent::PolicyLoad as i32);
     assert_eq!(entry.policy_digest, second.digest().to_vec());
-    assert!(entry.detail.contains(&format!("{} agreements", count - 1)));
+    assert!(entry.detail.contains(&format!("{} agreements", count - 2)));
     let status = police_lookup(&gw)
         .await
         .expect_err("no lookup agreement any more");

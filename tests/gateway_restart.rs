@@ -50,6 +50,7 @@ async fn populate(gw: &TestGateway) -> Before {
         .register_reference(req(pb::RegisterReferenceRequest {
             subject: subject(21),
             holder_reference: "dossier-restart".into(),
+            ground: Some(consent_ground(&gw.findable(CAW, 21).await)),
         }))
         .await
         .expect("register")
@@ -85,6 +86,9 @@ async fn populate(gw: &TestGateway) -> Before {
                 seconds: NOW.unix_timestamp() + 30 * 86_400,
                 nanos: 0,
             }),
+            given_by: pb::ConsentGiver::Subject as i32,
+            information_version: "folder v1".into(),
+            minor: pb::MinorCapacity::Adult as i32,
         }))
         .await
         .expect("consent recorded")
@@ -181,6 +185,7 @@ async fn restart_on_the_same_data_dir_keeps_all_state() {
     );
     let answered = caw
         .respond(req(pb::RespondRequest {
+            weighing: None,
             ticket_id: before.ticket_id.clone(),
             fields: vec![value_entry(
                 "subject.birth_date",
@@ -197,6 +202,7 @@ async fn restart_on_the_same_data_dir_keeps_all_state() {
     verify_receipt(&second, answered.receipt.as_ref().expect("receipt"));
     let again = caw
         .respond(req(pb::RespondRequest {
+            weighing: None,
             ticket_id: before.ticket_id.clone(),
             fields: vec![text("subject.name", "x")],
         }))

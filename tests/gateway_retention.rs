@@ -38,6 +38,8 @@ async fn case_and_ticket(gw: &TestGateway, seq: u32) -> String {
         subjects: vec![pb::Subject {
             number: subject_number(seq),
         }],
+        agreement: "casusoverleg-ifg".into(),
+        instrument: "pk-ovl-fjc-2023-01".into(),
         ..Default::default()
     }))
     .await
@@ -96,6 +98,7 @@ async fn unfetched_answer_is_deleted_when_retention_ends() {
     let ticket = case_and_ticket(&gw, 22).await;
     let mut caw = gw.exchange("caw-oost-vlaanderen").await;
     caw.respond(req(pb::RespondRequest {
+        weighing: None,
         ticket_id: ticket.clone(),
         fields: vec![value_entry(
             "subject.birth_date",

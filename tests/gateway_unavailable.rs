@@ -23,6 +23,7 @@ async fn closed_audit_log_means_unavailable_and_not_serving() {
         .expect("watch")
         .into_inner();
 
+    let consent = gw.findable("caw-oost-vlaanderen", 31).await;
     gw.gateway.log().shutdown().await;
 
     let mut caw = gw.exchange("caw-oost-vlaanderen").await;
@@ -30,6 +31,7 @@ async fn closed_audit_log_means_unavailable_and_not_serving() {
         .register_reference(req(pb::RegisterReferenceRequest {
             subject: subject(31),
             holder_reference: String::new(),
+            ground: Some(consent_ground(&consent)),
         }))
         .await
         .expect_err("nothing without the audit log");

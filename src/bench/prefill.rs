@@ -55,6 +55,8 @@ pub fn synthetic_entry(n: u64) -> AuditEntry {
         ground_refs: vec![format!("case:{}", n % 977)],
         trace_id: format!("{n:032x}"),
         obligations: Some(Obligations {
+            weighing: false,
+            special_category: false,
             retention_days: 30,
             review: false,
             notify: true,

@@ -154,7 +154,7 @@ async fn channels(
 fn lookup_request(seq: u64) -> pb::LookupRequest {
     pb::LookupRequest {
         subject: subject((seq % u64::from(SUBJECTS)) as u32),
-        purpose: "protection-integrity".into(),
+        purpose: "intrafamily-violence".into(),
         justification: String::new(),
     }
 }
@@ -175,22 +175,12 @@ fn context_request(seq: u64) -> pb::RequestContextRequest {
     }
 }
 
-/// Registers the holder's references and opens the case the context requests rest on.
+/// Opens the case the context requests rest on, and registers the holder's references on it.
 async fn prepare_data(address: SocketAddr, pki: &std::path::Path) -> Result<(), BenchError> {
     let url = format!("https://{address}");
     let holder = connect(&url, &ClientTls::from_pki_dir(pki, HOLDER)?).await?;
-    let mut holder = pb::exchange_client::ExchangeClient::new(holder);
-    for seq in 0..SUBJECTS {
-        holder
-            .register_reference(with_actor(pb::RegisterReferenceRequest {
-                subject: subject(seq),
-                holder_reference: format!("bench-{seq}"),
-            }))
-            .await
-            .map_err(setup_failed("RegisterReference"))?;
-    }
     let coordinator = connect(&url, &ClientTls::from_pki_dir(pki, COORDINATOR)?).await?;
-    pb::grounds_client::GroundsClient::new(coordinator)
+    let case_id = pb::grounds_client::GroundsClient::new(coordinator)
         .open_case(with_actor(pb::OpenCaseRequest {
             case_id: String::new(),
             purpose: "intrafamily-violence".into(),
@@ -200,7 +190,24 @@ async fn prepare_data(address: SocketAddr, pki: &std::path::Path) -> Result<(), 
             instrument: "pk-ovl-fjc-2023-01".into(),
         }))
         .await
-        .map_err(setup_failed("OpenCase"))?;
+        .map_err(setup_failed("OpenCase"))?
+        .into_inner()
+        .case_id;
+    let mut holder = pb::exchange_client::ExchangeClient::new(holder);
+    for seq in 0..SUBJECTS {
+        holder
+            .register_reference(with_actor(pb::RegisterReferenceRequest {
+                subject: subject(seq),
+                holder_reference: format!("bench-{seq}"),
+                // The holder may disclose that it knows the subject to the case's participants.
+                ground: Some(pb::ReferenceGround {
+                    ground: Some(pb::reference_ground::Ground::CaseId(case_id.clone())),
+                }),
+            }))
+            .await
+            .map_err(setup_failed("RegisterReference"))?;
+    }
+
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use crate::audit::hash::{Frontier, Hash, check_tree, leaf_hash};
 use crate::audit::{AuditError, Checkpoint, Receipt, Verifier};
 use crate::proto::v1 as pb;
 
-use super::cast::{COC, DPO_CGG};
+use super::cast::{COC, DPO_CAW, DPO_CGG};
 use super::narrate::{allowed, psn};
 use super::{DemoError, DemoSummary, Story};
 
@@ -194,6 +194,112 @@ fn entry_line(index: u64, e: &pb::AuditEntry, consulted: &[String]) -> String {
 }
 
 /// Plays act 7 and sums the story up.
+/// The CAW's DPO reviews the necessity answer of act 6: she opens the commitments to the police's
+/// justification and the CAW's weighing, records that the release was justified, and the queue
+/// empties.
+async fn record_a_review(story: &mut Story<'_>) -> Result<(), DemoError> {
+    story.clock.set(16, 35);
+    let step = "7. dpo-caw ListReviews";
+    story.say.step(
+        DPO_CAW,
+        "ListReviews",
+        "the CAW's DPO opens her review queue",
+    )?;
+    let mut audit = story.wire.audit(DPO_CAW).await?;
+    let queue = allowed(
+        step,
+        audit.list_reviews(pb::ListReviewsRequest::default()).await,
+    )?;
+    let Some(item) = queue
+        .items
+        .iter()
+        .find(|i| i.reasons.iter().any(|r| r == "necessity"))
+    else {
+        return Err(bad(step, "the necessity answer is not in the queue"));
+    };
+    story.say.detail(
+        "pending",
+        &format!(
+            "{} item(s); exchange {} flagged for {}",
+            queue.items.len(),
+            item.exchange_id,
+            item.reasons.join(", ")
+        ),
+    )?;
+    // The texts open the commitments in the signed entries: the gateway cannot swap them.
+    let weighing = item
+        .weighing
+        .as_ref()
+        .ok_or_else(|| bad(step, "the CAW's weighing is not in the item"))?;
+    let justification =
+        crate::exchange::text_commitment(&item.justification_salt, item.justification.as_bytes());
+    let weighed = crate::exchange::text_commitment(
+        &item.weighing_salt,
+        &crate::exchange::weighing_text(weighing),
+    );
+    let entries: Vec<pb::AuditEntry> = item
+        .entries
+        .iter()
+        .filter_map(|leaf| match &leaf.content {
+            Some(pb::log_leaf::Content::Entry(bytes)) => {
+                prost::Message::decode(bytes.as_slice()).ok()
+            }
+            _ => None,
+        })
+        .collect();
+    let opens = |c: &[u8; 32], pick: fn(&pb::AuditEntry) -> &[u8]| {
+        entries.iter().any(|e| pick(e) == c.as_slice())
+    };
+    if !opens(&justification, |e| &e.justification_commitment)
+        || !opens(&weighed, |e| &e.weighing_commitment)
+    {
+        return Err(bad(step, "the texts do not open the entries' commitments"));
+    }
+    story.say.wrap("police", &item.justification)?;
+    story.say.wrap("weighing", &weighing.danger)?;
+    story.say.detail(
+        "checked",
+        "both texts open the salted commitments in the signed entries",
+    )?;
+
+    story.clock.set(16, 40);
+    let step = "7. dpo-caw RecordReview";
+    story.say.step(
+        DPO_CAW,
+        "RecordReview",
+        "justified: a real danger, no other way left, only what helped find him",
+    )?;
+    let recorded = allowed(
+        step,
+        audit
+            .record_review(pb::RecordReviewRequest {
+                exchange_id: item.exchange_id.clone(),
+                outcome: pb::ReviewOutcome::Justified as i32,
+                note: "Noodtoestand terecht ingeroepen; vrijgave beperkt tot wat nodig was."
+                    .to_owned(),
+            })
+            .await,
+    )?;
+    let exchange_id = item.exchange_id.clone();
+    story.receipt(step, recorded.receipt)?;
+    let after = allowed(
+        step,
+        audit.list_reviews(pb::ListReviewsRequest::default()).await,
+    )?;
+    if after.items.iter().any(|i| i.exchange_id == exchange_id) {
+        return Err(bad(step, "the reviewed exchange is still in the queue"));
+    }
+    story.say.detail(
+        "queue",
+        &format!(
+            "{} item(s) left; the review is entry #{} of the log",
+            after.items.len(),
+            story.receipts.last().map_or(0, |r| r.index)
+        ),
+    )?;
+    Ok(())
+}
+
 pub(crate) async fn play(story: &mut Story<'_>) -> Result<DemoSummary, DemoError> {
     story.say.act(
         7,
@@ -340,6 +446,8 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<DemoSummary, DemoError
             "the DPO's scope is not limited to the CGG",
         ));
     }
+
+    record_a_review(story).await?;
 
     story.clock.set(16, 45);
     let lotte = story.people.lotte.clone();

@@ -205,6 +205,7 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
     let answered = allowed(
         step,
         caw.respond(pb::RespondRequest {
+            weighing: None,
             ticket_id: requested.ticket_id.clone(),
             fields: vec![
                 text("subject.name", "Lotte Verstraete"),

@@ -31,6 +31,8 @@ pub(crate) const PARKET: &str = "parket-oost-vlaanderen";
 pub(crate) const FJC: &str = "fjc-oost-vlaanderen";
 /// The supervisory body for police information.
 pub(crate) const COC: &str = "coc";
+/// The data-protection officer of CAW Oost-Vlaanderen.
+pub(crate) const DPO_CAW: &str = "dpo-caw-oost-vlaanderen";
 /// The data-protection officer of CGG Eclips.
 pub(crate) const DPO_CGG: &str = "dpo-cgg-eclips";
 

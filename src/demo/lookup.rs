@@ -15,7 +15,7 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
             "Lotte is known at the CAW (victim support), the OCMW (social service) and the CGG (mental",
             "health). Each registers a reference. The police may ask who knows her (protocolakkoord,",
             "art. 20 Wet 30 juli 2018); at a mental-health centre even being known is health data, so",
-            "the CGG answers hit / no-hit only.",
+            "the CGG answers hit / no-hit only. Each holder registers on Lotte's written consent.",
         ],
     )?;
     let lotte = story.people.lotte.clone();
@@ -26,11 +26,48 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
     ];
     for (hour, minute, holder, file) in registrations {
         story.clock.set(hour, minute);
+        // Registering is itself a disclosure that the holder knows Lotte (art. 458 Sw.), so it rests
+        // on a ground: her written consent to be findable by the police, recorded by the holder.
+        let step = format!("1. {holder} RecordConsent");
+        story.say.step(
+            holder,
+            "RecordConsent",
+            &format!(
+                "{} agrees in writing that the police may find out she is known here",
+                lotte.name
+            ),
+        )?;
+        let expires = story.clock.now() + time::Duration::days(180);
+        let mut grounds = story.wire.grounds(holder).await?;
+        let consent = allowed(
+            &step,
+            grounds
+                .record_consent(pb::RecordConsentRequest {
+                    subject: lotte.subject(),
+                    purpose: "protection-integrity".to_owned(),
+                    recipients: vec![POLICE.to_owned()],
+                    evidence: format!("signed form \"Vindbaar voor de politie\" {file}/T1"),
+                    give_time: None,
+                    expire_time: Some(prost_types::Timestamp {
+                        seconds: expires.unix_timestamp(),
+                        nanos: 0,
+                    }),
+                    given_by: pb::ConsentGiver::Subject as i32,
+                    information_version: "folder Vindbaarheid v2 (2026)".to_owned(),
+                    minor: pb::MinorCapacity::Adult as i32,
+                })
+                .await,
+        )?;
+        story.receipt(&step, consent.receipt)?;
+
         let step = format!("1. {holder} RegisterReference");
         story.say.step(
             holder,
             "RegisterReference",
-            &format!("\"we know {}\" (own file reference {file})", lotte.name),
+            &format!(
+                "\"we know {}\" (own file reference {file}), on her consent",
+                lotte.name
+            ),
         )?;
         let mut client = story.wire.exchange(holder).await?;
         let registered = allowed(
@@ -39,6 +76,11 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
                 .register_reference(pb::RegisterReferenceRequest {
                     subject: lotte.subject(),
                     holder_reference: file.to_owned(),
+                    ground: Some(pb::ReferenceGround {
+                        ground: Some(pb::reference_ground::Ground::ConsentId(
+                            consent.consent_id.clone(),
+                        )),
+                    }),
                 })
                 .await,
         )?;

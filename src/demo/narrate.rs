@@ -312,10 +312,12 @@ impl<'a> Narrator<'a> {
             &format!("REFUSED {} {}", code_name(status.code()), reason(status)),
         )?;
         self.detail("message", status.message())?;
-        self.detail(
-            "released",
-            "nothing; the refusal itself is in the audit log",
-        )
+        let logged = if status.code() == tonic::Code::InvalidArgument {
+            "nothing; bad input changes nothing and is not logged"
+        } else {
+            "nothing; the refusal itself is in the audit log"
+        };
+        self.detail("released", logged)
     }
 }
 

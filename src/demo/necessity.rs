@@ -1,12 +1,13 @@
-//! Act 6: necessity (noodtoestand). A young man followed by the CGG has gone missing; the police ask
-//! the CGG what helps to find him, with a written weighing. Allowed, flagged for review, kept 7 days.
+//! Act 6: necessity (noodtoestand). A young man followed by the CAW has gone missing; the police ask
+//! the CAW what helps to find him, with a written justification. The CAW decides, and answers only
+//! with its own written weighing. Allowed, flagged for review by the CAW's DPO, kept 7 days.
 
 use tonic::Code;
 
 use crate::proto::v1 as pb;
 
 use super::case::{ask, choice, police_get_result, text};
-use super::cast::{CGG, POLICE};
+use super::cast::{CAW, POLICE};
 use super::narrate::{allowed, psn, refused};
 use super::{DemoError, Story};
 
@@ -14,6 +15,23 @@ use super::{DemoError, Story};
 const JUSTIFICATION: &str = "Jonas (22) left a farewell message last night and has not been seen \
      since 23:00. His family fears suicide. Phone location and searches of known places gave nothing; \
      his counsellor may know where he goes or who he trusts.";
+
+/// The CAW's own weighing: the holder decides, and writes down why.
+fn weighing() -> pb::Weighing {
+    pb::Weighing {
+        danger: "A farewell message and a night outside at minus five: a real and imminent danger \
+                 to his life."
+            .to_owned(),
+        no_other_way:
+            "The police searched his phone location and the places his family knows; only \
+                       we know where he goes when he is in crisis."
+                .to_owned(),
+        proportionality:
+            "We release his phone number, our counsellor's contact and where he tends \
+                          to go, nothing of his file or his history."
+                .to_owned(),
+    }
+}
 
 /// The fields the police ask for.
 const FIELDS: [&str; 4] = [
@@ -27,10 +45,30 @@ const FIELDS: [&str; 4] = [
 fn request(story: &Story<'_>, justification: &str) -> pb::RequestContextRequest {
     pb::RequestContextRequest {
         subject: story.people.jonas.subject(),
-        holder: CGG.to_owned(),
+        holder: CAW.to_owned(),
         purpose: "missing-vulnerable-person".to_owned(),
         fields: FIELDS.iter().map(|f| ask(f)).collect(),
         justification: justification.to_owned(),
+    }
+}
+
+/// The CAW's answer, with or without its weighing.
+fn answer(ticket_id: &str, weighing: Option<pb::Weighing>) -> pb::RespondRequest {
+    pb::RespondRequest {
+        weighing,
+        ticket_id: ticket_id.to_owned(),
+        fields: vec![
+            text("subject.phone", "0486 55 21 09"),
+            text(
+                "care.counsellor_contact",
+                "CAW Oost-Vlaanderen, crisis permanence, 09 265 04 90",
+            ),
+            text(
+                "care.risk_assessment",
+                "acute risk; often goes to the Blaarmeersen lake; trusts his sister",
+            ),
+            choice("safety.risk_level", "acute"),
+        ],
     }
 }
 
@@ -40,9 +78,9 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
         6,
         "Noodtoestand: a missing vulnerable person",
         &[
-            "Jonas, followed by the CGG, has gone missing and may be in danger of his life. Under the",
-            "state of necessity the CGG may break its secrecy if that is the only way left. The police",
-            "must write down the weighing; the CGG still decides whether to answer.",
+            "Jonas, followed by the CAW, has gone missing and may be in danger of his life. Under the",
+            "state of necessity the CAW may break its secrecy if that is the only way left. The police",
+            "write down why they ask; the CAW decides, and answers only with its own written weighing.",
         ],
     )?;
     let mut police = story.wire.exchange(POLICE).await?;
@@ -52,7 +90,7 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
     story.say.step(
         POLICE,
         "RequestContext",
-        "ask cgg-eclips, purpose missing-vulnerable-person, justification \"urgent, missing\"",
+        "ask caw-oost-vlaanderen, purpose missing-vulnerable-person, justification \"urgent, missing\"",
     )?;
     let status = refused(
         step,
@@ -96,16 +134,16 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
     story.receipt(step, requested.receipt)?;
 
     story.clock.set(14, 20);
-    let step = "6. cgg ListIncoming";
+    let step = "6. caw ListIncoming";
     story.say.step(
-        CGG,
+        CAW,
         "ListIncoming",
-        "the psychologist on call reads the request",
+        "the social worker on call reads the request",
     )?;
-    let mut cgg = story.wire.exchange(CGG).await?;
+    let mut caw = story.wire.exchange(CAW).await?;
     let incoming = allowed(
         step,
-        cgg.list_incoming(pb::ListIncomingRequest::default()).await,
+        caw.list_incoming(pb::ListIncomingRequest::default()).await,
     )?;
     let pending = incoming
         .requests
@@ -126,31 +164,51 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
         .wrap("why", &format!("\"{}\"", pending.justification))?;
     story.say.grants("may answer", &pending.fields)?;
 
-    story.clock.set(14, 24);
-    let step = "6. cgg Respond";
-    story.say.step(
-        CGG,
-        "Respond",
-        "decides to answer: phone, counsellor, risk assessment (no diagnosis)",
+    if !pending.weighing_required {
+        return Err(DemoError::unexpected(
+            step,
+            "the request to ask for the CAW's own weighing",
+            "no weighing required",
+        ));
+    }
+    story.say.detail(
+        "note",
+        "necessity: an answer must carry the CAW's own written weighing",
     )?;
+
+    story.clock.set(14, 22);
+    let step = "6. caw Respond without weighing";
+    story.say.step(
+        CAW,
+        "Respond",
+        "answers at once, without writing its weighing",
+    )?;
+    let status = refused(
+        step,
+        caw.respond(answer(&requested.ticket_id, None)).await,
+        Code::InvalidArgument,
+        None,
+    )?;
+    story.say.refusal(&status)?;
+
+    story.clock.set(14, 24);
+    let step = "6. caw Respond";
+    story.say.step(
+        CAW,
+        "Respond",
+        "decides to answer, with its weighing: phone, counsellor, where he goes (no file)",
+    )?;
+    let w = weighing();
+    story.say.wrap("danger", &w.danger)?;
+    story.say.wrap("only way", &w.no_other_way)?;
+    story.say.wrap("measured", &w.proportionality)?;
     let answered = allowed(
         step,
-        cgg.respond(pb::RespondRequest {
-            ticket_id: requested.ticket_id.clone(),
-            fields: vec![
-                text("subject.phone", "0486 55 21 09"),
-                text(
-                    "care.counsellor_contact",
-                    "CGG Eclips, crisis permanence, 09 223 45 67",
-                ),
-                text(
-                    "care.risk_assessment",
-                    "acute risk; often goes to the Blaarmeersen lake; trusts his sister",
-                ),
-                choice("safety.risk_level", "acute"),
-            ],
-        })
-        .await,
+        caw.respond(answer(&requested.ticket_id, Some(w))).await,
+    )?;
+    story.say.detail(
+        "logged",
+        "the justification and the weighing as salted commitments; the texts for the CAW's DPO and the COC only",
     )?;
     story.receipt(step, answered.receipt)?;
 

@@ -55,6 +55,9 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
                     seconds: expires.unix_timestamp(),
                     nanos: 0,
                 }),
+                given_by: pb::ConsentGiver::Subject as i32,
+                information_version: "folder Doorverwijzing v4 (2026)".to_owned(),
+                minor: pb::MinorCapacity::Adult as i32,
             })
             .await,
     )?;

@@ -41,6 +41,7 @@ fn signal_fields() -> Vec<pb::FieldEntry> {
         choice("signal.offence_category", "homicide-bodily-harm"),
         choice("signal.vulnerability_ground", "minor"),
         choice("signal.danger_branch", "imminent-danger-victim"),
+        supply("signal.holder_cannot_protect", Kind::Flag(true)),
         text("signal.justification", JUSTIFICATION),
         choice("safety.risk_level", "acute"),
         supply("safety.children_in_household", Kind::Integer(3)),

@@ -16,7 +16,7 @@ use crate::policy::{ExchangeKind, ExchangeRequest, FieldRequest, Grounds, Policy
 use crate::proto::v1::{
     AuditEntry, AuditEvent, ConsultedDisclosure, GetCheckpointResponse, GetConsistencyProofRequest,
     GetConsistencyProofResponse, GetEntriesRequest, GetEntriesResponse, GetInclusionProofRequest,
-    GetInclusionProofResponse, LogLeaf, SearchEntriesRequest, SearchEntriesResponse,
+    GetInclusionProofResponse, LogLeaf, ReviewState, SearchEntriesRequest, SearchEntriesResponse,
     SubjectReportLine, SubjectReportRequest, SubjectReportResponse, Verdict, log_leaf,
 };
 
@@ -255,6 +255,47 @@ impl Gateway {
         ))
     }
 
+    /// The entries of one exchange in the caller's scope, by ascending index.
+    pub(crate) fn exchange_leaves(
+        &self,
+        caller: &Caller,
+        exchange_id: &str,
+    ) -> Result<Vec<LogLeaf>, ExchangeError> {
+        let mut scope = Scope::new(self, caller);
+        let mut query = SearchQuery {
+            exchange_id: Some(exchange_id.to_owned()),
+            limit: MAX_ENTRIES as usize,
+            ..SearchQuery::default()
+        };
+        let mut out = Vec::new();
+        loop {
+            let found = self.inner.log.search(&query).map_err(log_error)?;
+            for index in &found {
+                let (leaf, visible) = self.scoped_leaf(&mut scope, *index)?;
+                if visible {
+                    out.push(leaf);
+                }
+                query.after = Some(*index);
+            }
+            if found.len() < query.limit {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Logs an audit read that returned entries (see `log_read`).
+    pub(crate) async fn log_audit_read(
+        &self,
+        policy: &PolicySet,
+        caller: &Caller,
+        operation: &str,
+        shown: usize,
+        subject: Option<Vec<u8>>,
+    ) -> Result<(), ExchangeError> {
+        self.log_read(policy, caller, operation, shown, subject)
+            .await
+    }
+
     /// Logs an audit read that returned entries: who read, how many, which operation.
     async fn log_read(
         &self,
@@ -348,6 +389,19 @@ impl Gateway {
             after,
             limit,
         };
+        // The exchanges in the caller's own review queue (pending) or reviewed by it.
+        let review_filter: Option<std::collections::HashSet<String>> =
+            match ReviewState::try_from(request.review_state).unwrap_or(ReviewState::Unspecified) {
+                ReviewState::Unspecified => None,
+                state => {
+                    let prefix = if state == ReviewState::Pending {
+                        crate::store::review_queue_prefix(&caller.party)
+                    } else {
+                        crate::store::review_done_prefix(&caller.party)
+                    };
+                    Some(self.inner.store.ids_under(&prefix)?.into_iter().collect())
+                }
+            };
         let mut scope = Scope::new(self, caller);
         let mut entries = Vec::new();
         let mut next_page_token = String::new();
@@ -356,8 +410,14 @@ impl Gateway {
             let found = self.inner.log.search(&query).map_err(log_error)?;
             let exhausted = found.len() < limit;
             for index in &found {
-                let (leaf, visible) = self.scoped_leaf(&mut scope, *index)?;
                 query.after = Some(*index);
+                if let Some(ids) = &review_filter {
+                    let entry = self.inner.log.decoded_entry(*index).map_err(log_error)?;
+                    if !ids.contains(&entry.exchange_id) {
+                        continue;
+                    }
+                }
+                let (leaf, visible) = self.scoped_leaf(&mut scope, *index)?;
                 if visible {
                     entries.push(leaf);
                     if entries.len() == limit {

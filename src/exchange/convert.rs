@@ -60,6 +60,30 @@ fn address_message(a: &Address) -> pb::Address {
 /// Turns supplied fields into a typed record. A field named twice, a missing value or an invalid
 /// date is a field violation; whether a value fits the catalogue is the projection's business
 /// (a value of the wrong type is stripped, not released).
+/// Who gave a consent, from its wire number; `None` for an unspecified or unknown one.
+pub(crate) fn consent_giver(n: i32) -> Option<crate::policy::ConsentGiver> {
+    use crate::policy::ConsentGiver as G;
+    match pb::ConsentGiver::try_from(n).ok()? {
+        pb::ConsentGiver::Unspecified => None,
+        pb::ConsentGiver::Subject => Some(G::Subject),
+        pb::ConsentGiver::Parent => Some(G::Parent),
+        pb::ConsentGiver::Guardian => Some(G::Guardian),
+        pb::ConsentGiver::LegalRepresentative => Some(G::LegalRepresentative),
+    }
+}
+
+/// A subject's capacity to consent, from its wire number; `None` for an unspecified one.
+pub(crate) fn capacity(n: i32) -> Option<crate::policy::Capacity> {
+    use crate::policy::Capacity as C;
+    match pb::MinorCapacity::try_from(n).ok()? {
+        pb::MinorCapacity::Unspecified => None,
+        pb::MinorCapacity::Adult => Some(C::Adult),
+        pb::MinorCapacity::PresumedCapable => Some(C::PresumedCapable),
+        pb::MinorCapacity::AssessedCapable => Some(C::AssessedCapable),
+        pb::MinorCapacity::NotCapable => Some(C::NotCapable),
+    }
+}
+
 /// The legal elements a record supplies, as the policy reads them: each enum value and flag of
 /// the record, as text (`true`/`false` for a flag).
 pub(crate) fn elements(record: &Record) -> Vec<(String, String)> {

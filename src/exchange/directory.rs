@@ -3,11 +3,17 @@
 
 use std::sync::Arc;
 
-use crate::policy::{Decision, ExchangeKind, ExchangeRequest, FieldRequest, ReasonCode};
+use std::collections::BTreeMap;
+
+use crate::policy::{
+    Decision, ExchangeKind, ExchangeRequest, FieldRequest, ReasonCode, ReferenceGround, Transform,
+};
+use crate::proto::v1::reference_ground;
 use crate::proto::v1::{
     AuditEvent, LookupHit, LookupRequest, LookupResponse, RegisterReferenceRequest,
     RegisterReferenceResponse, WithdrawReferenceRequest, WithdrawReferenceResponse,
 };
+use crate::release::{Record, ReleasedValue, Value};
 use crate::store::{self, ReferenceRecord};
 
 use super::entry::record_decision;
@@ -25,10 +31,11 @@ const MAX_HOLDER_REFERENCE: usize = 128;
 
 /// Order in which refusal reasons are reported when every holder is refused: the one closest to
 /// success first, as in the policy engine's own choice of reason.
-const REASON_PREFERENCE: [ReasonCode; 6] = [
-    ReasonCode::CaseRequired,
-    ReasonCode::ConsentRequired,
+const REASON_PREFERENCE: [ReasonCode; 7] = [
     ReasonCode::JustificationRequired,
+    ReasonCode::ElementMissing,
+    ReasonCode::ConsentRequired,
+    ReasonCode::CaseRequired,
     ReasonCode::OutsideValidity,
     ReasonCode::Forbidden,
     ReasonCode::NothingReleasable,
@@ -51,17 +58,33 @@ impl Gateway {
                 "must be at most 128 characters",
             ));
         }
+        let ground = match request.ground.and_then(|g| g.ground) {
+            None => {
+                return Err(ExchangeError::invalid(
+                    "ground",
+                    "name the ground that lets you disclose that you know the subject: the subject's consent to be findable, an open case, or an agreement that provides for the directory",
+                ));
+            }
+            Some(reference_ground::Ground::ConsentId(id)) => ReferenceGround::Consent(id),
+            Some(reference_ground::Ground::CaseId(id)) => ReferenceGround::Case(id),
+            Some(reference_ground::Ground::Agreement(id)) => ReferenceGround::Agreement(id),
+        };
         let key = store::reference_key(&subject, &caller.party);
         let policy = self.policy();
+        let now = self.now();
+        self.check_reference_ground(&policy, caller, &subject, &ground, now)?;
         let _guard = self.inner.locks.lock(&key).await;
         let record = ReferenceRecord {
             holder: caller.party.clone(),
             holder_reference,
-            registered: self.now().unix_timestamp(),
+            registered: now.unix_timestamp(),
+            ground_kind: ground.kind().to_owned(),
+            ground_id: ground.id().to_owned(),
         };
         let mut entry = self.entry(&policy, caller, "RegisterReference", AuditEvent::Grounds);
-        entry.subject_pseudonym = hex_bytes(&subject);
+        entry.subject_pseudonym = hex_bytes(&subject)?;
         entry.counterpart_party = caller.party.clone();
+        entry.ground_refs = vec![format!("{}:{}", ground.kind(), ground.id())];
         let committed = self.commit(&entry, vec![store::put(key, &record)]).await;
         // Also after a failed append: its change may still have reached the store.
         self.inner.references.invalidate();
@@ -86,7 +109,7 @@ impl Gateway {
         let policy = self.policy();
         let _guard = self.inner.locks.lock(&key).await;
         let mut entry = self.entry(&policy, caller, "WithdrawReference", AuditEvent::Grounds);
-        entry.subject_pseudonym = hex_bytes(&subject);
+        entry.subject_pseudonym = hex_bytes(&subject)?;
         entry.counterpart_party = caller.party.clone();
         let committed = self.commit(&entry, vec![store::delete(key)]).await;
         self.inner.references.invalidate();
@@ -135,16 +158,16 @@ impl Gateway {
             justification,
             elements: Vec::new(),
         };
-        let mut decide = |holder: &str| -> Decision {
+        let decide = |exchange: &mut ExchangeRequest, holder: &str| -> Decision {
             exchange.counterpart.clear();
             exchange.counterpart.push_str(holder);
-            policy.decide(&exchange, &grounds, now)
+            policy.decide(exchange, &grounds, now)
         };
 
         let mut entry = self.entry(&policy, caller, "Lookup", AuditEvent::Exchange);
         entry.exchange_id = lookup_id.clone();
         entry.exchange_kind = ExchangeKind::Lookup.as_str().to_owned();
-        entry.subject_pseudonym = hex_bytes(&subject);
+        entry.subject_pseudonym = hex_bytes(&subject)?;
         entry.purpose = request.purpose.clone();
 
         // Whether any lookup at all is allowed: evaluated over every party, not over the holders
@@ -152,7 +175,7 @@ impl Gateway {
         let mut best_refusal: Option<Decision> = None;
         let mut any_allowed = false;
         for party in policy.parties().filter(|p| p.id != caller.party) {
-            let decision = decide(&party.id);
+            let decision = decide(&mut exchange, &party.id);
             if decision.is_allowed() {
                 any_allowed = true;
                 break;
@@ -169,7 +192,7 @@ impl Gateway {
             let decision = match best_refusal {
                 Some(d) => d,
                 // A network of one party: decide against the caller itself for a reasoned refusal.
-                None => decide(&caller.party),
+                None => decide(&mut exchange, &caller.party),
             };
             return Err(self.refuse(entry, &decision).await);
         }
@@ -179,38 +202,65 @@ impl Gateway {
         let mut holders = Vec::new();
         let mut consulted = Vec::new();
         let mut anonymous_hit = false;
+        let mut flags = Vec::new();
         for reference in self.references_of(&subject)?.iter() {
             consulted.push(reference.holder.clone());
-            let decision = decide(&reference.holder);
+            let decision = decide(&mut exchange, &reference.holder);
             if !decision.is_allowed() {
+                continue;
+            }
+            // The holder disclosed that it knows the subject only on the ground it registered:
+            // a reference whose ground does not cover this requester and purpose is not found.
+            let covered =
+                ReferenceGround::from_stored(&reference.ground_kind, &reference.ground_id)
+                    .is_some_and(|g| policy.finds(&g, &exchange, &grounds, &decision, now));
+            if !covered {
                 continue;
             }
             let Some(holder) = policy.party(&reference.holder) else {
                 continue;
             };
-            let granted = |f: &str| decision.grant(f).is_some();
-            if !granted("reference.hit") {
+            // What the directory knows of this holder, released like any other record: only the
+            // granted fields, each in its granted form.
+            let record = Record(BTreeMap::from([
+                ("reference.hit".to_owned(), Value::Flag(true)),
+                (
+                    "reference.holder".to_owned(),
+                    Value::Text(holder.id.clone()),
+                ),
+                (
+                    "reference.contact_point".to_owned(),
+                    Value::Text(holder.contact_point.clone()),
+                ),
+            ]));
+            let projection = self.project(&record, &decision, &caller.party, now);
+            let released = |f: &str| projection.released.get(f);
+            if !matches!(
+                released("reference.hit"),
+                Some((_, ReleasedValue::Flag(true)))
+            ) {
                 continue;
             }
-            let hit = if granted("reference.holder") {
-                LookupHit {
+            flags.extend(self.review_changes(&policy, &decision, &holder.id, &lookup_id));
+            let hit = match released("reference.holder") {
+                Some((Transform::Keep, _)) => LookupHit {
                     holder: holder.id.clone(),
                     holder_name: holder.name.clone(),
-                    contact_point: if granted("reference.contact_point") {
-                        holder.contact_point.clone()
-                    } else {
-                        String::new()
+                    contact_point: match released("reference.contact_point") {
+                        Some((Transform::Keep, v)) => v.to_string(),
+                        _ => String::new(),
                     },
+                },
+                // Hit only (or the holder only as whether it exists): who holds the subject is
+                // itself sensitive (being known at a mental-health centre is health data), so
+                // neither the holder nor how many such holders there are is revealed: one
+                // anonymous hit stands for all of them. The entry goes back to the caller inside
+                // its receipt, so it does not name these holders either.
+                _ => {
+                    merge_decision(&mut combined, decision);
+                    anonymous_hit = true;
+                    continue;
                 }
-            } else {
-                // Hit only: who holds the subject is itself sensitive (being known at a
-                // mental-health centre is health data), so neither the holder nor how many such
-                // holders there are is revealed: one anonymous hit stands for all of them.
-                // The entry goes back to the caller inside its receipt, so it does not name
-                // these holders either.
-                merge_decision(&mut combined, decision);
-                anonymous_hit = true;
-                continue;
             };
             hits.push(hit);
             holders.push(holder.id.clone());
@@ -250,8 +300,12 @@ impl Gateway {
         // For the holders' auditors: who asked (a party id, not personal data).
         consulted_entry.detail = format!("requester={}", caller.party);
         // One append: both entries go into the same commit, durable together or not at all.
+        // The review queues of the flagged holders' DPOs go with the same commit; the queue items
+        // name only the lookup, never the subject or the other holders.
+        flags.sort_by(|a, b| a.key.cmp(&b.key));
+        flags.dedup_by(|a, b| a.key == b.key);
         let receipt = self
-            .commit_with_consulted(&entry, &mut consulted_entry, &consulted)
+            .commit_with_consulted(&entry, &mut consulted_entry, &consulted, flags)
             .await?;
         Ok(LookupResponse {
             lookup_id,
@@ -262,6 +316,54 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// Checks that a reference's ground exists and is the caller's to rest on: a consent it
+    /// recorded for this subject that still holds, an open case with it as participant and the
+    /// subject in it, or an agreement that provides for the directory. Anything else is the same
+    /// FAILED_PRECONDITION, whether the consent or case exists or not.
+    fn check_reference_ground(
+        &self,
+        policy: &crate::policy::PolicySet,
+        caller: &Caller,
+        subject: &str,
+        ground: &ReferenceGround,
+        now: time::OffsetDateTime,
+    ) -> Result<(), ExchangeError> {
+        let invalid = || ExchangeError::Precondition {
+            reason: "REFERENCE_GROUND_INVALID".into(),
+        };
+        if !ids::is_well_formed(ground.id()) {
+            return Err(ExchangeError::invalid(
+                "ground",
+                "not a consent, case or agreement id",
+            ));
+        }
+        let now_s = now.unix_timestamp();
+        let store = &self.inner.store;
+        let ok = match ground {
+            ReferenceGround::Consent(id) => store
+                .get::<crate::store::ConsentRecord>(&store::consent_key(id))?
+                .is_some_and(|c| {
+                    c.recorder == caller.party
+                        && c.subject == subject
+                        && c.given <= now_s
+                        && now_s < c.expires
+                        && c.revoked.is_none()
+                }),
+            ReferenceGround::Case(id) => store
+                .get::<crate::store::CaseRecord>(&store::case_key(id))?
+                .is_some_and(|c| {
+                    c.participants.contains(&caller.party)
+                        && c.subjects.iter().any(|s| s == subject)
+                        && c.closed.is_none()
+                        && now_s < c.ends
+                }),
+            ReferenceGround::Agreement(id) => {
+                policy.agreement(id).is_some_and(|a| a.provides_findability)
+            }
+        };
+        if ok { Ok(()) } else { Err(invalid()) }
+    }
+
     /// The references registered for `subject`, from the cache while no reference changed since
     /// they were read.
     fn references_of(&self, subject: &str) -> Result<Arc<Vec<ReferenceRecord>>, ExchangeError> {
@@ -312,13 +414,25 @@ fn merge_decision(into: &mut Option<Decision>, decision: Decision) {
                     acc.fields.push(grant);
                 }
             }
+            // Several holders' obligations: the strictest retention is the one recorded.
+            acc.obligations.retention_days = match (
+                acc.obligations.retention_days,
+                decision.obligations.retention_days,
+            ) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             acc.obligations.review |= decision.obligations.review;
             acc.obligations.notify |= decision.obligations.notify;
+            acc.obligations.weighing |= decision.obligations.weighing;
+            acc.obligations.special_category |= decision.obligations.special_category;
         }
     }
 }
 
-/// The bytes of a hex pseudonym we produced ourselves.
-pub(crate) fn hex_bytes(hex_text: &str) -> Vec<u8> {
-    hex::decode(hex_text).unwrap_or_default()
+/// The bytes of a hex pseudonym we produced ourselves. One that does not decode is an error,
+/// never an empty subject in an audit entry.
+pub(crate) fn hex_bytes(hex_text: &str) -> Result<Vec<u8>, ExchangeError> {
+    hex::decode(hex_text)
+        .map_err(|_| ExchangeError::Internal("a stored subject pseudonym does not decode".into()))
 }

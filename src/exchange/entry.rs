@@ -56,7 +56,18 @@ fn obligations(decision: &Decision) -> pb::Obligations {
         retention_days: decision.obligations.retention_days.unwrap_or(0),
         review: decision.obligations.review,
         notify: decision.obligations.notify,
+        weighing: decision.obligations.weighing,
+        special_category: decision.obligations.special_category,
     }
+}
+
+/// The text of the use restriction that binds a release, or empty.
+pub(crate) fn use_restriction_text(decision: &Decision) -> String {
+    decision
+        .use_restriction
+        .as_ref()
+        .map(|u| u.text.to_string())
+        .unwrap_or_default()
 }
 
 /// Copies a decision into an entry: verdict, reason, rules, bases, grounds, obligations and the
@@ -69,6 +80,11 @@ pub(crate) fn record_decision(entry: &mut AuditEntry, decision: &Decision) {
     entry.ground_refs = decision.ground_refs.clone();
     entry.policy_digest = decision.policy_digest.to_vec();
     entry.obligations = Some(obligations(decision));
+    entry.use_restriction = decision
+        .use_restriction
+        .as_ref()
+        .map(|u| u.agreement.to_string())
+        .unwrap_or_default();
     entry.released_fields = decision
         .fields
         .iter()
@@ -127,6 +143,7 @@ impl Gateway {
         entry: &AuditEntry,
         consulted_entry: &mut AuditEntry,
         consulted: &[String],
+        changes: Vec<StateChange>,
     ) -> Result<Receipt, ExchangeError> {
         let log = &self.inner.log;
         let key = log.consulted_key().ok_or_else(|| {
@@ -136,7 +153,7 @@ impl Gateway {
             key.commitments(&consulted_entry.exchange_id, consulted);
         consulted_entry.consulted_sealed = key.seal(&consulted_entry.exchange_id, consulted);
         let receipt = log
-            .append_with_consulted(entry, Vec::new(), consulted_entry, consulted)
+            .append_with_consulted(entry, changes, consulted_entry, consulted)
             .await
             .map_err(|e| ExchangeError::Unavailable(e.to_string()))?;
         Ok(wire_receipt(receipt))

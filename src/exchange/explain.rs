@@ -63,7 +63,7 @@ impl Gateway {
             let mut entry = self.entry(&policy, caller, "Explain", AuditEvent::AuditAccess);
             entry.exchange_kind = kind.as_str().to_owned();
             entry.counterpart_party = request.counterpart.clone();
-            entry.subject_pseudonym = hex_bytes(subject);
+            entry.subject_pseudonym = hex_bytes(subject)?;
             entry.purpose = request.purpose.clone();
             record_decision(&mut entry, &explanation.decision);
             entry.released_fields.clear();

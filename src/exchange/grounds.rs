@@ -122,8 +122,11 @@ impl Gateway {
         // One subject fits the entry's subject field; several go in its list, so that each
         // subject's report finds the opening of the case (or its refusal).
         match subjects.as_slice() {
-            [only] => entry.subject_pseudonym = hex_bytes(only),
-            all => entry.subject_pseudonyms = all.iter().map(|s| hex_bytes(s)).collect(),
+            [only] => entry.subject_pseudonym = hex_bytes(only)?,
+            all => {
+                entry.subject_pseudonyms =
+                    all.iter().map(|s| hex_bytes(s)).collect::<Result<_, _>>()?
+            }
         }
         let opener = policy
             .party(&caller.party)
@@ -244,8 +247,11 @@ impl Gateway {
         entry.ground_refs = vec![format!("case:{}", case.id)];
         // As at the opening: each subject's report shows that the case ended.
         match case.subjects.as_slice() {
-            [only] => entry.subject_pseudonym = hex_bytes(only),
-            all => entry.subject_pseudonyms = all.iter().map(|s| hex_bytes(s)).collect(),
+            [only] => entry.subject_pseudonym = hex_bytes(only)?,
+            all => {
+                entry.subject_pseudonyms =
+                    all.iter().map(|s| hex_bytes(s)).collect::<Result<_, _>>()?
+            }
         }
         let receipt = self
             .commit_grounds(&entry, vec![store::put(store::case_key(&case.id), &case)])
@@ -280,6 +286,47 @@ impl Gateway {
             ));
         } else if request.evidence.chars().count() > MAX_REFERENCE {
             violations.push(Violation::new("evidence", "must be at most 256 characters"));
+        }
+        let given_by = super::convert::consent_giver(request.given_by);
+        let capacity = super::convert::capacity(request.minor);
+        match (given_by, capacity) {
+            (None, _) => violations.push(Violation::new(
+                "given_by",
+                "say who gave the consent: the subject, a parent, a guardian or a legal representative",
+            )),
+            (_, None) => violations.push(Violation::new(
+                "minor",
+                "say whether the subject is an adult or a minor, and whether a minor can consent alone",
+            )),
+            (Some(g), Some(c)) if !crate::policy::lawful_consent(g, c) => {
+                violations.push(Violation::new(
+                    "given_by",
+                    match c {
+                        crate::policy::Capacity::NotCapable => {
+                            "a minor who cannot consent alone needs a parent, guardian or legal representative"
+                        }
+                        crate::policy::Capacity::Adult => {
+                            "an adult consents personally or through a legal representative"
+                        }
+                        _ => "a capable minor consents personally (youth-care decree)",
+                    },
+                ))
+            }
+            _ => {}
+        }
+        let information_version = request.information_version.trim().to_owned();
+        if information_version.is_empty() {
+            violations.push(Violation::new(
+                "information_version",
+                "name the version of the information the subject was given",
+            ));
+        } else if information_version.chars().count() > MAX_REFERENCE
+            || information_version.chars().any(char::is_control)
+        {
+            violations.push(Violation::new(
+                "information_version",
+                "at most 256 characters, without control characters",
+            ));
         }
         let now = self.now();
         let given = match request.give_time.as_ref() {
@@ -321,10 +368,14 @@ impl Gateway {
             given: given.unix_timestamp(),
             expires: expires.unix_timestamp(),
             revoked: None,
+            given_by: request.given_by,
+            information_version,
+            minor: request.minor,
+            revoked_by: String::new(),
         };
         let mut entry = self.entry(&policy, caller, "RecordConsent", AuditEvent::Grounds);
         entry.exchange_id = format!("consent:{consent_id}");
-        entry.subject_pseudonym = hex_bytes(&subject);
+        entry.subject_pseudonym = hex_bytes(&subject)?;
         entry.purpose = request.purpose.clone();
         entry.ground_refs = vec![format!("consent:{consent_id}")];
         entry.detail = format!("recipients={}", recipients.join(","));
@@ -339,7 +390,9 @@ impl Gateway {
         })
     }
 
-    /// Records that a consent was revoked; only the party that recorded it may.
+    /// Records that a consent was revoked: by the party that recorded it, by one of its
+    /// recipients, or by any party on the subject's behalf (naming the consent's subject). Anyone
+    /// else gets NOT_FOUND, whether the consent exists or not.
     pub async fn revoke_consent(
         &self,
         caller: &Caller,
@@ -349,12 +402,22 @@ impl Gateway {
             return Err(ExchangeError::invalid("consent_id", "not a consent id"));
         }
         let policy = self.policy();
+        let on_behalf = match request.subject.as_ref() {
+            Some(s) if !s.number.is_empty() => {
+                Some(self.pseudonymise(Some(s), "subject")?.to_hex())
+            }
+            _ => None,
+        };
         let _guard = self.inner.locks.lock(&request.consent_id).await;
         let mut consent = self
             .inner
             .store
             .get::<ConsentRecord>(&store::consent_key(&request.consent_id))?
-            .filter(|c| c.recorder == caller.party)
+            .filter(|c| {
+                c.recorder == caller.party
+                    || c.recipients.contains(&caller.party)
+                    || on_behalf.as_ref() == Some(&c.subject)
+            })
             .ok_or(ExchangeError::NotFound { kind: "consent" })?;
         if consent.revoked.is_some() {
             return Err(ExchangeError::Precondition {
@@ -362,11 +425,21 @@ impl Gateway {
             });
         }
         consent.revoked = Some(self.now().unix_timestamp());
+        consent.revoked_by = caller.party.clone();
         let mut entry = self.entry(&policy, caller, "RevokeConsent", AuditEvent::Grounds);
         entry.exchange_id = format!("consent:{}", consent.id);
-        entry.subject_pseudonym = hex_bytes(&consent.subject);
+        entry.subject_pseudonym = hex_bytes(&consent.subject)?;
         entry.purpose = consent.purpose.clone();
         entry.ground_refs = vec![format!("consent:{}", consent.id)];
+        if caller.party != consent.recorder {
+            // The recorder learns, through its own audit scope, that its consent was revoked.
+            entry.counterpart_party = consent.recorder.clone();
+            entry.detail = if consent.recipients.contains(&caller.party) {
+                "revoked by a recipient".to_owned()
+            } else {
+                "revoked on the subject's behalf".to_owned()
+            };
+        }
         let receipt = self
             .commit_grounds(
                 &entry,

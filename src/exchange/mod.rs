@@ -21,6 +21,7 @@ mod locks;
 mod policy_load;
 mod push;
 mod request;
+mod review;
 mod subject;
 mod subject_cache;
 mod sweep;
@@ -38,6 +39,7 @@ use crate::store::Store;
 
 pub use error::{ExchangeError, Violation};
 pub use policy_load::CurrentPolicy;
+pub use review::{text_commitment, weighing_text};
 pub use sweep::SweepReport;
 
 /// The authenticated caller of a use case.

@@ -12,7 +12,7 @@ use crate::store::{self, SignalRecord};
 
 use super::convert::{self, timestamp};
 use super::directory::hex_bytes;
-use super::entry::{decision_message, record_decision};
+use super::entry::{decision_message, record_decision, use_restriction_text};
 use super::request::{field_requests, justification, page_size};
 use super::subject::from_unix;
 use super::sweep::signal_due_key;
@@ -69,7 +69,7 @@ impl Gateway {
         entry.exchange_id = signal_id.clone();
         entry.exchange_kind = ExchangeKind::Share.as_str().to_owned();
         entry.counterpart_party = request.recipient.clone();
-        entry.subject_pseudonym = hex_bytes(&subject);
+        entry.subject_pseudonym = hex_bytes(&subject)?;
         entry.purpose = request.purpose.clone();
         if !decision.is_allowed() {
             return Err(self.refuse(entry, &decision).await);
@@ -92,12 +92,15 @@ impl Gateway {
             created: now.unix_timestamp(),
             retain_until: (now + self.retention(&decision)).unix_timestamp(),
             justification: justification.unwrap_or_default(),
+            use_restriction: use_restriction_text(&decision),
         };
-        let changes = vec![
+        let mut changes = vec![
             store::put(store::signal_key(&signal_id), &signal),
             store::mark(store::inbox_key(&request.recipient, &signal_id)),
             store::mark(signal_due_key(&signal)),
         ];
+        // The sender holds what it shares: its DPO reviews.
+        changes.extend(self.review_changes(&policy, &decision, &caller.party, &signal_id));
         let receipt = self.commit(&entry, changes).await?;
         Ok(ShareResponse {
             signal_id,
@@ -152,6 +155,7 @@ impl Gateway {
                 create_time: Some(timestamp(from_unix(signal.created)?)),
                 expire_time: Some(timestamp(from_unix(signal.retain_until)?)),
                 justification: signal.justification.clone(),
+                use_restriction: signal.use_restriction.clone(),
             });
         }
         Ok(ListInboxResponse {
@@ -182,7 +186,7 @@ impl Gateway {
         entry.exchange_kind = ExchangeKind::Share.as_str().to_owned();
         entry.requester_party = signal.sender.clone();
         entry.counterpart_party = signal.recipient.clone();
-        entry.subject_pseudonym = hex_bytes(&signal.subject);
+        entry.subject_pseudonym = hex_bytes(&signal.subject)?;
         entry.purpose = signal.purpose.clone();
         entry.reason_code = "ACKNOWLEDGED".into();
         entry.detail = format!("performed by {}", caller.party);

@@ -189,7 +189,7 @@ impl Gateway {
         entry.exchange_id = ticket_id.clone();
         entry.exchange_kind = ExchangeKind::Request.as_str().to_owned();
         entry.counterpart_party = request.holder.clone();
-        entry.subject_pseudonym = hex_bytes(&subject);
+        entry.subject_pseudonym = hex_bytes(&subject)?;
         entry.purpose = request.purpose.clone();
         if !decision.is_allowed() {
             return Err(self.refuse(entry, &decision).await);
@@ -217,6 +217,7 @@ impl Gateway {
             created: now.unix_timestamp(),
             expires: expires.unix_timestamp(),
             trace_id: caller.trace_id.clone(),
+            weighing_required: decision.obligations.weighing,
             ..TicketRecord::default()
         };
         let mut changes = vec![
@@ -224,6 +225,22 @@ impl Gateway {
             store::mark(store::incoming_key(&request.holder, &ticket_id)),
         ];
         changes.extend(ticket_due_changes(None, &ticket));
+        if decision.obligations.weighing {
+            // Necessity: the justification is committed to in the entry and kept, with its salt,
+            // for the holder's DPO and the supervisor.
+            let salt = ids::salt()?;
+            entry.justification_commitment =
+                super::review::text_commitment(&salt, ticket.justification.as_bytes()).to_vec();
+            let texts = store::NecessityRecord {
+                exchange_id: ticket_id.clone(),
+                holder: request.holder.clone(),
+                justification: ticket.justification.clone(),
+                justification_salt: salt.to_vec(),
+                ..store::NecessityRecord::default()
+            };
+            changes.push(store::put(store::necessity_key(&ticket_id), &texts));
+        }
+        changes.extend(self.review_changes(&policy, &decision, &request.holder, &ticket_id));
         let receipt = self.commit(&entry, changes).await?;
         self.notify_ticket_change();
         Ok(RequestContextResponse {
@@ -276,6 +293,7 @@ impl Gateway {
                 justification: ticket.justification.clone(),
                 create_time: Some(timestamp(from_unix(ticket.created)?)),
                 expire_time: Some(timestamp(from_unix(ticket.expires)?)),
+                weighing_required: ticket.weighing_required,
             });
         }
         Ok(ListIncomingResponse {
@@ -331,19 +349,19 @@ impl Gateway {
         caller: &Caller,
         operation: &str,
         ticket: &TicketRecord,
-    ) -> crate::proto::v1::AuditEntry {
+    ) -> Result<crate::proto::v1::AuditEntry, ExchangeError> {
         let mut entry = self.entry(policy, caller, operation, AuditEvent::Exchange);
         entry.exchange_id = ticket.id.clone();
         entry.exchange_kind = ExchangeKind::Request.as_str().to_owned();
         // The requester of the exchange stays the requester, whoever performs this step.
         entry.requester_party = ticket.requester.clone();
         entry.counterpart_party = ticket.holder.clone();
-        entry.subject_pseudonym = hex_bytes(&ticket.subject);
+        entry.subject_pseudonym = hex_bytes(&ticket.subject)?;
         entry.purpose = ticket.purpose.clone();
         if caller.party != ticket.requester {
             entry.detail = format!("performed by {}", caller.party);
         }
-        entry
+        Ok(entry)
     }
 
     /// The holder answers a pending request. The decision is taken again now (grounds may have
@@ -370,7 +388,7 @@ impl Gateway {
             elements: Vec::new(),
         };
         let decision = policy.decide(&exchange, &*self.grounds_for(&ticket.subject)?, now);
-        let mut entry = self.ticket_entry(&policy, caller, "Respond", &ticket);
+        let mut entry = self.ticket_entry(&policy, caller, "Respond", &ticket)?;
         let due_before = ticket_due_now(&ticket);
         if !decision.is_allowed() {
             // The grounds lapsed: the ticket can no longer be answered. Log and close it.
@@ -387,6 +405,30 @@ impl Gateway {
             return Err(refusal(&decision, receipt.index));
         }
         record_decision(&mut entry, &decision);
+        // Necessity: the holder decides and writes why; without its weighing nothing is released
+        // and the ticket stays pending, so the holder can answer again with one.
+        let mut texts = None;
+        if decision.obligations.weighing {
+            let weighing = super::review::check_weighing(&policy, request.weighing.as_ref())?;
+            let mut record = self
+                .inner
+                .store
+                .get::<store::NecessityRecord>(&store::necessity_key(&ticket.id))?
+                .unwrap_or_else(|| store::NecessityRecord {
+                    exchange_id: ticket.id.clone(),
+                    holder: ticket.holder.clone(),
+                    ..store::NecessityRecord::default()
+                });
+            let salt = ids::salt()?;
+            entry.weighing_commitment =
+                super::review::text_commitment(&salt, &super::review::weighing_text(&weighing))
+                    .to_vec();
+            record.danger = weighing.danger;
+            record.no_other_way = weighing.no_other_way;
+            record.proportionality = weighing.proportionality;
+            record.weighing_salt = salt.to_vec();
+            texts = Some(record);
+        }
         let projection = self.project(&record, &decision, &ticket.requester, now);
         let salt = ids::salt()?;
         let released = convert::released_fields(&projection);
@@ -397,11 +439,16 @@ impl Gateway {
         ticket.released = released.iter().map(Message::encode_to_vec).collect();
         ticket.salt = salt.to_vec();
         ticket.retain_until = (now + retention).unix_timestamp();
+        ticket.use_restriction = super::entry::use_restriction_text(&decision);
         let mut changes = vec![
             store::put(store::ticket_key(&ticket.id), &ticket),
             store::delete(store::incoming_key(&ticket.holder, &ticket.id)),
         ];
         changes.extend(ticket_due_changes(due_before, &ticket));
+        if let Some(texts) = &texts {
+            changes.push(store::put(store::necessity_key(&ticket.id), texts));
+        }
+        changes.extend(self.review_changes(&policy, &decision, &ticket.holder, &ticket.id));
         let receipt = self.commit(&entry, changes).await?;
         self.notify_ticket_change();
         Ok(RespondResponse {
@@ -434,7 +481,7 @@ impl Gateway {
         let _guard = self.inner.locks.lock(&request.ticket_id).await;
         let mut ticket = self.ticket_for(caller, &request.ticket_id, true)?;
         self.pending_or_error(&ticket)?;
-        let mut entry = self.ticket_entry(&policy, caller, "Decline", &ticket);
+        let mut entry = self.ticket_entry(&policy, caller, "Decline", &ticket)?;
         let due_before = ticket_due_now(&ticket);
         entry.reason_code = format!(
             "DECLINED_{}",
@@ -492,7 +539,7 @@ impl Gateway {
         }
         let now = self.now();
         let policy = self.policy();
-        let mut entry = self.ticket_entry(&policy, caller, "GetResult", &ticket);
+        let mut entry = self.ticket_entry(&policy, caller, "GetResult", &ticket)?;
         let due_before = ticket_due_now(&ticket);
         let released: Vec<ReleasedFieldValue> = ticket
             .released
@@ -531,6 +578,7 @@ impl Gateway {
             commitment_salt: salt,
             decline_reason: 0,
             receipt: Some(receipt),
+            use_restriction: ticket.use_restriction.clone(),
         })
     }
 

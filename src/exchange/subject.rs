@@ -88,6 +88,13 @@ impl Gateway {
                     expires: from_unix(consent.expires)?,
                     revoked: consent.revoked.map(from_unix).transpose()?,
                     evidence: consent.evidence,
+                    // A stored consent without a known giver or capacity counts as not lawfully
+                    // given: it never satisfies a consent condition (fail closed).
+                    given_by: super::convert::consent_giver(consent.given_by)
+                        .unwrap_or(crate::policy::ConsentGiver::Subject),
+                    capacity: super::convert::capacity(consent.minor)
+                        .filter(|_| super::convert::consent_giver(consent.given_by).is_some())
+                        .unwrap_or(crate::policy::Capacity::NotCapable),
                 });
             }
         }

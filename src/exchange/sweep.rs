@@ -113,15 +113,15 @@ impl Gateway {
         subject: &str,
         exchange_id: &str,
         reason: &str,
-    ) -> AuditEntry {
+    ) -> Result<AuditEntry, ExchangeError> {
         let mut entry = self.entry(policy, &gateway_caller(), "Expire", AuditEvent::Exchange);
         entry.exchange_id = exchange_id.to_owned();
         entry.exchange_kind = kind.as_str().to_owned();
         entry.requester_party = requester.to_owned();
         entry.counterpart_party = counterpart.to_owned();
-        entry.subject_pseudonym = hex_bytes(subject);
+        entry.subject_pseudonym = hex_bytes(subject)?;
         entry.reason_code = reason.to_owned();
-        entry
+        Ok(entry)
     }
 
     /// Expires overdue tickets and deletes payloads past their retention, one audit append each.
@@ -168,7 +168,7 @@ impl Gateway {
                 &ticket.subject,
                 &ticket.id,
                 reason,
-            );
+            )?;
             ticket.state = TicketState::Expired as i32;
             ticket.released.clear();
             ticket.salt.clear();
@@ -204,7 +204,7 @@ impl Gateway {
                 &signal.subject,
                 &signal.id,
                 "RETENTION_ENDED",
-            );
+            )?;
             let changes = vec![
                 store::delete(key),
                 store::delete(store::inbox_key(&signal.recipient, &signal.id)),

@@ -213,6 +213,20 @@ impl pb::audit_server::Audit for Services {
     ) -> Result<Response<pb::SubjectReportResponse>, Status> {
         handle!(self, request, subject_report)
     }
+
+    async fn list_reviews(
+        &self,
+        request: Request<pb::ListReviewsRequest>,
+    ) -> Result<Response<pb::ListReviewsResponse>, Status> {
+        handle!(self, request, list_reviews)
+    }
+
+    async fn record_review(
+        &self,
+        request: Request<pb::RecordReviewRequest>,
+    ) -> Result<Response<pb::RecordReviewResponse>, Status> {
+        handle!(self, request, record_review)
+    }
 }
 
 #[tonic::async_trait]

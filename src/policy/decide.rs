@@ -238,6 +238,7 @@ impl<'a> Ctx<'a> {
                 && k.given <= now
                 && now < k.expires
                 && k.revoked.is_none_or(|rv| now < rv)
+                && k.lawfully_given()
         })
     }
 }

@@ -80,6 +80,8 @@ pub fn satisfied_grounds(set: &PolicySet, req: &ExchangeRequest, now: OffsetDate
             expires: now + Duration::days(36_500),
             revoked: None,
             evidence: "assumed".to_owned(),
+            given_by: super::request::ConsentGiver::Subject,
+            capacity: super::request::Capacity::Adult,
         }],
     }
 }

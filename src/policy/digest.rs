@@ -148,6 +148,7 @@ pub(crate) fn digest(set: &PolicySet) -> [u8; 32] {
             }
             None => c.tag("no-case-consultation"),
         }
+        c.flag(a.provides_findability);
         c.num(a.ceilings.len() as u64);
         for x in &a.ceilings {
             c.selector(&x.recipient);

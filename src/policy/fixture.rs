@@ -12,7 +12,8 @@ use super::diagnostic::{LoadError, Problem, SourceFile};
 use super::model::Effect;
 use super::raw::{Bound, Document, RawCase, instant};
 use super::request::{
-    CaseGround, ConsentGround, ExchangeKind, ExchangeRequest, FieldRequest, Grounds,
+    Capacity, CaseGround, ConsentGiver, ConsentGround, ExchangeKind, ExchangeRequest, FieldRequest,
+    Grounds,
 };
 use super::set::PolicySet;
 
@@ -230,9 +231,41 @@ fn parse_cases(f: &SourceFile, problems: &mut Vec<Problem>, fixture: bool) -> Ve
                     expires: time(&g.expires, Bound::End),
                     revoked: g.revoked.as_ref().map(|d| time(d, Bound::Start)),
                     evidence: g.evidence.clone(),
+                    given_by: g
+                        .given_by
+                        .as_ref()
+                        .and_then(|s| ConsentGiver::parse(s.get_ref()))
+                        .unwrap_or_default(),
+                    capacity: g
+                        .minor
+                        .as_ref()
+                        .and_then(|s| Capacity::parse(s.get_ref()))
+                        .unwrap_or_default(),
                 })
                 .collect(),
         };
+        for g in &c.grounds.consent {
+            if let Some(x) = &g.given_by
+                && ConsentGiver::parse(x.get_ref()).is_none()
+            {
+                problems.push(Problem::at(
+                    f,
+                    x.span(),
+                    format!("unknown consent giver `{}`", x.get_ref()),
+                    Some("use subject, parent, guardian or legal-representative".to_owned()),
+                ));
+            }
+            if let Some(x) = &g.minor
+                && Capacity::parse(x.get_ref()).is_none()
+            {
+                problems.push(Problem::at(
+                    f,
+                    x.span(),
+                    format!("unknown capacity `{}`", x.get_ref()),
+                    Some("use adult, minor-presumed-capable, minor-assessed-capable or minor-not-capable".to_owned()),
+                ));
+            }
+        }
         let kind = ExchangeKind::parse(c.request.kind.get_ref()).unwrap_or_else(|| {
             problems.push(Problem::at(
                 f,

@@ -10,6 +10,7 @@ mod diagnostic;
 mod diff;
 mod digest;
 mod explain;
+mod findable;
 mod fixture;
 pub mod generate;
 mod idmap;
@@ -31,6 +32,7 @@ pub use decision::{
 pub use diagnostic::{LoadError, Problem, SourceFile};
 pub use diff::{AccessChange, diff, satisfied_grounds};
 pub use explain::{Explanation, RuleTrace};
+pub use findable::ReferenceGround;
 pub use fixture::{
     Expectation, ExpectedObligations, Fixture, RequestCase, load_fixtures, parse_fixtures,
     parse_requests,
@@ -41,7 +43,8 @@ pub use model::{
     Sensitivity, Window,
 };
 pub use request::{
-    ALL_KINDS, CaseGround, ConsentGround, ExchangeKind, ExchangeRequest, FieldRequest, Grounds,
+    ALL_KINDS, Capacity, CaseGround, ConsentGiver, ConsentGround, ExchangeKind, ExchangeRequest,
+    FieldRequest, Grounds, Substance, lawful_consent, substance,
 };
 pub use set::PolicySet;
 pub use transform::{ALL_FIELD_TYPES, ALL_TRANSFORMS, FieldType, Transform, UnknownTransform};

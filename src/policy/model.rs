@@ -366,6 +366,9 @@ pub struct Agreement {
     pub case_consultation: Option<CaseConsultation>,
     /// Minimisation ceilings that hold across its rules.
     pub ceilings: Vec<Ceiling>,
+    /// Its legal text provides for the reference directory: a holder may register a reference
+    /// on it, found by the lookups its rules allow.
+    pub provides_findability: bool,
     /// The rules, sorted by id.
     pub rules: Vec<Rule>,
 }

@@ -98,6 +98,7 @@ pub(crate) struct RawAgreement {
     pub valid_until: Option<Spanned<Datetime>>,
     pub description: Option<String>,
     pub case_consultation: Option<Spanned<RawCaseConsultation>>,
+    pub provides_findability: Option<bool>,
     #[serde(default)]
     pub ceiling: Vec<Spanned<RawCeiling>>,
 }
@@ -242,6 +243,8 @@ pub(crate) struct RawConsentGround {
     pub expires: Spanned<Datetime>,
     pub revoked: Option<Spanned<Datetime>>,
     pub evidence: String,
+    pub given_by: Option<Spanned<String>>,
+    pub minor: Option<Spanned<String>>,
 }
 
 /// `[case.grounds]`.

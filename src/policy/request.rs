@@ -154,6 +154,106 @@ pub struct ConsentGround {
     pub revoked: Option<OffsetDateTime>,
     /// A reference to the evidence, e.g. a signed form number.
     pub evidence: String,
+    /// Who gave it.
+    pub given_by: ConsentGiver,
+    /// Whether the subject is a minor, and capable of consenting alone.
+    pub capacity: Capacity,
+}
+
+/// Who gave a consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ConsentGiver {
+    /// The subject.
+    #[default]
+    Subject,
+    /// A parent with parental authority.
+    Parent,
+    /// A guardian.
+    Guardian,
+    /// A legal representative.
+    LegalRepresentative,
+}
+
+/// Whether the subject of a consent is a minor, and capable of consenting alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Capacity {
+    /// An adult.
+    #[default]
+    Adult,
+    /// A minor of 12 or older, presumed capable by the youth-care decree.
+    PresumedCapable,
+    /// A younger minor assessed as capable of a reasonable judgement.
+    AssessedCapable,
+    /// A minor who cannot consent alone.
+    NotCapable,
+}
+
+impl ConsentGiver {
+    /// The policy spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentGiver::Subject => "subject",
+            ConsentGiver::Parent => "parent",
+            ConsentGiver::Guardian => "guardian",
+            ConsentGiver::LegalRepresentative => "legal-representative",
+        }
+    }
+
+    /// Parses the policy spelling.
+    pub fn parse(s: &str) -> Option<ConsentGiver> {
+        [
+            Self::Subject,
+            Self::Parent,
+            Self::Guardian,
+            Self::LegalRepresentative,
+        ]
+        .into_iter()
+        .find(|g| g.as_str() == s)
+    }
+}
+
+impl Capacity {
+    /// The policy spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capacity::Adult => "adult",
+            Capacity::PresumedCapable => "minor-presumed-capable",
+            Capacity::AssessedCapable => "minor-assessed-capable",
+            Capacity::NotCapable => "minor-not-capable",
+        }
+    }
+
+    /// Parses the policy spelling.
+    pub fn parse(s: &str) -> Option<Capacity> {
+        [
+            Self::Adult,
+            Self::PresumedCapable,
+            Self::AssessedCapable,
+            Self::NotCapable,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+impl ConsentGround {
+    /// Whether the right person gave it: an adult, or a capable minor, consents personally (an
+    /// adult may also be represented by a legal representative); for a minor who cannot consent
+    /// alone, a parent, guardian or legal representative consents.
+    pub fn lawfully_given(&self) -> bool {
+        lawful_consent(self.given_by, self.capacity)
+    }
+}
+
+/// Whether `given_by` may consent for a subject of `capacity` (see
+/// [`ConsentGround::lawfully_given`]).
+pub fn lawful_consent(given_by: ConsentGiver, capacity: Capacity) -> bool {
+    use ConsentGiver as G;
+    match capacity {
+        Capacity::Adult => matches!(given_by, G::Subject | G::LegalRepresentative),
+        Capacity::PresumedCapable | Capacity::AssessedCapable => given_by == G::Subject,
+        Capacity::NotCapable => given_by != G::Subject,
+    }
 }
 
 /// The grounds known for one exchange.
@@ -167,7 +267,7 @@ pub struct Grounds {
 
 /// What the urgency condition reads of a written justification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Substance {
+pub struct Substance {
     /// Unicode scalar values after trimming.
     pub chars: usize,
     /// Words: runs of two or more letters.
@@ -179,7 +279,7 @@ pub(crate) struct Substance {
 
 impl Substance {
     /// Reads a justification; `None` is an empty one.
-    pub(crate) fn of(text: Option<&str>) -> Substance {
+    pub fn of(text: Option<&str>) -> Substance {
         let text = text.unwrap_or("").trim();
         let mut chars = 0usize;
         let mut ascii = [0u32; 128];
@@ -235,6 +335,11 @@ impl Substance {
             degenerate,
         }
     }
+}
+
+/// How much substance a written text has: its length, its words, and whether it is degenerate.
+pub fn substance(text: &str) -> Substance {
+    Substance::of(Some(text))
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use prost::Message;
 use crate::audit::{AuditError, AuditLog, StateChange};
 
 pub use records::{
-    AskedField, CaseRecord, ConsentRecord, GrantRecord, ReferenceRecord, SignalRecord, TicketRecord,
+    AskedField, CaseRecord, ConsentRecord, GrantRecord, NecessityRecord, ReferenceRecord,
+    ReviewQueueRecord, ReviewRecord, SignalRecord, TicketRecord,
 };
 
 /// Why stored state could not be read.
@@ -83,6 +84,26 @@ pub fn consent_subject_key(subject: &str, id: &str) -> Vec<u8> {
 /// Prefix of the consents of a subject.
 pub fn consent_subject_prefix(subject: &str) -> Vec<u8> {
     format!("s/ns/{subject}/").into_bytes()
+}
+/// Key of a flagged exchange in a reviewer's queue.
+pub fn review_queue_key(reviewer: &str, exchange_id: &str) -> Vec<u8> {
+    format!("s/rq/{reviewer}/{exchange_id}").into_bytes()
+}
+/// Prefix of a reviewer's queue.
+pub fn review_queue_prefix(reviewer: &str) -> Vec<u8> {
+    format!("s/rq/{reviewer}/").into_bytes()
+}
+/// Key of a review a reviewer recorded.
+pub fn review_done_key(reviewer: &str, exchange_id: &str) -> Vec<u8> {
+    format!("s/rd/{reviewer}/{exchange_id}").into_bytes()
+}
+/// Prefix of a reviewer's recorded reviews.
+pub fn review_done_prefix(reviewer: &str) -> Vec<u8> {
+    format!("s/rd/{reviewer}/").into_bytes()
+}
+/// Key of the texts of a necessity exchange.
+pub fn necessity_key(exchange_id: &str) -> Vec<u8> {
+    format!("s/nt/{exchange_id}").into_bytes()
 }
 /// Prefixes of sled keys that earlier versions wrote and this one neither writes nor reads: the
 /// pending-request, inbox and expiry indexes, which are memory-only now (under `s/m/`). The

@@ -15,6 +15,12 @@ pub struct ReferenceRecord {
     /// When it was registered, Unix seconds.
     #[prost(int64, tag = "3")]
     pub registered: i64,
+    /// The ground of the disclosure: `consent`, `case` or `agreement`.
+    #[prost(string, tag = "4")]
+    pub ground_kind: String,
+    /// The consent id, case id or agreement id.
+    #[prost(string, tag = "5")]
+    pub ground_id: String,
 }
 
 /// One field grant of a decision, as stored with a ticket.
@@ -99,6 +105,12 @@ pub struct TicketRecord {
     /// Trace id of the request.
     #[prost(string, tag = "17")]
     pub trace_id: String,
+    /// The decision asks the holder for its own weighing (necessity).
+    #[prost(bool, tag = "18")]
+    pub weighing_required: bool,
+    /// The use restriction binding the answer, set when the answer goes through a case.
+    #[prost(string, tag = "19")]
+    pub use_restriction: String,
 }
 
 /// A pushed signal waiting for its recipient.
@@ -137,6 +149,72 @@ pub struct SignalRecord {
     /// The sender's justification.
     #[prost(string, tag = "11")]
     pub justification: String,
+    /// The use restriction binding the payload (art. 458ter §2 Sw.), if it went through a case.
+    #[prost(string, tag = "12")]
+    pub use_restriction: String,
+}
+
+/// A flagged exchange waiting in one reviewer's queue.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ReviewQueueRecord {
+    /// The exchange id.
+    #[prost(string, tag = "1")]
+    pub exchange_id: String,
+    /// Why it is flagged: review, notify, necessity, special-category.
+    #[prost(string, repeated, tag = "2")]
+    pub reasons: Vec<String>,
+    /// When it was flagged, Unix seconds.
+    #[prost(int64, tag = "3")]
+    pub flagged: i64,
+}
+
+/// A review a reviewer recorded.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ReviewRecord {
+    /// The exchange id.
+    #[prost(string, tag = "1")]
+    pub exchange_id: String,
+    /// `ReviewOutcome` number of the wire contract.
+    #[prost(int32, tag = "2")]
+    pub outcome: i32,
+    /// The reviewer's note.
+    #[prost(string, tag = "3")]
+    pub note: String,
+    /// Salt of the note's commitment in the review's entry.
+    #[prost(bytes = "vec", tag = "4")]
+    pub salt: Vec<u8>,
+    /// When it was recorded, Unix seconds.
+    #[prost(int64, tag = "5")]
+    pub recorded: i64,
+}
+
+/// The texts of a necessity exchange, kept for the holder's DPO and the supervisor.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NecessityRecord {
+    /// The exchange id.
+    #[prost(string, tag = "1")]
+    pub exchange_id: String,
+    /// The holder whose DPO reviews it.
+    #[prost(string, tag = "2")]
+    pub holder: String,
+    /// The requester's justification.
+    #[prost(string, tag = "3")]
+    pub justification: String,
+    /// Salt of its commitment.
+    #[prost(bytes = "vec", tag = "4")]
+    pub justification_salt: Vec<u8>,
+    /// The holder's weighing: the danger.
+    #[prost(string, tag = "5")]
+    pub danger: String,
+    /// Why no other way is left.
+    #[prost(string, tag = "6")]
+    pub no_other_way: String,
+    /// Why the release is proportionate.
+    #[prost(string, tag = "7")]
+    pub proportionality: String,
+    /// Salt of the weighing's commitment; empty until the holder answered.
+    #[prost(bytes = "vec", tag = "8")]
+    pub weighing_salt: Vec<u8>,
 }
 
 /// A 458ter case consultation.
@@ -204,4 +282,16 @@ pub struct ConsentRecord {
     /// Revoked, Unix seconds.
     #[prost(int64, optional, tag = "9")]
     pub revoked: Option<i64>,
+    /// `ConsentGiver` number of the wire contract.
+    #[prost(int32, tag = "10")]
+    pub given_by: i32,
+    /// The version of the information the subject was given.
+    #[prost(string, tag = "11")]
+    pub information_version: String,
+    /// `MinorCapacity` number of the wire contract.
+    #[prost(int32, tag = "12")]
+    pub minor: i32,
+    /// Who revoked it (a party id), once revoked.
+    #[prost(string, tag = "13")]
+    pub revoked_by: String,
 }

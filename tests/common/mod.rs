@@ -27,6 +27,33 @@ pub fn subject_number(seq: u32) -> String {
     format!("{first_nine:09}{check:02}")
 }
 
+/// A reference ground resting on the consent `consent_id`.
+pub fn consent_ground(consent_id: &str) -> pb::ReferenceGround {
+    pb::ReferenceGround {
+        ground: Some(pb::reference_ground::Ground::ConsentId(
+            consent_id.to_owned(),
+        )),
+    }
+}
+
+/// An adult subject `seq`'s own consent for `purpose` to `recipients`, valid 180 days from NOW.
+pub fn consent_request(seq: u32, purpose: &str, recipients: &[&str]) -> pb::RecordConsentRequest {
+    pb::RecordConsentRequest {
+        subject: subject(seq),
+        purpose: purpose.to_owned(),
+        recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
+        evidence: format!("signed form T-{seq}"),
+        give_time: None,
+        expire_time: Some(prost_types::Timestamp {
+            seconds: NOW.unix_timestamp() + 180 * 86_400,
+            nanos: 0,
+        }),
+        given_by: pb::ConsentGiver::Subject as i32,
+        information_version: "folder v1".to_owned(),
+        minor: pb::MinorCapacity::Adult as i32,
+    }
+}
+
 /// A wire subject.
 pub fn subject(seq: u32) -> Option<pb::Subject> {
     Some(pb::Subject {
@@ -153,13 +180,32 @@ impl TestGateway {
         pb::policies_client::PoliciesClient::new(self.channel(party).await)
     }
 
-    /// `party` registers subject `seq` in the reference directory, as file `file-<party>`.
+    /// `party` records subject `seq`'s written consent to be findable by the police zones, for
+    /// every purpose under `protection-integrity`; returns the consent id.
+    pub async fn findable(&self, party: &str, seq: u32) -> String {
+        self.grounds(party)
+            .await
+            .record_consent(req(consent_request(
+                seq,
+                "protection-integrity",
+                &["pz-gent", "pz-aalst"],
+            )))
+            .await
+            .expect("consent to be findable")
+            .into_inner()
+            .consent_id
+    }
+
+    /// `party` registers subject `seq` in the reference directory, as file `file-<party>`, on the
+    /// subject's consent to be findable by the police.
     pub async fn register(&self, party: &str, seq: u32) {
+        let consent = self.findable(party, seq).await;
         self.exchange(party)
             .await
             .register_reference(req(pb::RegisterReferenceRequest {
                 subject: subject(seq),
                 holder_reference: format!("file-{party}"),
+                ground: Some(consent_ground(&consent)),
             }))
             .await
             .expect("register");

@@ -130,6 +130,7 @@ impl Builder<'_> {
                 description: raw.description,
                 case_consultation,
                 ceilings,
+                provides_findability: raw.provides_findability == Some(true),
                 rules,
             },
             origins,
