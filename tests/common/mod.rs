@@ -224,6 +224,30 @@ impl TestGateway {
         }
         self.gateway.log().shutdown().await;
     }
+
+    /// Stops the server and closes the log, but keeps the data directory for a check after the
+    /// stop (e.g. `ketenpoort audit verify`); it is removed when the returned guard drops.
+    pub async fn stop_keeping_data(mut self) -> (TempDir, PathBuf) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server ends cleanly");
+        }
+        self.gateway.log().shutdown().await;
+        let TestGateway {
+            _dir,
+            data,
+            gateway,
+            ..
+        } = self;
+        // The last handle on the log: dropping it closes the database.
+        drop(gateway);
+        (_dir, data)
+    }
 }
 
 /// A request carrying the actor metadata.
