@@ -160,6 +160,38 @@ async fn open_case_is_bound_to_an_instrument_and_opener_the_agreement_names() {
         opened.end_time.expect("end time").seconds,
         NOW.unix_timestamp() + 365 * 86_400
     );
+    // Only its opener renews it (for max_days from now); a closed case is not renewed.
+    let renew = || pb::RenewCaseRequest {
+        case_id: opened.case_id.clone(),
+    };
+    let status = gw
+        .grounds(LIVC)
+        .await
+        .renew_case(req(renew()))
+        .await
+        .expect_err("not its case");
+    assert_eq!(status.code(), Code::NotFound);
+    let renewed = fjc
+        .renew_case(req(renew()))
+        .await
+        .expect("renewed")
+        .into_inner();
+    assert_eq!(
+        renewed.end_time.expect("end time").seconds,
+        NOW.unix_timestamp() + 365 * 86_400
+    );
+    assert_eq!(entry_of(renewed.receipt.as_ref()).operation, "RenewCase");
+    fjc.close_case(req(pb::CloseCaseRequest {
+        case_id: opened.case_id.clone(),
+    }))
+    .await
+    .expect("closed");
+    let status = fjc
+        .renew_case(req(renew()))
+        .await
+        .expect_err("closed cases are not renewed");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&status), "CASE_CLOSED");
 
     // A terrorism-prevention case (LIVC-R) never unlocks an intrafamily-violence exchange.
     gw.grounds(LIVC)

@@ -57,6 +57,7 @@ fn case(parties: &[&str]) -> Grounds {
             opened: datetime!(2026-01-01 0:00 UTC),
             closed: None,
             ends: None,
+            renewed: None,
         }],
         consents: vec![],
     }

@@ -145,7 +145,8 @@ impl Gateway {
                 form: None,
             })
             .collect();
-        let justification = Some(request.justification.trim().to_owned()).filter(|j| !j.is_empty());
+        let justification =
+            super::request::justification(&request.justification, policy.max_justification())?;
         // One request, decided against each candidate holder in turn: only the counterpart
         // changes, so it is rewritten in place rather than the whole request built again.
         let mut exchange = ExchangeRequest {

@@ -27,7 +27,8 @@ impl Gateway {
             ExchangeError::invalid("kind", "one of lookup, request, share, audit")
         })?;
         let fields = field_requests(&request.fields, "fields")?;
-        let justification = justification(&request.justification)?;
+        let justification =
+            justification(&request.justification, self.policy().max_justification())?;
         let now = match request.time.as_ref() {
             None => self.now(),
             Some(t) => from_timestamp(t)

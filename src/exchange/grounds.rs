@@ -3,8 +3,8 @@
 use crate::audit::StateChange;
 use crate::proto::v1::{
     AuditEntry, AuditEvent, CloseCaseRequest, CloseCaseResponse, OpenCaseRequest, OpenCaseResponse,
-    Receipt, RecordConsentRequest, RecordConsentResponse, RevokeConsentRequest,
-    RevokeConsentResponse,
+    Receipt, RecordConsentRequest, RecordConsentResponse, RenewCaseRequest, RenewCaseResponse,
+    RevokeConsentRequest, RevokeConsentResponse,
 };
 use crate::store::{self, CaseRecord, ConsentRecord};
 
@@ -191,6 +191,7 @@ impl Gateway {
             opened: now.unix_timestamp(),
             closed: None,
             ends: ends.unix_timestamp(),
+            renewed: None,
         };
         let mut changes = vec![store::put(store::case_key(&case_id), &case)];
         changes.extend(
@@ -257,6 +258,67 @@ impl Gateway {
             .commit_grounds(&entry, vec![store::put(store::case_key(&case.id), &case)])
             .await?;
         Ok(CloseCaseResponse {
+            receipt: Some(receipt),
+        })
+    }
+
+    /// Renews an open case that has not lapsed, for the agreement's `max_days` from now; only its
+    /// opener may.
+    pub async fn renew_case(
+        &self,
+        caller: &Caller,
+        request: RenewCaseRequest,
+    ) -> Result<RenewCaseResponse, ExchangeError> {
+        if !ids::is_well_formed(&request.case_id) {
+            return Err(ExchangeError::invalid("case_id", "not a case id"));
+        }
+        let policy = self.policy();
+        let _guard = self.inner.locks.lock(&request.case_id).await;
+        let mut case = self
+            .inner
+            .store
+            .get::<CaseRecord>(&store::case_key(&request.case_id))?
+            .filter(|c| c.opener == caller.party)
+            .ok_or(ExchangeError::NotFound { kind: "case" })?;
+        let now = self.now();
+        let consultation = policy
+            .agreement(&case.agreement)
+            .and_then(|a| a.case_consultation.as_ref())
+            .ok_or(ExchangeError::Precondition {
+                reason: "AGREEMENT_WITHOUT_CASES".into(),
+            })?;
+        let lapse = time::Duration::days(i64::from(consultation.max_days));
+        let since = case.renewed.unwrap_or(case.opened);
+        if case.closed.is_some() {
+            return Err(ExchangeError::Precondition {
+                reason: "CASE_CLOSED".into(),
+            });
+        }
+        if now.unix_timestamp() >= case.ends.min(since + lapse.whole_seconds()) {
+            return Err(ExchangeError::Precondition {
+                reason: "CASE_LAPSED".into(),
+            });
+        }
+        let ends = now + lapse;
+        case.renewed = Some(now.unix_timestamp());
+        case.ends = ends.unix_timestamp();
+        let mut entry = self.entry(&policy, caller, "RenewCase", AuditEvent::Grounds);
+        entry.exchange_id = format!("case:{}", case.id);
+        entry.purpose = case.purpose.clone();
+        entry.ground_refs = vec![format!("case:{}", case.id)];
+        entry.detail = format!("ends={}", ends.unix_timestamp());
+        match case.subjects.as_slice() {
+            [only] => entry.subject_pseudonym = hex_bytes(only)?,
+            all => {
+                entry.subject_pseudonyms =
+                    all.iter().map(|s| hex_bytes(s)).collect::<Result<_, _>>()?
+            }
+        }
+        let receipt = self
+            .commit_grounds(&entry, vec![store::put(store::case_key(&case.id), &case)])
+            .await?;
+        Ok(RenewCaseResponse {
+            end_time: Some(super::convert::timestamp(ends)),
             receipt: Some(receipt),
         })
     }

@@ -50,7 +50,8 @@ impl Gateway {
                     .and_then(|f| f.form),
             })
             .collect();
-        let justification = justification(&request.justification)?;
+        let justification =
+            justification(&request.justification, self.policy().max_justification())?;
         let now = self.now();
         let policy = self.policy();
         let signal_id = ids::new_id("g", now)?;

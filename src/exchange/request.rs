@@ -29,8 +29,6 @@ use super::{Caller, ExchangeError, Gateway, ids};
 pub(crate) const DEFAULT_PAGE: usize = 50;
 /// Largest page of a listing.
 pub(crate) const MAX_PAGE: usize = 500;
-/// Longest justification accepted, in characters.
-pub(crate) const MAX_JUSTIFICATION: usize = 4_000;
 
 /// The page size a listing request asks for, bounded.
 pub(crate) fn page_size(asked: i32) -> usize {
@@ -81,13 +79,14 @@ pub(crate) fn field_requests(
     }
 }
 
-/// Trims a justification and checks its length; empty means none.
-pub(crate) fn justification(text: &str) -> Result<Option<String>, ExchangeError> {
+/// Trims a justification and checks it against the policy's bound (`[limits]
+/// max_justification`, in characters); empty means none.
+pub(crate) fn justification(text: &str, max: usize) -> Result<Option<String>, ExchangeError> {
     let text = text.trim();
-    if text.chars().count() > MAX_JUSTIFICATION {
+    if text.chars().count() > max {
         return Err(ExchangeError::invalid(
             "justification",
-            "must be at most 4000 characters",
+            format!("must be at most {max} characters"),
         ));
     }
     Ok(Some(text.to_owned()).filter(|t| !t.is_empty()))
@@ -169,7 +168,8 @@ impl Gateway {
                 "the holder party is required",
             ));
         }
-        let justification = justification(&request.justification)?;
+        let justification =
+            justification(&request.justification, self.policy().max_justification())?;
         let now = self.now();
         let policy = self.policy();
         let ticket_id = ids::new_id("t", now)?;
@@ -627,12 +627,13 @@ mod tests {
 
     #[test]
     fn justification_is_trimmed_and_bounded() {
-        assert_eq!(justification("  ").expect("ok"), None);
+        assert_eq!(justification("  ", 20).expect("ok"), None);
         assert_eq!(
-            justification(" acute danger ").expect("ok").as_deref(),
+            justification(" acute danger ", 20).expect("ok").as_deref(),
             Some("acute danger")
         );
-        assert!(justification(&"x".repeat(MAX_JUSTIFICATION + 1)).is_err());
+        assert!(justification(&"é".repeat(20), 20).is_ok());
+        assert!(justification(&"é".repeat(21), 20).is_err());
     }
 
     #[test]

@@ -74,6 +74,7 @@ impl Gateway {
                     opened: from_unix(case.opened)?,
                     closed: case.closed.map(from_unix).transpose()?,
                     ends: Some(from_unix(case.ends)?),
+                    renewed: case.renewed.map(from_unix).transpose()?,
                 });
             }
         }

@@ -150,6 +150,13 @@ impl pb::grounds_server::Grounds for Services {
         handle!(self, request, record_consent)
     }
 
+    async fn renew_case(
+        &self,
+        request: Request<pb::RenewCaseRequest>,
+    ) -> Result<Response<pb::RenewCaseResponse>, Status> {
+        handle!(self, request, renew_case)
+    }
+
     async fn revoke_consent(
         &self,
         request: Request<pb::RevokeConsentRequest>,

@@ -193,7 +193,7 @@ impl<'a> Ctx<'a> {
                 && k.opened <= now
                 && k.closed.is_none_or(|cl| now < cl)
                 && k.ends.is_none_or(|e| now < e)
-                && now < k.opened + lapse
+                && now < k.running_since() + lapse
                 && self
                     .set
                     .purpose_ix

@@ -68,6 +68,7 @@ pub fn satisfied_grounds(set: &PolicySet, req: &ExchangeRequest, now: OffsetDate
                     opened: now - Duration::days(1),
                     closed: None,
                     ends: None,
+                    renewed: None,
                 })
             })
             .collect(),

@@ -89,7 +89,7 @@ impl PolicySet {
                 let lapse = self
                     .agreement(&k.agreement)
                     .and_then(|a| a.case_consultation.as_ref())
-                    .map(|cc| k.opened + time::Duration::days(i64::from(cc.max_days)));
+                    .map(|cc| k.running_since() + time::Duration::days(i64::from(cc.max_days)));
                 k.id == *id
                     && lapse.is_some_and(|l| now < l)
                     && k.opened <= now

@@ -216,6 +216,7 @@ fn parse_cases(f: &SourceFile, problems: &mut Vec<Problem>, fixture: bool) -> Ve
                     opened: time(&g.opened, Bound::Start),
                     closed: g.closed.as_ref().map(|d| time(d, Bound::End)),
                     ends: g.ends.as_ref().map(|d| time(d, Bound::End)),
+                    renewed: g.renewed.as_ref().map(|d| time(d, Bound::Start)),
                 })
                 .collect(),
             consents: c

@@ -229,6 +229,7 @@ pub(crate) struct RawCaseGround {
     pub opened: Spanned<Datetime>,
     pub closed: Option<Spanned<Datetime>>,
     pub ends: Option<Spanned<Datetime>>,
+    pub renewed: Option<Spanned<Datetime>>,
 }
 
 /// `[[case.grounds.consent]]`.

@@ -130,9 +130,18 @@ pub struct CaseGround {
     pub opened: OffsetDateTime,
     /// When it was closed (exclusive), if closed.
     pub closed: Option<OffsetDateTime>,
-    /// When it lapses (exclusive) unless renewed, if recorded; the agreement's `max_days` bounds
-    /// it in any case.
+    /// When it lapses (exclusive) unless renewed, if recorded; the agreement's `max_days` from
+    /// its opening (or last renewal) bounds it in any case.
     pub ends: Option<OffsetDateTime>,
+    /// When it was last renewed, if it was.
+    pub renewed: Option<OffsetDateTime>,
+}
+
+impl CaseGround {
+    /// The instant from which the agreement's `max_days` runs: the last renewal, or the opening.
+    pub fn running_since(&self) -> OffsetDateTime {
+        self.renewed.unwrap_or(self.opened)
+    }
 }
 
 /// A consent of a subject.

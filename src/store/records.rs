@@ -250,6 +250,9 @@ pub struct CaseRecord {
     /// When it lapses unless closed earlier, Unix seconds.
     #[prost(int64, tag = "10")]
     pub ends: i64,
+    /// When it was last renewed, Unix seconds; absent if never.
+    #[prost(int64, optional, tag = "11")]
+    pub renewed: Option<i64>,
 }
 
 /// A subject's consent.
