@@ -29,21 +29,27 @@ pub(crate) fn verdict(v: Verdict) -> pb::Verdict {
     }
 }
 
+/// The wire form of a decision's grants: the one encoding a grant has outside the policy engine
+/// (the decision on the wire, a ticket's grants at rest and in the holder's listing).
+pub(crate) fn wire_grants(decision: &Decision) -> Vec<pb::FieldGrant> {
+    decision
+        .fields
+        .iter()
+        .map(|g| pb::FieldGrant {
+            field: g.field.clone(),
+            form: g.form.as_str().to_owned(),
+            rule: Some(rule_ref(&g.rule)),
+        })
+        .collect()
+}
+
 /// The wire form of a decision (no data, only what was decided and why).
 pub(crate) fn decision_message(decision: &Decision) -> pb::Decision {
     pb::Decision {
         verdict: verdict(decision.verdict) as i32,
         reason_code: decision.reason.as_str().to_owned(),
         matched_rules: decision.matched.iter().map(rule_ref).collect(),
-        fields: decision
-            .fields
-            .iter()
-            .map(|g| pb::FieldGrant {
-                field: g.field.clone(),
-                form: g.form.as_str().to_owned(),
-                rule: Some(rule_ref(&g.rule)),
-            })
-            .collect(),
+        fields: wire_grants(decision),
         obligations: Some(obligations(decision)),
         legal_bases: decision.legal_bases.clone(),
         ground_refs: decision.ground_refs.clone(),

@@ -11,12 +11,12 @@ use prost::Message;
 
 use crate::policy::{Decision, ExchangeKind, ExchangeRequest, FieldRequest, PolicySet, Transform};
 use crate::proto::v1::{
-    AuditEvent, DeclineReason, DeclineRequest, DeclineResponse, FieldGrant, GetResultRequest,
+    AuditEvent, DeclineReason, DeclineRequest, DeclineResponse, GetResultRequest,
     GetResultResponse, IncomingRequest, ListIncomingRequest, ListIncomingResponse,
     ReleasedFieldValue, RequestContextRequest, RequestContextResponse, RespondRequest,
-    RespondResponse, RuleRef, TicketState,
+    RespondResponse, TicketState,
 };
-use crate::store::{self, AskedField, GrantRecord, ReferenceRecord, TicketRecord};
+use crate::store::{self, AskedField, ReferenceRecord, TicketRecord};
 
 use super::convert::{self, timestamp};
 use super::directory::hex_bytes;
@@ -117,34 +117,6 @@ fn asked_fields(ticket: &TicketRecord) -> Result<Vec<FieldRequest>, ExchangeErro
         .collect()
 }
 
-fn grant_records(decision: &Decision) -> Vec<GrantRecord> {
-    decision
-        .fields
-        .iter()
-        .map(|g| GrantRecord {
-            field: g.field.clone(),
-            form: g.form.as_str().to_owned(),
-            agreement: g.rule.agreement.to_string(),
-            rule: g.rule.rule.to_string(),
-        })
-        .collect()
-}
-
-fn grants_message(grants: &[GrantRecord]) -> Vec<FieldGrant> {
-    grants
-        .iter()
-        .map(|g| FieldGrant {
-            field: g.field.clone(),
-            form: g.form.clone(),
-            rule: Some(RuleRef {
-                agreement: g.agreement.clone(),
-                rule: g.rule.clone(),
-                effect: "permit".to_owned(),
-            }),
-        })
-        .collect()
-}
-
 impl Gateway {
     /// Decides a request for case context and, when allowed, opens a ticket for the holder.
     pub async fn request_context(
@@ -211,7 +183,7 @@ impl Gateway {
                     form: f.form.map(|t| t.as_str().to_owned()).unwrap_or_default(),
                 })
                 .collect(),
-            grants: grant_records(&decision),
+            grants: super::entry::wire_grants(&decision),
             justification: justification.unwrap_or_default(),
             state: TicketState::Pending as i32,
             created: now.unix_timestamp(),
@@ -289,7 +261,7 @@ impl Gateway {
                 purpose: ticket.purpose.clone(),
                 subject_pseudonym: ticket.subject.clone(),
                 holder_reference,
-                fields: grants_message(&ticket.grants),
+                fields: ticket.grants.clone(),
                 justification: ticket.justification.clone(),
                 create_time: Some(timestamp(from_unix(ticket.created)?)),
                 expire_time: Some(timestamp(from_unix(ticket.expires)?)),

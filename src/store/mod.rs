@@ -11,8 +11,8 @@ use prost::Message;
 use crate::audit::{AuditError, AuditLog, StateChange};
 
 pub use records::{
-    AskedField, CaseRecord, ConsentRecord, GrantRecord, NecessityRecord, ReferenceRecord,
-    ReviewQueueRecord, ReviewRecord, SignalRecord, TicketRecord,
+    AskedField, CaseRecord, ConsentRecord, NecessityRecord, ReferenceRecord, ReviewQueueRecord,
+    ReviewRecord, SignalRecord, TicketRecord,
 };
 
 /// Why stored state could not be read.
@@ -215,11 +215,14 @@ mod tests {
         let ticket = TicketRecord {
             id: "t1".into(),
             state: 1,
-            grants: vec![GrantRecord {
+            grants: vec![crate::proto::v1::FieldGrant {
                 field: "subject.birth_date".into(),
                 form: "year".into(),
-                agreement: "a".into(),
-                rule: "r".into(),
+                rule: Some(crate::proto::v1::RuleRef {
+                    agreement: "a".into(),
+                    rule: "r".into(),
+                    effect: "permit".into(),
+                }),
             }],
             ..Default::default()
         };

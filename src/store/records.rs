@@ -23,23 +23,6 @@ pub struct ReferenceRecord {
     pub ground_id: String,
 }
 
-/// One field grant of a decision, as stored with a ticket.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct GrantRecord {
-    /// Catalogue field id.
-    #[prost(string, tag = "1")]
-    pub field: String,
-    /// Transform name.
-    #[prost(string, tag = "2")]
-    pub form: String,
-    /// Agreement of the permitting rule.
-    #[prost(string, tag = "3")]
-    pub agreement: String,
-    /// Id of the permitting rule.
-    #[prost(string, tag = "4")]
-    pub rule: String,
-}
-
 /// A field the requester asked for (field and optional form), kept to re-decide at answer time.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AskedField {
@@ -75,9 +58,10 @@ pub struct TicketRecord {
     /// What the requester asked for.
     #[prost(message, repeated, tag = "7")]
     pub asked: Vec<AskedField>,
-    /// What the decision at request time allows.
+    /// What the decision at request time allows, in the wire's grant encoding (one shape from
+    /// the decision to the holder's listing).
     #[prost(message, repeated, tag = "8")]
-    pub grants: Vec<GrantRecord>,
+    pub grants: Vec<crate::proto::v1::FieldGrant>,
     /// The requester's justification.
     #[prost(string, tag = "9")]
     pub justification: String,
