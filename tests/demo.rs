@@ -101,6 +101,16 @@ fn the_story_plays_end_to_end_and_the_auditor_verifies_it() {
         1
     );
     assert!(stdout.contains("retention 7 days, flagged for review, holder's DPO notified"));
+    // Act 6: necessity is the holder's call, answered only with its own written weighing.
+    assert_eq!(
+        lines_with(&stdout, "decision    REFUSED INVALID_ARGUMENT").len(),
+        1
+    );
+    assert!(stdout.contains("necessity: an answer must carry the CAW's own written weighing"));
+    // Act 7: the CAW's DPO reviews it against the signed commitments, and her queue empties.
+    assert!(stdout.contains("both texts open the salted commitments in the signed entries"));
+    assert!(stdout.contains("RecordReview"));
+    assert!(stdout.contains("0 item(s) left; the review is entry #"));
     // Act 7: the auditor's checks.
     assert!(stdout.contains("signature valid"));
     assert!(stdout.contains("root matches the checkpoint"));

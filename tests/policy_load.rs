@@ -218,3 +218,79 @@ fn diagnostics_render_with_source_and_hint() {
     assert!(out.contains("subject.adres"), "{out}");
     assert!(out.contains("catalogue.toml"), "{out}");
 }
+
+#[test]
+fn a_special_or_judicial_release_needs_a_legal_basis_that_allows_it() {
+    assert_one(
+        &[(
+            "vocabulary.toml",
+            "allows = [\"special\", \"judicial\"]\n",
+            "",
+        )],
+        "agreements/signal-458bis.toml:19:9",
+        "releases `signal.justification`, which is judicial data, but no legal basis of agreement `signal-458bis` allows judicial",
+    );
+}
+
+#[test]
+fn a_holder_raised_sensitivity_counts_for_the_legal_basis() {
+    let raise = (
+        "parties.toml",
+        "contact_point = \"Secretariaat, Gent\"",
+        "contact_point = \"Secretariaat, Gent\"\nraise_sensitivity = [{ fields = [\"reference.*\"], to = \"special\" }]",
+    );
+    // On a basis that allows special categories, the raised hit loads.
+    assert!(problems(&[raise]).is_empty());
+    assert_one(
+        &[
+            raise,
+            ("agreements/lookup.toml", "[\"sw-458ter\"]", "[\"consent\"]"),
+        ],
+        "agreements/lookup.toml:16:9",
+        "which is a special category at `cgg-eclips` (raise_sensitivity in parties.toml)",
+    );
+    assert_one(
+        &[(
+            "parties.toml",
+            "contact_point = \"Secretariaat, Gent\"",
+            "contact_point = \"Secretariaat, Gent\"\nraise_sensitivity = [{ fields = [\"nothing.*\"], to = \"special\" }]",
+        )],
+        "parties.toml:24:34",
+        "`nothing.*` names no field of the catalogue",
+    );
+}
+
+#[test]
+fn a_ceiling_binds_every_rule_of_its_agreement() {
+    let ceiling = "\n[[ceiling]]\nrecipient = { parties = [\"pz-gent\"] }\nfield = \"subject.birth_date\"\nform = \"year\"\n";
+    assert_one(
+        &[(
+            "agreements/casusoverleg.toml",
+            "reference = \"PK-OV/2025/01\"\n",
+            &format!("reference = \"PK-OV/2025/01\"\n{ceiling}"),
+        )],
+        "agreements/casusoverleg.toml:51:9",
+        "casusoverleg/police-asks-caw-more releases `subject.birth_date` as `year_month` to `pz-gent`, above the agreement's ceiling `year`",
+    );
+}
+
+#[test]
+fn a_case_rule_needs_the_agreements_case_consultation_with_an_instrument() {
+    let block = std::fs::read_to_string("tests/data/policy-mini/agreements/casusoverleg.toml")
+        .expect("read");
+    let start = block.find("[case_consultation]").expect("the block");
+    assert_one(
+        &[("agreements/casusoverleg.toml", &block[start..], "")],
+        "agreements/casusoverleg.toml:8:1",
+        "rule `police-asks-care` needs a case, but the agreement has no [case_consultation]",
+    );
+    assert_one(
+        &[(
+            "agreements/casusoverleg.toml",
+            "kind = \"prosecutor-authorisation\"",
+            "kind = \"gentlemens-agreement\"",
+        )],
+        "agreements/casusoverleg.toml:69:8",
+        "unknown instrument kind `gentlemens-agreement`",
+    );
+}
