@@ -9,6 +9,7 @@ use ketenpoort::exchange::{text_commitment, weighing_text};
 use ketenpoort::proto::v1 as pb;
 use prost::Message;
 use tonic::Code;
+use tonic_types::StatusExt;
 
 const POLICE: &str = "pz-gent";
 const POLICE_AALST: &str = "pz-aalst";
@@ -813,5 +814,95 @@ async fn consent_records_who_gave_it_and_a_recipient_or_the_subject_can_revoke_i
     }))
     .await
     .expect("revoked on the subject's behalf");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_dry_run_of_a_458bis_signal_names_the_missing_legal_element() {
+    let gw = TestGateway::start().await;
+    let mut policies = gw.policies("ocj-oost-vlaanderen").await;
+    let all = vec![
+        value_entry(
+            "signal.offence_category",
+            pb::field_value::Kind::EnumValue("sexual-integrity".into()),
+        ),
+        value_entry(
+            "signal.vulnerability_ground",
+            pb::field_value::Kind::EnumValue("minor".into()),
+        ),
+        value_entry(
+            "signal.danger_branch",
+            pb::field_value::Kind::EnumValue("imminent-danger-victim".into()),
+        ),
+        value_entry(
+            "signal.holder_cannot_protect",
+            pb::field_value::Kind::Flag(true),
+        ),
+    ];
+    let explain = |elements: Vec<pb::FieldEntry>| pb::ExplainRequest {
+        kind: "share".into(),
+        counterpart: "parket-oost-vlaanderen".into(),
+        purpose: "child-abuse".into(),
+        fields: vec![ask("signal.offence_category")],
+        justification: "Het kind (6) vertelt over misbruik door een huisgenoot; de moeder kan het \
+                        niet beschermen en weigert elke hulp, opvang is vandaag niet mogelijk."
+            .into(),
+        elements,
+        ..Default::default()
+    };
+    let decision = |r: pb::ExplainResponse| r.decision.expect("decision").reason_code;
+    let allowed = policies
+        .explain(req(explain(all.clone())))
+        .await
+        .expect("explain")
+        .into_inner();
+    assert_eq!(decision(allowed), "PERMITTED");
+    let mut without_statement = all.clone();
+    without_statement.pop();
+    let refused = policies
+        .explain(req(explain(without_statement)))
+        .await
+        .expect("explain")
+        .into_inner();
+    assert!(
+        refused
+            .trace
+            .contains("the legal element `signal.holder_cannot_protect` is missing"),
+        "{}",
+        refused.trace
+    );
+    assert_eq!(decision(refused), "ELEMENT_MISSING");
+
+    // The real signal without that statement is refused, naming the element (a field id only).
+    let mut fields = all;
+    fields.pop();
+    fields.push(text(
+        "signal.justification",
+        "Het kind vertelt over misbruik.",
+    ));
+    let status = gw
+        .exchange("ocj-oost-vlaanderen")
+        .await
+        .share(req(pb::ShareRequest {
+            subject: subject(13),
+            recipient: "parket-oost-vlaanderen".into(),
+            purpose: "child-abuse".into(),
+            fields,
+            justification: explain(Vec::new()).justification,
+            forms: vec![],
+        }))
+        .await
+        .expect_err("an element is missing");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(reason(&status), "ELEMENT_MISSING");
+    let info = status
+        .get_error_details()
+        .error_info()
+        .cloned()
+        .expect("error info");
+    assert_eq!(
+        info.metadata.get("missing_element").map(String::as_str),
+        Some("signal.holder_cannot_protect")
+    );
     gw.stop().await;
 }

@@ -294,3 +294,52 @@ fn a_case_rule_needs_the_agreements_case_consultation_with_an_instrument() {
         "unknown instrument kind `gentlemens-agreement`",
     );
 }
+
+#[test]
+fn each_holders_raised_category_needs_its_own_allowing_basis() {
+    // CAW raises the field to special, the CGG to judicial; the basis allows judicial only. The
+    // CGG's judicial release is lawful, the CAW's special one is not.
+    assert_one(
+        &[
+            (
+                "vocabulary.toml",
+                "allows = [\"special\", \"judicial\"]",
+                "allows = [\"judicial\"]",
+            ),
+            (
+                "parties.toml",
+                "contact_point = \"Onthaal, Gent\"",
+                "contact_point = \"Onthaal, Gent\"\nraise_sensitivity = [{ fields = [\"safety.children\"], to = \"special\" }]",
+            ),
+            (
+                "parties.toml",
+                "contact_point = \"Secretariaat, Gent\"",
+                "contact_point = \"Secretariaat, Gent\"\nraise_sensitivity = [{ fields = [\"safety.children\"], to = \"judicial\" }]",
+            ),
+        ],
+        "agreements/signal-458bis.toml:23:9",
+        "which is a special category at `caw-ov`",
+    );
+}
+
+#[test]
+fn elements_and_a_weighing_only_on_the_kind_that_can_supply_them() {
+    assert_one(
+        &[(
+            "agreements/signal-458bis.toml",
+            "urgency = { min_justification = 40 }",
+            "urgency = { min_justification = 40 }\nholder_weighing = true",
+        )],
+        "agreements/signal-458bis.toml:8:6",
+        "a holder writes its weighing when it answers a request",
+    );
+    assert_one(
+        &[(
+            "agreements/casusoverleg.toml",
+            "[rule.conditions]\ncase = true\n",
+            "[rule.conditions]\ncase = true\nelements = [\"care.involvement\"]\n",
+        )],
+        "agreements/casusoverleg.toml:9:6",
+        "legal elements are supplied with a share",
+    );
+}

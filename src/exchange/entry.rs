@@ -173,6 +173,9 @@ impl Gateway {
         record_decision(&mut entry, decision);
         // A refusal releases nothing, so it must not list fields.
         entry.released_fields.clear();
+        if let Some(missing) = &decision.missing_element {
+            entry.detail = format!("missing={missing}");
+        }
         match self.commit(&entry, Vec::new()).await {
             Ok(receipt) => refusal(decision, receipt.index),
             Err(error) => error,
@@ -195,5 +198,6 @@ pub(crate) fn refusal(decision: &Decision, audit_index: u64) -> ExchangeError {
         reason: decision.reason.as_str().to_owned(),
         missing_ground: decision.reason.is_missing_ground(),
         audit_index,
+        missing_element: decision.missing_element.clone(),
     }
 }

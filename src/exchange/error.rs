@@ -52,6 +52,8 @@ pub enum ExchangeError {
         missing_ground: bool,
         /// Index of the refusal's audit entry.
         audit_index: u64,
+        /// The legal element an `ELEMENT_MISSING` refusal names (a catalogue field id).
+        missing_element: Option<String>,
     },
     /// The caller may not perform this operation at all (e.g. open a case without the role).
     #[error("not allowed: {reason}")]

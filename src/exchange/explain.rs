@@ -27,8 +27,9 @@ impl Gateway {
             ExchangeError::invalid("kind", "one of lookup, request, share, audit")
         })?;
         let fields = field_requests(&request.fields, "fields")?;
-        let justification =
-            justification(&request.justification, self.policy().max_justification())?;
+        let elements =
+            super::convert::elements(&super::convert::record(&request.elements, "elements")?);
+        let justification = justification(&request.justification, policy.max_justification())?;
         let now = match request.time.as_ref() {
             None => self.now(),
             Some(t) => from_timestamp(t)
@@ -57,7 +58,7 @@ impl Gateway {
             subject: subject.clone().unwrap_or_default(),
             fields,
             justification,
-            elements: Vec::new(),
+            elements,
         };
         let explanation = policy.explain(&exchange, &grounds, now);
         if let Some(subject) = &subject {

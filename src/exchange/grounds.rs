@@ -157,6 +157,7 @@ impl Gateway {
                 reason: reason.to_owned(),
                 missing_ground: false,
                 audit_index: receipt.index,
+                missing_element: None,
             });
         }
         let now = self.now();

@@ -80,6 +80,16 @@ impl Gateway {
         }
         for id in store.ids_under(&store::consent_subject_prefix(subject))? {
             if let Some(consent) = store.get::<ConsentRecord>(&store::consent_key(&id))? {
+                let (given_by, capacity) = match (
+                    super::convert::consent_giver(consent.given_by),
+                    super::convert::capacity(consent.minor),
+                ) {
+                    (Some(g), Some(c)) => (g, c),
+                    _ => (
+                        crate::policy::ConsentGiver::Subject,
+                        crate::policy::Capacity::NotCapable,
+                    ),
+                };
                 grounds.consents.push(ConsentGround {
                     id: consent.id,
                     subject: consent.subject,
@@ -89,13 +99,11 @@ impl Gateway {
                     expires: from_unix(consent.expires)?,
                     revoked: consent.revoked.map(from_unix).transpose()?,
                     evidence: consent.evidence,
-                    // A stored consent without a known giver or capacity counts as not lawfully
-                    // given: it never satisfies a consent condition (fail closed).
-                    given_by: super::convert::consent_giver(consent.given_by)
-                        .unwrap_or(crate::policy::ConsentGiver::Subject),
-                    capacity: super::convert::capacity(consent.minor)
-                        .filter(|_| super::convert::consent_giver(consent.given_by).is_some())
-                        .unwrap_or(crate::policy::Capacity::NotCapable),
+                    // A stored consent without a known giver and capacity counts as not lawfully
+                    // given (the subject for a minor who cannot consent alone): it never
+                    // satisfies a consent condition (fail closed).
+                    given_by,
+                    capacity,
                 });
             }
         }

@@ -13,6 +13,8 @@ pub const ERROR_DOMAIN: &str = "ketenpoort.eu";
 
 /// The `ErrorInfo.metadata` key holding the audit index of a logged refusal.
 pub const AUDIT_INDEX_METADATA: &str = "audit_index";
+/// The `ErrorInfo` metadata key naming the legal element an `ELEMENT_MISSING` refusal lacked.
+pub const MISSING_ELEMENT_METADATA: &str = "missing_element";
 
 /// A status with an `ErrorInfo` carrying `reason`.
 pub fn with_reason(code: Code, message: impl Into<String>, reason: &str) -> Status {
@@ -60,6 +62,7 @@ impl From<ExchangeError> for Status {
             ExchangeError::Refused {
                 missing_ground,
                 audit_index,
+                missing_element,
                 ..
             } => {
                 let code = if *missing_ground {
@@ -68,8 +71,12 @@ impl From<ExchangeError> for Status {
                     Code::PermissionDenied
                 };
                 // Only where the refusal is logged: enough to prove it, nothing about the subject.
-                let metadata =
+                let mut metadata =
                     HashMap::from([(AUDIT_INDEX_METADATA.to_owned(), audit_index.to_string())]);
+                // A catalogue field id: which legal element the exchange lacked.
+                if let Some(element) = missing_element {
+                    metadata.insert(MISSING_ELEMENT_METADATA.to_owned(), element.clone());
+                }
                 with_reason_and_metadata(code, error.to_string(), &reason, metadata)
             }
             ExchangeError::Precondition { .. } => {
@@ -138,6 +145,7 @@ mod tests {
                 reason: "CASE_REQUIRED".into(),
                 missing_ground,
                 audit_index: 41,
+                missing_element: None,
             });
             assert_eq!(status.code(), code);
             let details = status.get_error_details();

@@ -90,7 +90,12 @@ impl PolicySet {
                     .agreement(&k.agreement)
                     .and_then(|a| a.case_consultation.as_ref())
                     .map(|cc| k.running_since() + time::Duration::days(i64::from(cc.max_days)));
+                let instrument = self
+                    .agreement(&k.agreement)
+                    .and_then(|a| a.case_consultation.as_ref())
+                    .is_some_and(|cc| cc.instruments.iter().any(|i| i.id == k.instrument));
                 k.id == *id
+                    && instrument
                     && lapse.is_some_and(|l| now < l)
                     && k.opened <= now
                     && k.closed.is_none_or(|cl| now < cl)
@@ -102,7 +107,11 @@ impl PolicySet {
             }),
             ReferenceGround::Agreement(id) => {
                 self.agreement(id).is_some_and(|a| a.provides_findability)
-                    && decision.matched.iter().any(|r| *r.agreement == **id)
+                    && decision.is_allowed()
+                    && decision
+                        .matched
+                        .iter()
+                        .any(|r| r.effect == super::model::Effect::Permit && *r.agreement == **id)
             }
         }
     }

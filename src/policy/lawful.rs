@@ -48,15 +48,16 @@ fn counterparts(set: &PolicySet, rule: &CompiledRule) -> Bits {
     }
 }
 
-/// The parties that hold the data a rule releases: the holder asked (lookup, request) or the
-/// sender (share). An audit read releases the gateway's own log, held by no party.
+/// The parties that hold the data a rule releases, as a decision counts them: the holder asked
+/// (lookup, request), the sender (share), or the party an audited entry names (audit).
 fn holders(set: &PolicySet, rule: &CompiledRule) -> Bits {
     let mut out = Bits::new(set.parties.len());
     for k in kinds_of(rule) {
         let side = match k {
-            ExchangeKind::Lookup | ExchangeKind::Request => counterparts(set, rule),
+            ExchangeKind::Lookup | ExchangeKind::Request | ExchangeKind::Audit => {
+                counterparts(set, rule)
+            }
             ExchangeKind::Share => rule.requester.clone(),
-            ExchangeKind::Audit => continue,
         };
         for p in side.iter() {
             out.insert(p);
@@ -113,18 +114,19 @@ fn special_categories(
             continue;
         }
         let field = &set.fields[fi];
-        let mut worst = field.sensitivity;
-        let mut raised_by = None;
-        for h in holders.iter() {
-            let s = set.sensitivity[h * nf + fi];
-            if s > worst {
-                worst = s;
-                raised_by = Some(h);
-            }
-        }
-        if worst == Sensitivity::Ordinary || allowed(worst) {
+        // Each holder on its own: a category that one holder raises the field to needs its own
+        // allowing basis, whatever another holder raises it to.
+        let unlawful = std::iter::once((field.sensitivity, None))
+            .chain(
+                holders
+                    .iter()
+                    .map(|h| (set.sensitivity[h * nf + fi], Some(h))),
+            )
+            .find(|(s, _)| *s != Sensitivity::Ordinary && !allowed(*s));
+        let Some((worst, raised_by)) = unlawful else {
             continue;
-        }
+        };
+        let raised_by = raised_by.filter(|_| worst != field.sensitivity);
         let (category, article) = match worst {
             Sensitivity::Judicial => ("judicial data", "art. 10"),
             _ => ("a special category", "art. 9(2)"),

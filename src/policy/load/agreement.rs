@@ -444,6 +444,24 @@ impl Builder<'_> {
             .conditions
             .as_ref()
             .map_or(Conditions::default(), |c| self.conditions(f, c));
+        // Conditions that only one kind of exchange can satisfy: a rule of another kind with them
+        // would never permit, so it is a mistake to write it.
+        if !conditions.elements.is_empty() && kinds.iter().any(|k| *k != ExchangeKind::Share) {
+            self.err(
+                f,
+                r.id.span(),
+                "legal elements are supplied with a share: this rule also matches other kinds",
+                "keep `elements` on a rule with kinds = [\"share\"]",
+            );
+        }
+        if conditions.holder_weighing && kinds.iter().any(|k| *k != ExchangeKind::Request) {
+            self.err(
+                f,
+                r.id.span(),
+                "a holder writes its weighing when it answers a request: this rule also matches other kinds",
+                "keep `holder_weighing` on a rule with kinds = [\"request\"]",
+            );
+        }
         let mut release = Vec::new();
         let mut release_spans = Vec::new();
         let mut forbidden_fields = None;
