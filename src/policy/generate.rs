@@ -275,6 +275,7 @@ pub fn sample_requests(set: &PolicySet, n: usize, seed: u64) -> Vec<(ExchangeReq
         .collect();
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
+        let mut aimed: Option<&str> = None;
         let mut req = ExchangeRequest {
             kind: super::request::ALL_KINDS[rng.below(4)],
             requester: parties[rng.below(parties.len())].to_owned(),
@@ -291,7 +292,8 @@ pub fn sample_requests(set: &PolicySet, n: usize, seed: u64) -> Vec<(ExchangeReq
             elements: Vec::new(),
         };
         if rng.below(4) != 0 && !rules.is_empty() {
-            let (_, rule) = rules[rng.below(rules.len())];
+            let (agreement, rule) = rules[rng.below(rules.len())];
+            aimed = Some(agreement.id.as_str());
             req.kind = rule.kinds[rng.below(rule.kinds.len())];
             let matching: Vec<&str> = set
                 .parties()
@@ -331,7 +333,12 @@ pub fn sample_requests(set: &PolicySet, n: usize, seed: u64) -> Vec<(ExchangeReq
             }
         }
         req.elements = super::diff::satisfied_elements(set);
-        let grounds = super::diff::satisfied_grounds(set, &req, GENERATED_NOW);
+        // As for a real subject, the grounds hold a case of the one consultation the request is
+        // aimed at (if any), not one of every agreement's.
+        let mut grounds = super::diff::satisfied_grounds(set, &req, GENERATED_NOW);
+        grounds
+            .cases
+            .retain(|c| aimed.is_some_and(|a| c.agreement == a));
         out.push((req, grounds));
     }
     out

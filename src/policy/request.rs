@@ -289,20 +289,28 @@ pub struct Substance {
 impl Substance {
     /// Reads a justification; `None` is an empty one.
     pub fn of(text: Option<&str>) -> Substance {
+        const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        const FNV_PRIME: u64 = 0x0100_0000_01b3;
         let text = text.unwrap_or("").trim();
         let mut chars = 0usize;
         let mut ascii = [0u32; 128];
-        let mut other: Vec<(char, u32)> = Vec::new();
+        let mut other: smallvec::SmallVec<[(char, u32); 8]> = smallvec::SmallVec::new();
         let mut visible = 0u32;
-        let mut words: Vec<&str> = Vec::new();
-        let mut word_start: Option<usize> = None;
+        // Each word (a run of two or more letters) as a 64-bit FNV-1a hash of its lower-case
+        // letters: distinct words are then counted with one small sort, without strings.
+        let mut words: smallvec::SmallVec<[u64; 64]> = smallvec::SmallVec::new();
+        let mut word = FNV_OFFSET;
         let mut letters = 0usize;
-        for (i, c) in text.char_indices() {
+        for c in text.chars() {
             chars += 1;
+            let lower = if c.is_ascii() {
+                c.to_ascii_lowercase()
+            } else {
+                c.to_lowercase().next().unwrap_or(c)
+            };
             if !c.is_whitespace() {
                 visible += 1;
-                let lower = c.to_lowercase().next().unwrap_or(c);
-                if (lower as u32) < 128 {
+                if lower.is_ascii() {
                     ascii[lower as usize] += 1;
                 } else if let Some(e) = other.iter_mut().find(|(x, _)| *x == lower) {
                     e.1 += 1;
@@ -311,21 +319,18 @@ impl Substance {
                 }
             }
             if c.is_alphabetic() {
-                if word_start.is_none() {
-                    word_start = Some(i);
-                    letters = 0;
-                }
+                word = (word ^ u64::from(u32::from(lower))).wrapping_mul(FNV_PRIME);
                 letters += 1;
-            } else if let Some(s) = word_start.take()
-                && letters >= 2
-            {
-                words.push(&text[s..i]);
+            } else {
+                if letters >= 2 {
+                    words.push(word);
+                }
+                word = FNV_OFFSET;
+                letters = 0;
             }
         }
-        if let Some(s) = word_start
-            && letters >= 2
-        {
-            words.push(&text[s..]);
+        if letters >= 2 {
+            words.push(word);
         }
         let most = ascii
             .iter()
@@ -333,14 +338,16 @@ impl Substance {
             .chain(other.iter().map(|(_, n)| *n))
             .max()
             .unwrap_or(0);
-        let mut distinct: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let degenerate = (visible > 0 && most * 2 > visible)
-            || (words.len() >= 4 && distinct.len() * 2 < words.len());
+        let count = words.len();
+        let repeated = count >= 4 && {
+            words.sort_unstable();
+            words.dedup();
+            words.len() * 2 < count
+        };
+        let degenerate = (visible > 0 && most * 2 > visible) || repeated;
         Substance {
             chars,
-            words: words.len(),
+            words: count,
             degenerate,
         }
     }
