@@ -428,6 +428,7 @@ async fn share_with_consent_reaches_inbox_minimised_until_acknowledged() {
             given_by: pb::ConsentGiver::Subject as i32,
             information_version: "folder v1".into(),
             minor: pb::MinorCapacity::Adult as i32,
+            parents_also_consented: false,
         }))
         .await
         .expect("consent recorded")

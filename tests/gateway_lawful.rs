@@ -736,6 +736,16 @@ async fn consent_records_who_gave_it_and_a_recipient_or_the_subject_can_revoke_i
         assert!(status.message().contains(field), "{status:?}");
     }
     let mut request = consent_request(10, "referral-assistance", &[OCMW]);
+    request.parents_also_consented = true;
+    let status = grounds
+        .record_consent(req(request))
+        .await
+        .expect_err("parents beside an adult's consent");
+    assert!(
+        status.message().contains("parents_also_consented"),
+        "{status:?}"
+    );
+    let mut request = consent_request(10, "referral-assistance", &[OCMW]);
     request.information_version = "  ".into();
     let status = grounds
         .record_consent(req(request))

@@ -89,6 +89,7 @@ async fn populate(gw: &TestGateway) -> Before {
             given_by: pb::ConsentGiver::Subject as i32,
             information_version: "folder v1".into(),
             minor: pb::MinorCapacity::Adult as i32,
+            parents_also_consented: false,
         }))
         .await
         .expect("consent recorded")

@@ -63,7 +63,7 @@ fn test_reports_counts_and_diffs() {
     let o = run(&["policy", "test", MINI]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
-        text(&o).trim_end().ends_with("20 passed, 0 failed"),
+        text(&o).trim_end().ends_with("24 passed, 0 failed"),
         "{}",
         text(&o)
     );
@@ -94,7 +94,7 @@ fn test_reports_counts_and_diffs() {
     let t = text(&o);
     assert!(t.contains("FAIL unknown party"), "{t}");
     assert!(t.contains("reason:   - FORBIDDEN + UNKNOWN_PARTY"), "{t}");
-    assert!(t.trim_end().ends_with("19 passed, 1 failed"), "{t}");
+    assert!(t.trim_end().ends_with("23 passed, 1 failed"), "{t}");
 }
 
 #[test]

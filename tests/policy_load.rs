@@ -78,7 +78,7 @@ fn unknown_field_in_a_release_list() {
             "field = \"subject.address\"",
             "field = \"subject.adres\"",
         )],
-        "agreements/referral.toml:23:9",
+        "agreements/referral.toml:24:9",
         "unknown field `subject.adres` in release list",
     );
 }

@@ -55,6 +55,7 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
                     given_by: pb::ConsentGiver::Subject as i32,
                     information_version: "folder Vindbaarheid v2 (2026)".to_owned(),
                     minor: pb::MinorCapacity::Adult as i32,
+                    parents_also_consented: false,
                 })
                 .await,
         )?;

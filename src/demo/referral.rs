@@ -58,6 +58,7 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<(), DemoError> {
                 given_by: pb::ConsentGiver::Subject as i32,
                 information_version: "folder Doorverwijzing v4 (2026)".to_owned(),
                 minor: pb::MinorCapacity::Adult as i32,
+                parents_also_consented: false,
             })
             .await,
     )?;

@@ -377,6 +377,18 @@ impl Gateway {
             }
             _ => {}
         }
+        let capable_minor = matches!(
+            capacity,
+            Some(
+                crate::policy::Capacity::PresumedCapable | crate::policy::Capacity::AssessedCapable
+            )
+        );
+        if request.parents_also_consented && !capable_minor {
+            violations.push(Violation::new(
+                "parents_also_consented",
+                "only for a capable minor who consents personally",
+            ));
+        }
         let information_version = request.information_version.trim().to_owned();
         if information_version.is_empty() {
             violations.push(Violation::new(
@@ -435,6 +447,7 @@ impl Gateway {
             information_version,
             minor: request.minor,
             revoked_by: String::new(),
+            parents_also: request.parents_also_consented,
         };
         let mut entry = self.entry(&policy, caller, "RecordConsent", AuditEvent::Grounds);
         entry.exchange_id = format!("consent:{consent_id}");

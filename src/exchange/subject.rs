@@ -104,6 +104,7 @@ impl Gateway {
                     // satisfies a consent condition (fail closed).
                     given_by,
                     capacity,
+                    parents_also: consent.parents_also,
                 });
             }
         }

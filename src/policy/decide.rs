@@ -142,7 +142,10 @@ impl<'a> Ctx<'a> {
             used.case = Some(self.open_case(rule.agreement).ok_or(Check::Case)?);
         }
         if rule.conditions.consent {
-            used.consent = Some(self.valid_consent().ok_or(Check::Consent)?);
+            used.consent = Some(
+                self.valid_consent(rule.conditions.parental_consent)
+                    .ok_or(Check::Consent)?,
+            );
         }
         if self.missing_element(&rule.elements).is_some() {
             return Err(Check::Element);
@@ -224,7 +227,9 @@ impl<'a> Ctx<'a> {
         )
     }
 
-    fn valid_consent(&self) -> Option<usize> {
+    /// A consent of this subject for this purpose (or one above it) and recipient, valid now and
+    /// lawfully given; with `parents`, one that includes a parent's consent for a minor.
+    fn valid_consent(&self, parents: bool) -> Option<usize> {
         let recipient = self.req.recipient();
         let now = self.now;
         self.grounds.consents.iter().position(|k| {
@@ -239,6 +244,7 @@ impl<'a> Ctx<'a> {
                 && now < k.expires
                 && k.revoked.is_none_or(|rv| now < rv)
                 && k.lawfully_given()
+                && (!parents || k.includes_parents())
         })
     }
 }
@@ -258,6 +264,8 @@ struct Facts<'c, 'a> {
     /// The case found for the last agreement asked about: (agreement, case).
     case: Option<(u32, Option<usize>)>,
     consent: Option<Option<usize>>,
+    /// The same for a rule that requires a parent's consent for a minor.
+    consent_with_parents: Option<Option<usize>>,
     justification: Option<Substance>,
     /// The element the last failed element check found missing.
     missing: Option<usize>,
@@ -284,7 +292,13 @@ impl Facts<'_, '_> {
             used.case = Some(case.ok_or(Check::Case)?);
         }
         if hot.consent {
-            let consent = *self.consent.get_or_insert_with(|| ctx.valid_consent());
+            let consent = if hot.parental_consent {
+                *self
+                    .consent_with_parents
+                    .get_or_insert_with(|| ctx.valid_consent(true))
+            } else {
+                *self.consent.get_or_insert_with(|| ctx.valid_consent(false))
+            };
             used.consent = Some(consent.ok_or(Check::Consent)?);
         }
         if !elements.is_empty()
@@ -351,6 +365,7 @@ impl PolicySet {
             now: now.unix_timestamp_nanos(),
             case: None,
             consent: None,
+            consent_with_parents: None,
             justification: None,
             missing: None,
         };

@@ -83,6 +83,7 @@ pub fn satisfied_grounds(set: &PolicySet, req: &ExchangeRequest, now: OffsetDate
             evidence: "assumed".to_owned(),
             given_by: super::request::ConsentGiver::Subject,
             capacity: super::request::Capacity::Adult,
+            parents_also: false,
         }],
     }
 }

@@ -171,6 +171,7 @@ pub(crate) fn digest(set: &PolicySet) -> [u8; 32] {
             c.opt(r.description.as_deref());
             c.flag(r.conditions.case);
             c.flag(r.conditions.consent);
+            c.flag(r.conditions.parental_consent);
             c.opt(r.conditions.urgency.map(|u| u.to_string()).as_deref());
             c.opt(r.conditions.min_words.map(|u| u.to_string()).as_deref());
             c.list(&r.conditions.elements);

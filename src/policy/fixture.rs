@@ -242,6 +242,7 @@ fn parse_cases(f: &SourceFile, problems: &mut Vec<Problem>, fixture: bool) -> Ve
                         .as_ref()
                         .and_then(|s| Capacity::parse(s.get_ref()))
                         .unwrap_or_default(),
+                    parents_also: g.parents_also == Some(true),
                 })
                 .collect(),
         };

@@ -31,6 +31,8 @@ pub(crate) struct HotRule {
     pub case: bool,
     /// Needs a valid consent.
     pub consent: bool,
+    /// That consent must include a parent's for a minor.
+    pub parental_consent: bool,
     /// Flags the audit entry: the rule's `review` obligation, or any urgency condition.
     pub review: bool,
     /// Notifies the holder's DPO.
@@ -66,6 +68,7 @@ impl HotRule {
             weighing: rule.conditions.holder_weighing,
             case: rule.conditions.case,
             consent: rule.conditions.consent,
+            parental_consent: rule.conditions.parental_consent,
             review: rule.obligations.review || rule.conditions.urgency.is_some(),
             notify: rule.obligations.notify,
             retention_days: rule.obligations.retention_days,
@@ -271,6 +274,7 @@ fn agrees(a: super::model::Window, b: super::model::Window, now: OffsetDateTime)
         weighing: false,
         case: false,
         consent: false,
+        parental_consent: false,
         review: false,
         notify: false,
         retention_days: None,

@@ -208,6 +208,9 @@ pub struct Conditions {
     pub case: bool,
     /// A valid consent of the subject for this purpose and recipient.
     pub consent: bool,
+    /// For a minor, that consent includes a parent's (youth-care decree: the capable minor and,
+    /// where required, the parents).
+    pub parental_consent: bool,
     /// A written justification of at least this many characters.
     pub urgency: Option<u32>,
     /// And of at least this many words: a justification must have substance.

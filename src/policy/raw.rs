@@ -159,6 +159,7 @@ pub(crate) struct RawUrgency {
 pub(crate) struct RawConditions {
     pub case: Option<bool>,
     pub consent: Option<bool>,
+    pub parental_consent: Option<bool>,
     pub urgency: Option<RawUrgency>,
     pub elements: Option<Vec<Spanned<String>>>,
     pub holder_weighing: Option<bool>,
@@ -246,6 +247,7 @@ pub(crate) struct RawConsentGround {
     pub evidence: String,
     pub given_by: Option<Spanned<String>>,
     pub minor: Option<Spanned<String>>,
+    pub parents_also: Option<bool>,
 }
 
 /// `[case.grounds]`.

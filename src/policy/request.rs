@@ -167,6 +167,8 @@ pub struct ConsentGround {
     pub given_by: ConsentGiver,
     /// Whether the subject is a minor, and capable of consenting alone.
     pub capacity: Capacity,
+    /// For a minor who consented personally: a parent (or guardian) consented too.
+    pub parents_also: bool,
 }
 
 /// Who gave a consent.
@@ -251,6 +253,15 @@ impl ConsentGround {
     /// alone, a parent, guardian or legal representative consents.
     pub fn lawfully_given(&self) -> bool {
         lawful_consent(self.given_by, self.capacity)
+    }
+
+    /// Whether a parent's consent is part of it, as some rules require for a minor: a minor's
+    /// consent given by a parent, guardian or legal representative, or a capable minor's own
+    /// consent with a parent's beside it. An adult's consent needs none.
+    pub fn includes_parents(&self) -> bool {
+        self.capacity == Capacity::Adult
+            || self.given_by != ConsentGiver::Subject
+            || self.parents_also
     }
 }
 

@@ -281,4 +281,7 @@ pub struct ConsentRecord {
     /// Who revoked it (a party id), once revoked.
     #[prost(string, tag = "13")]
     pub revoked_by: String,
+    /// A capable minor's own consent, with a parent's beside it.
+    #[prost(bool, tag = "14")]
+    pub parents_also: bool,
 }

@@ -51,6 +51,7 @@ pub fn consent_request(seq: u32, purpose: &str, recipients: &[&str]) -> pb::Reco
         given_by: pb::ConsentGiver::Subject as i32,
         information_version: "folder v1".to_owned(),
         minor: pb::MinorCapacity::Adult as i32,
+        parents_also_consented: false,
     }
 }
 

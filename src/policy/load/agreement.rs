@@ -279,6 +279,7 @@ impl Builder<'_> {
         Conditions {
             case: c.case == Some(true),
             consent: c.consent == Some(true),
+            parental_consent: c.parental_consent == Some(true),
             urgency: c.urgency.as_ref().map(|u| u.min_justification),
             min_words: c.urgency.as_ref().and_then(|u| u.min_words),
             elements,
@@ -452,6 +453,14 @@ impl Builder<'_> {
                 r.id.span(),
                 "legal elements are supplied with a share: this rule also matches other kinds",
                 "keep `elements` on a rule with kinds = [\"share\"]",
+            );
+        }
+        if conditions.parental_consent && !conditions.consent {
+            self.err(
+                f,
+                r.id.span(),
+                "`parental_consent` qualifies the consent condition",
+                "write consent = true beside it",
             );
         }
         if conditions.holder_weighing && kinds.iter().any(|k| *k != ExchangeKind::Request) {
