@@ -38,6 +38,18 @@ fn check_purpose(policy: &PolicySet, purpose: &str, violations: &mut Vec<Violati
     }
 }
 
+/// One subject goes in an entry's subject field; several in its list, so that each subject's
+/// report finds the event.
+fn set_subjects(entry: &mut AuditEntry, subjects: &[String]) -> Result<(), ExchangeError> {
+    match subjects {
+        [only] => entry.subject_pseudonym = hex_bytes(only)?,
+        all => {
+            entry.subject_pseudonyms = all.iter().map(|s| hex_bytes(s)).collect::<Result<_, _>>()?
+        }
+    }
+    Ok(())
+}
+
 impl Gateway {
     /// Commits a change of a case or consent, then ends the cached grounds' generation (also
     /// when the append failed: its state may still have reached the store).
@@ -119,15 +131,8 @@ impl Gateway {
         let mut entry = self.entry(&policy, caller, "OpenCase", AuditEvent::Grounds);
         entry.purpose = request.purpose.clone();
         entry.legal_bases = agreement.legal_basis.clone();
-        // One subject fits the entry's subject field; several go in its list, so that each
-        // subject's report finds the opening of the case (or its refusal).
-        match subjects.as_slice() {
-            [only] => entry.subject_pseudonym = hex_bytes(only)?,
-            all => {
-                entry.subject_pseudonyms =
-                    all.iter().map(|s| hex_bytes(s)).collect::<Result<_, _>>()?
-            }
-        }
+        // Each subject's report finds the opening of the case, or its refusal.
+        set_subjects(&mut entry, &subjects)?;
         let opener = policy
             .party(&caller.party)
             .is_some_and(|p| consultation.openers.matches_party(p));
@@ -220,6 +225,32 @@ impl Gateway {
         })
     }
 
+    /// The case `id` when the caller opened it; NOT_FOUND otherwise, whether it exists or not.
+    fn own_case(&self, caller: &Caller, id: &str) -> Result<CaseRecord, ExchangeError> {
+        self.inner
+            .store
+            .get::<CaseRecord>(&store::case_key(id))?
+            .filter(|c| c.opener == caller.party)
+            .ok_or(ExchangeError::NotFound { kind: "case" })
+    }
+
+    /// An entry about `case`: its id, purpose and every subject, so that each subject's report
+    /// shows what happened to the case.
+    fn case_entry(
+        &self,
+        policy: &PolicySet,
+        caller: &Caller,
+        operation: &str,
+        case: &CaseRecord,
+    ) -> Result<AuditEntry, ExchangeError> {
+        let mut entry = self.entry(policy, caller, operation, AuditEvent::Grounds);
+        entry.exchange_id = format!("case:{}", case.id);
+        entry.purpose = case.purpose.clone();
+        entry.ground_refs = vec![format!("case:{}", case.id)];
+        set_subjects(&mut entry, &case.subjects)?;
+        Ok(entry)
+    }
+
     /// Closes a case consultation; only its opener may.
     pub async fn close_case(
         &self,
@@ -231,30 +262,15 @@ impl Gateway {
         }
         let policy = self.policy();
         let _guard = self.inner.locks.lock(&request.case_id).await;
-        let mut case = self
-            .inner
-            .store
-            .get::<CaseRecord>(&store::case_key(&request.case_id))?
-            .filter(|c| c.opener == caller.party)
-            .ok_or(ExchangeError::NotFound { kind: "case" })?;
+        let mut case = self.own_case(caller, &request.case_id)?;
         if case.closed.is_some() {
             return Err(ExchangeError::Precondition {
                 reason: "CASE_CLOSED".into(),
             });
         }
         case.closed = Some(self.now().unix_timestamp());
-        let mut entry = self.entry(&policy, caller, "CloseCase", AuditEvent::Grounds);
-        entry.exchange_id = format!("case:{}", case.id);
-        entry.purpose = case.purpose.clone();
-        entry.ground_refs = vec![format!("case:{}", case.id)];
         // As at the opening: each subject's report shows that the case ended.
-        match case.subjects.as_slice() {
-            [only] => entry.subject_pseudonym = hex_bytes(only)?,
-            all => {
-                entry.subject_pseudonyms =
-                    all.iter().map(|s| hex_bytes(s)).collect::<Result<_, _>>()?
-            }
-        }
+        let entry = self.case_entry(&policy, caller, "CloseCase", &case)?;
         let receipt = self
             .commit_grounds(&entry, vec![store::put(store::case_key(&case.id), &case)])
             .await?;
@@ -275,12 +291,7 @@ impl Gateway {
         }
         let policy = self.policy();
         let _guard = self.inner.locks.lock(&request.case_id).await;
-        let mut case = self
-            .inner
-            .store
-            .get::<CaseRecord>(&store::case_key(&request.case_id))?
-            .filter(|c| c.opener == caller.party)
-            .ok_or(ExchangeError::NotFound { kind: "case" })?;
+        let mut case = self.own_case(caller, &request.case_id)?;
         let now = self.now();
         let consultation = policy
             .agreement(&case.agreement)
@@ -303,18 +314,8 @@ impl Gateway {
         let ends = now + lapse;
         case.renewed = Some(now.unix_timestamp());
         case.ends = ends.unix_timestamp();
-        let mut entry = self.entry(&policy, caller, "RenewCase", AuditEvent::Grounds);
-        entry.exchange_id = format!("case:{}", case.id);
-        entry.purpose = case.purpose.clone();
-        entry.ground_refs = vec![format!("case:{}", case.id)];
+        let mut entry = self.case_entry(&policy, caller, "RenewCase", &case)?;
         entry.detail = format!("ends={}", ends.unix_timestamp());
-        match case.subjects.as_slice() {
-            [only] => entry.subject_pseudonym = hex_bytes(only)?,
-            all => {
-                entry.subject_pseudonyms =
-                    all.iter().map(|s| hex_bytes(s)).collect::<Result<_, _>>()?
-            }
-        }
         let receipt = self
             .commit_grounds(&entry, vec![store::put(store::case_key(&case.id), &case)])
             .await?;

@@ -214,6 +214,11 @@ impl TestGateway {
 
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
+        self.shut_down().await;
+    }
+
+    /// Stops the server, waits for it, and closes the log.
+    async fn shut_down(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -229,16 +234,7 @@ impl TestGateway {
     /// Stops the server and closes the log, but keeps the data directory for a check after the
     /// stop (e.g. `ketenpoort audit verify`); it is removed when the returned guard drops.
     pub async fn stop_keeping_data(mut self) -> (TempDir, PathBuf) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server
-                .await
-                .expect("server task")
-                .expect("server ends cleanly");
-        }
-        self.gateway.log().shutdown().await;
+        self.shut_down().await;
         let TestGateway {
             _dir,
             data,
