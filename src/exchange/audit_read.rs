@@ -283,21 +283,8 @@ impl Gateway {
         }
     }
 
-    /// Logs an audit read that returned entries (see `log_read`).
-    pub(crate) async fn log_audit_read(
-        &self,
-        policy: &PolicySet,
-        caller: &Caller,
-        operation: &str,
-        shown: usize,
-        subject: Option<Vec<u8>>,
-    ) -> Result<(), ExchangeError> {
-        self.log_read(policy, caller, operation, shown, subject)
-            .await
-    }
-
     /// Logs an audit read that returned entries: who read, how many, which operation.
-    async fn log_read(
+    pub(crate) async fn log_read(
         &self,
         policy: &PolicySet,
         caller: &Caller,

@@ -210,7 +210,7 @@ impl Gateway {
             }
             items.push(item);
         }
-        self.log_audit_read(&policy, caller, "ListReviews", shown, None)
+        self.log_read(&policy, caller, "ListReviews", shown, None)
             .await?;
         Ok(ListReviewsResponse {
             items,
