@@ -5,7 +5,9 @@ use time::OffsetDateTime;
 use smallvec::SmallVec;
 
 use super::compile::CompiledRule;
-use super::decision::{Decision, FieldGrant, Obligations, ReasonCode, RuleRef, Verdict};
+use super::decision::{
+    Decision, FieldGrant, Obligations, ReasonCode, RuleRef, UseRestriction, Verdict,
+};
 use super::index::HotRule;
 use super::model::Sensitivity;
 use super::request::{ExchangeKind, ExchangeRequest, Grounds, Substance};
@@ -491,8 +493,11 @@ impl PolicySet {
             obligations.review |= hot.review;
             obligations.notify |= hot.notify;
             obligations.weighing |= hot.weighing;
-            if used.case.is_some() && use_restriction.is_none() {
-                use_restriction = self.use_restrictions[hot.agreement as usize].clone();
+            if used.case.is_some() {
+                UseRestriction::add(
+                    &mut use_restriction,
+                    self.use_restrictions[hot.agreement as usize].as_ref(),
+                );
             }
             for &b in ix.bases_of(hot) {
                 if !bases.contains(&b) {

@@ -158,10 +158,28 @@ pub struct Obligations {
 /// The use restriction that binds what is released through a case consultation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UseRestriction {
-    /// The agreement whose case consultation carried the release.
+    /// The agreement whose case consultation carried the release (several, comma-separated, when
+    /// permits of several agreements matched through their cases).
     pub agreement: std::sync::Arc<str>,
-    /// The restriction's text, e.g. art. 458ter §2 Sw.
+    /// The restriction's text, e.g. art. 458ter §2 Sw. (each agreement's, one after the other).
     pub text: std::sync::Arc<str>,
+}
+
+impl UseRestriction {
+    /// Adds `other` to the restrictions that bind a release: every one of them binds it.
+    pub(crate) fn add(into: &mut Option<UseRestriction>, other: Option<&UseRestriction>) {
+        let Some(other) = other else { return };
+        match into {
+            None => *into = Some(other.clone()),
+            Some(current) if current.agreement.split(',').any(|a| a == &*other.agreement) => {}
+            Some(current) => {
+                *current = UseRestriction {
+                    agreement: format!("{},{}", current.agreement, other.agreement).into(),
+                    text: format!("{}\n\n{}", current.text, other.text).into(),
+                }
+            }
+        }
+    }
 }
 
 /// A decision: verdict, reason and, for an allow, what is released and under which obligations.
@@ -214,5 +232,28 @@ impl Decision {
             missing_element: None,
             use_restriction: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UseRestriction;
+
+    fn restriction(agreement: &str, text: &str) -> UseRestriction {
+        UseRestriction {
+            agreement: agreement.into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn every_case_consultations_restriction_binds_the_release_once() {
+        let mut r = None;
+        UseRestriction::add(&mut r, None);
+        assert_eq!(r, None);
+        UseRestriction::add(&mut r, Some(&restriction("ifg", "a")));
+        UseRestriction::add(&mut r, Some(&restriction("vh", "b")));
+        UseRestriction::add(&mut r, Some(&restriction("ifg", "a")));
+        assert_eq!(r, Some(restriction("ifg,vh", "a\n\nb")));
     }
 }

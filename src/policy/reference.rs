@@ -152,8 +152,11 @@ pub(crate) fn decide(
         obligations.review |= o.review || rule.conditions.urgency.is_some();
         obligations.notify |= o.notify;
         obligations.weighing |= rule.conditions.holder_weighing;
-        if used.case.is_some() && use_restriction.is_none() {
-            use_restriction = set.use_restrictions[rule.agreement].clone();
+        if used.case.is_some() {
+            super::decision::UseRestriction::add(
+                &mut use_restriction,
+                set.use_restrictions[rule.agreement].as_ref(),
+            );
         }
         for lb in &set.agreements[rule.agreement].legal_basis {
             if !legal_bases.contains(lb) {
