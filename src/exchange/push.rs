@@ -50,10 +50,9 @@ impl Gateway {
                     .and_then(|f| f.form),
             })
             .collect();
-        let justification =
-            justification(&request.justification, self.policy().max_justification())?;
-        let now = self.now();
         let policy = self.policy();
+        let justification = justification(&request.justification, policy.max_justification())?;
+        let now = self.now();
         let signal_id = ids::new_id("g", now)?;
         let exchange = ExchangeRequest {
             kind: ExchangeKind::Share,

@@ -140,10 +140,9 @@ impl Gateway {
                 "the holder party is required",
             ));
         }
-        let justification =
-            justification(&request.justification, self.policy().max_justification())?;
-        let now = self.now();
         let policy = self.policy();
+        let justification = justification(&request.justification, policy.max_justification())?;
+        let now = self.now();
         let ticket_id = ids::new_id("t", now)?;
         let exchange = ExchangeRequest {
             kind: ExchangeKind::Request,

@@ -48,34 +48,28 @@ fn counterparts(set: &PolicySet, rule: &CompiledRule) -> Bits {
     }
 }
 
-/// The parties that hold the data a rule releases, as a decision counts them: the holder asked
-/// (lookup, request), the sender (share), or the party an audited entry names (audit).
-fn holders(set: &PolicySet, rule: &CompiledRule) -> Bits {
-    let mut out = Bits::new(set.parties.len());
-    for k in kinds_of(rule) {
-        let side = match k {
-            ExchangeKind::Lookup | ExchangeKind::Request | ExchangeKind::Audit => {
-                counterparts(set, rule)
-            }
-            ExchangeKind::Share => rule.requester.clone(),
-        };
-        for p in side.iter() {
-            out.insert(p);
-        }
-    }
-    out
+/// Which side of an exchange a set of parties is taken from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// Who holds the data: the holder asked (lookup, request), the sender (share), or the party
+    /// an audited entry names (audit), as a decision counts them.
+    Holder,
+    /// Who receives it: the requester (lookup, request, audit) or the counterpart (share).
+    Recipient,
 }
 
-/// The parties that receive what a rule releases: the requester (lookup, request, audit) or the
-/// counterpart (share).
-fn recipients(set: &PolicySet, rule: &CompiledRule) -> Bits {
+/// Every party a rule's exchanges can have on `side`, over all its kinds.
+fn parties_on(set: &PolicySet, rule: &CompiledRule, side: Side) -> Bits {
     let mut out = Bits::new(set.parties.len());
     for k in kinds_of(rule) {
-        let side = match k {
-            ExchangeKind::Share => counterparts(set, rule),
-            _ => rule.requester.clone(),
+        // The requester holds what it shares, and receives what it asks for.
+        let requester_side = (k == ExchangeKind::Share) == (side == Side::Holder);
+        let parties = if requester_side {
+            rule.requester.clone()
+        } else {
+            counterparts(set, rule)
         };
-        for p in side.iter() {
+        for p in parties.iter() {
             out.insert(p);
         }
     }
@@ -107,7 +101,7 @@ fn special_categories(
             .iter()
             .any(|b| set.legal_basis(b).is_some_and(|lb| lb.allows.contains(&s)))
     };
-    let holders = holders(set, rule);
+    let holders = parties_on(set, rule, Side::Holder);
     let nf = set.fields.len();
     for (k, &(fi, form)) in rule.release.iter().enumerate() {
         if form == Transform::Drop {
@@ -168,7 +162,7 @@ fn ceilings(
     if agreement.ceilings.is_empty() {
         return;
     }
-    let recipients = recipients(set, rule);
+    let recipients = parties_on(set, rule, Side::Recipient);
     for ceiling in &agreement.ceilings {
         let Some(fi) = set.field_ix.get(&ceiling.field) else {
             continue;
