@@ -1,10 +1,11 @@
-//! Black-box tests of authentication and the standard services: the wrong CA, no certificate, an
-//! unknown party, a missing actor, the per-party rate limit, health and reflection.
+//! Black-box tests of authentication and the standard services: certificates refused in the TLS
+//! handshake (none, another CA, expired, not yet valid, not for client auth), an unknown party, a missing actor, the per-party rate limit, health and reflection.
 
 mod common;
 
 use common::*;
-use ketenpoort::identity::{DevPki, unrelated_client};
+use ketenpoort::grpc::tls::HandshakeRefusal;
+use ketenpoort::identity::{CertificateFlaw, DevPki, PemPair, unrelated_client};
 use ketenpoort::proto::v1 as pb;
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -27,41 +28,71 @@ async fn known_party_with_actor_is_served() {
     gw.stop().await;
 }
 
-/// A channel the server must refuse: either the handshake fails or the first call does.
-async fn assert_refused(channel: Result<tonic::transport::Channel, tonic::transport::Error>) {
-    let Ok(channel) = channel else {
-        return;
-    };
-    let mut client = pb::policies_client::PoliciesClient::new(channel);
-    let status = client
+/// A client the server must refuse during the TLS handshake: either connecting fails, or the
+/// first call fails in the client's transport. Either way no gRPC status of ours reaches it (no
+/// `ErrorInfo`), and the refusal is counted under `expected`.
+async fn assert_refused_at_handshake(
+    gw: &TestGateway,
+    identity: Option<(String, String)>,
+    expected: HandshakeRefusal,
+) {
+    let before = gw.handshakes.refused(expected);
+    if let Ok(channel) = gw.channel_with(identity, &gw.ca_pem()).await {
+        let mut client = pb::policies_client::PoliciesClient::new(channel);
+        let status = client
+            .list_agreements(agreements())
+            .await
+            .expect_err("refused");
+        assert_ne!(status.code(), Code::Ok);
+        assert!(
+            status.get_error_details().error_info().is_none(),
+            "{expected:?}: the gateway answered with a status: {status:?}"
+        );
+    }
+    // The server counts the refusal when its side of the handshake ends, which may be just
+    // after the client gave up: wait for it, but not forever.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gw.handshakes.refused(expected) == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{expected:?} not counted: {:?}",
+            gw.handshakes.counts()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn pair(pem: PemPair) -> Option<(String, String)> {
+    Some((pem.cert_pem, pem.key_pem))
+}
+
+#[tokio::test]
+async fn bad_client_certificates_are_refused_in_the_handshake_and_counted() {
+    let gw = TestGateway::start().await;
+    let pki = DevPki::open(&gw.pki).expect("dev PKI");
+    let impostor = unrelated_client("pz-gent").expect("unrelated CA");
+    assert_refused_at_handshake(&gw, None, HandshakeRefusal::NoCertificate).await;
+    assert_refused_at_handshake(&gw, pair(impostor.client), HandshakeRefusal::UnknownIssuer).await;
+    for (flaw, refusal) in [
+        (CertificateFlaw::Expired, HandshakeRefusal::Expired),
+        (CertificateFlaw::NotYetValid, HandshakeRefusal::NotYetValid),
+        (
+            CertificateFlaw::NotForClientAuth,
+            HandshakeRefusal::NotForClientAuth,
+        ),
+    ] {
+        let cert = pki
+            .issue_flawed_client("pz-gent", flaw)
+            .expect("flawed client certificate");
+        assert_refused_at_handshake(&gw, pair(cert), refusal).await;
+    }
+    // A valid client still gets in, and was never counted.
+    let mut policies = gw.policies("pz-gent").await;
+    policies
         .list_agreements(agreements())
         .await
-        .expect_err("refused");
-    assert_ne!(status.code(), Code::Ok);
-}
-
-#[tokio::test]
-async fn certificate_from_another_ca_is_refused() {
-    let gw = TestGateway::start().await;
-    let impostor = unrelated_client("pz-gent").expect("unrelated CA");
-    let channel = gw
-        .channel_with(
-            Some((
-                impostor.client.cert_pem.clone(),
-                impostor.client.key_pem.clone(),
-            )),
-            &gw.ca_pem(),
-        )
-        .await;
-    assert_refused(channel).await;
-    gw.stop().await;
-}
-
-#[tokio::test]
-async fn missing_client_certificate_is_refused() {
-    let gw = TestGateway::start().await;
-    let channel = gw.channel_with(None, &gw.ca_pem()).await;
-    assert_refused(channel).await;
+        .expect("served");
+    assert_eq!(gw.handshakes.total(), 5, "{:?}", gw.handshakes.counts());
     gw.stop().await;
 }
 

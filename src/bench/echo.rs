@@ -42,6 +42,9 @@ pub async fn serve_echo(
 ) -> Result<(), tonic::transport::Error> {
     Server::builder()
         .add_service(pb::echo_server::EchoServer::new(EchoService))
-        .serve_with_incoming_shutdown(tls::incoming(listener, tls_config), shutdown)
+        .serve_with_incoming_shutdown(
+            tls::incoming(listener, tls_config, Arc::default()),
+            shutdown,
+        )
         .await
 }

@@ -170,6 +170,7 @@ pub fn prepare(config: &Config, clock: Clock) -> Result<Prepared, LaunchError> {
             gateway,
             authenticator,
             tls: tls_config,
+            handshakes: Arc::default(),
         },
         dev_pki,
         created_pki,

@@ -100,6 +100,8 @@ pub struct ServerSetup {
     pub authenticator: Authenticator,
     /// The mutual-TLS configuration.
     pub tls: Arc<rustls::ServerConfig>,
+    /// Counts of refused TLS handshakes, by reason.
+    pub handshakes: Arc<tls::HandshakeStats>,
 }
 
 /// Binds `address` and returns the listener and its actual address (useful with port 0).
@@ -131,7 +133,7 @@ pub async fn serve(
 
     let services = Services::new(setup.gateway.clone());
     let auth = setup.authenticator.clone();
-    let incoming = tls::incoming(listener, setup.tls.clone());
+    let incoming = tls::incoming(listener, setup.tls.clone(), setup.handshakes.clone());
     // Graceful drain with a limit: a client holding a stream open (a health Watch, a long
     // GetResult wait) must not keep the process alive after Ctrl-C.
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();

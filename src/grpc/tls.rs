@@ -8,9 +8,9 @@
 //! commit together.
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rustls::RootCertStore;
@@ -104,13 +104,132 @@ pub fn server_config(paths: &TlsPaths<'_>) -> Result<Arc<rustls::ServerConfig>, 
 /// A stream of established mutual-TLS connections, for `serve_with_incoming_shutdown`.
 pub type Incoming = ReceiverStream<Result<TlsStream<Coalescing<TcpStream>>, io::Error>>;
 
+/// Why the gateway refused a TLS handshake. A refused client never reaches gRPC, so it sees no
+/// status: its TLS library reports the alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HandshakeRefusal {
+    /// The client presented no certificate.
+    NoCertificate,
+    /// The certificate is not issued by the client CA.
+    UnknownIssuer,
+    /// The certificate has expired.
+    Expired,
+    /// The certificate is not valid yet.
+    NotYetValid,
+    /// The certificate is not for client authentication (extended key usage).
+    NotForClientAuth,
+    /// The certificate was refused for another reason (bad signature, bad encoding, revoked).
+    BadCertificate,
+    /// The handshake broke off or did not follow the protocol (no TLS, wrong ALPN, reset).
+    Protocol,
+    /// The handshake did not finish within [`HANDSHAKE_TIMEOUT`].
+    Timeout,
+}
+
+impl HandshakeRefusal {
+    /// Every reason, in the order of [`HandshakeStats::counts`].
+    pub const ALL: [HandshakeRefusal; 8] = [
+        HandshakeRefusal::NoCertificate,
+        HandshakeRefusal::UnknownIssuer,
+        HandshakeRefusal::Expired,
+        HandshakeRefusal::NotYetValid,
+        HandshakeRefusal::NotForClientAuth,
+        HandshakeRefusal::BadCertificate,
+        HandshakeRefusal::Protocol,
+        HandshakeRefusal::Timeout,
+    ];
+
+    /// The reason as logged: a stable snake_case word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandshakeRefusal::NoCertificate => "no_certificate",
+            HandshakeRefusal::UnknownIssuer => "unknown_issuer",
+            HandshakeRefusal::Expired => "expired",
+            HandshakeRefusal::NotYetValid => "not_yet_valid",
+            HandshakeRefusal::NotForClientAuth => "not_for_client_auth",
+            HandshakeRefusal::BadCertificate => "bad_certificate",
+            HandshakeRefusal::Protocol => "protocol",
+            HandshakeRefusal::Timeout => "timeout",
+        }
+    }
+
+    /// Classifies a failed `accept`: rustls' error travels inside the I/O error.
+    fn of(error: &io::Error) -> HandshakeRefusal {
+        use rustls::CertificateError as C;
+        let Some(tls) = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        else {
+            return HandshakeRefusal::Protocol;
+        };
+        match tls {
+            rustls::Error::NoCertificatesPresented => HandshakeRefusal::NoCertificate,
+            rustls::Error::InvalidCertificate(cert) => match cert {
+                C::UnknownIssuer => HandshakeRefusal::UnknownIssuer,
+                C::Expired | C::ExpiredContext { .. } => HandshakeRefusal::Expired,
+                C::NotValidYet | C::NotValidYetContext { .. } => HandshakeRefusal::NotYetValid,
+                C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                    HandshakeRefusal::NotForClientAuth
+                }
+                _ => HandshakeRefusal::BadCertificate,
+            },
+            _ => HandshakeRefusal::Protocol,
+        }
+    }
+}
+
+/// Counts of refused handshakes by reason, since the server started.
+#[derive(Debug, Default)]
+pub struct HandshakeStats {
+    refused: [AtomicU64; HandshakeRefusal::ALL.len()],
+}
+
+impl HandshakeStats {
+    /// Counts one refusal and returns the new total over all reasons.
+    fn count(&self, refusal: HandshakeRefusal) -> u64 {
+        let slot = HandshakeRefusal::ALL
+            .iter()
+            .position(|r| *r == refusal)
+            .unwrap_or(HandshakeRefusal::ALL.len() - 1);
+        self.refused[slot].fetch_add(1, Ordering::Relaxed);
+        self.total()
+    }
+
+    /// How many handshakes were refused for `refusal`.
+    pub fn refused(&self, refusal: HandshakeRefusal) -> u64 {
+        HandshakeRefusal::ALL
+            .iter()
+            .position(|r| *r == refusal)
+            .map_or(0, |slot| self.refused[slot].load(Ordering::Relaxed))
+    }
+
+    /// Every reason with its count, in the order of [`HandshakeRefusal::ALL`].
+    pub fn counts(&self) -> Vec<(HandshakeRefusal, u64)> {
+        HandshakeRefusal::ALL
+            .iter()
+            .map(|r| (*r, self.refused(*r)))
+            .collect()
+    }
+
+    /// All refused handshakes.
+    pub fn total(&self) -> u64 {
+        self.refused.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
 /// Accepts TCP connections on `listener` and yields those whose TLS handshake succeeds in time.
 ///
-/// Handshakes run in their own tasks so one slow client never blocks another. Failed handshakes
-/// (wrong CA, no certificate, timeout) are dropped and logged at debug level only: they are the
-/// client's problem and must not fill the operator's log. The accept loop ends when the returned
-/// stream is dropped.
-pub fn incoming(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> Incoming {
+/// Handshakes run in their own tasks so one slow client never blocks another. A refused
+/// handshake (no certificate, another CA, expired or not yet valid, not for client auth, a
+/// timeout, a protocol error) is dropped, counted in `stats`, and logged at info level with its
+/// reason and the peer's address only: a certificate's names are not logged. The accept loop
+/// ends when the returned stream is dropped.
+pub fn incoming(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    stats: Arc<HandshakeStats>,
+) -> Incoming {
     let (tx, rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
@@ -134,9 +253,18 @@ pub fn incoming(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> Inc
             };
             let acceptor = acceptor.clone();
             let tx = tx.clone();
+            let stats = stats.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                handshake(acceptor, tcp, peer, tx).await;
+                if let Err(refusal) = handshake(acceptor, tcp, tx).await {
+                    let refused_total = stats.count(refusal);
+                    tracing::info!(
+                        %peer,
+                        reason = refusal.as_str(),
+                        refused_total,
+                        "TLS handshake refused"
+                    );
+                }
             });
         }
     });
@@ -146,9 +274,8 @@ pub fn incoming(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> Inc
 async fn handshake(
     acceptor: TlsAcceptor,
     tcp: TcpStream,
-    peer: SocketAddr,
     tx: mpsc::Sender<Result<TlsStream<Coalescing<TcpStream>>, io::Error>>,
-) {
+) -> Result<(), HandshakeRefusal> {
     // Small gRPC frames: Nagle's algorithm would only add latency.
     let _ = tcp.set_nodelay(true);
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(Coalescing::new(tcp))).await {
@@ -157,8 +284,9 @@ async fn handshake(
             stream.get_mut().0.gather();
             // The receiver is gone only when the server shuts down.
             let _ = tx.send(Ok(stream)).await;
+            Ok(())
         }
-        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        Ok(Err(error)) => Err(HandshakeRefusal::of(&error)),
+        Err(_) => Err(HandshakeRefusal::Timeout),
     }
 }

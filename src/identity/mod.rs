@@ -16,6 +16,6 @@ pub mod subject;
 
 pub use party::{PARTY_URI_PREFIX, is_valid_party_id, party_uri};
 pub use peer::{PeerError, party_id_from_cert_der, party_id_from_chain};
-pub use pki::{DevPki, PemPair, PkiError, UnrelatedIdentity, unrelated_client};
+pub use pki::{CertificateFlaw, DevPki, PemPair, PkiError, UnrelatedIdentity, unrelated_client};
 pub use pseudonym::{PseudonymError, SubjectKey, SubjectPseudonym};
 pub use subject::{SubjectNumber, SubjectNumberError, SubjectNumberKind};

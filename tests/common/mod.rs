@@ -72,6 +72,8 @@ pub struct TestGateway {
     pub data: PathBuf,
     /// The use cases, for checks behind the wire (audit log, state).
     pub gateway: ketenpoort::exchange::Gateway,
+    /// Counts of the TLS handshakes the server refused.
+    pub handshakes: Arc<ketenpoort::grpc::tls::HandshakeStats>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), ServeError>>>,
     _dir: TempDir,
@@ -106,6 +108,7 @@ impl TestGateway {
         let prepared = grpc::prepare(&config, clock).expect("gateway prepares");
         let pki = prepared.dev_pki.clone().expect("dev PKI made");
         let gateway = prepared.setup.gateway.clone();
+        let handshakes = prepared.setup.handshakes.clone();
         let (listener, addr) = grpc::bind(config.address).await.expect("bind");
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(grpc::serve(prepared.setup, listener, async {
@@ -116,6 +119,7 @@ impl TestGateway {
             pki,
             data: config.data_dir.clone(),
             gateway,
+            handshakes,
             shutdown: Some(tx),
             server: Some(server),
             _dir: dir,

@@ -13,6 +13,8 @@
 mod files;
 mod params;
 
+pub use params::CertificateFlaw;
+
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -309,6 +311,17 @@ impl DevPki {
     pub fn issue_client(&self, party_id: &str) -> Result<PemPair, PkiError> {
         check_party_id(party_id)?;
         self.sign(params::client(party_id)?)
+    }
+
+    /// Issues a client certificate for `party_id` with one `flaw` the gateway must refuse at the
+    /// TLS handshake, in memory only: what a misconfigured or stale client would present.
+    pub fn issue_flawed_client(
+        &self,
+        party_id: &str,
+        flaw: CertificateFlaw,
+    ) -> Result<PemPair, PkiError> {
+        check_party_id(party_id)?;
+        self.sign(params::flawed_client(party_id, flaw)?)
     }
 
     /// Issues a server certificate for `localhost`, `127.0.0.1` and `extra_names` (DNS names or

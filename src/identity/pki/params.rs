@@ -57,6 +57,41 @@ pub(super) fn client(party_id: &str) -> Result<CertificateParams, rcgen::Error> 
     Ok(params)
 }
 
+/// What is wrong with a client certificate from [`super::DevPki::issue_flawed_client`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertificateFlaw {
+    /// Its validity ended yesterday.
+    Expired,
+    /// Its validity starts tomorrow.
+    NotYetValid,
+    /// Its extended key usage is serverAuth, not clientAuth.
+    NotForClientAuth,
+}
+
+/// A party's client certificate with `flaw`.
+pub(super) fn flawed_client(
+    party_id: &str,
+    flaw: CertificateFlaw,
+) -> Result<CertificateParams, rcgen::Error> {
+    let mut params = client(party_id)?;
+    let now = OffsetDateTime::now_utc();
+    match flaw {
+        CertificateFlaw::Expired => {
+            params.not_before = now - Duration::days(30);
+            params.not_after = now - Duration::days(1);
+        }
+        CertificateFlaw::NotYetValid => {
+            params.not_before = now + Duration::days(1);
+            params.not_after = now + Duration::days(30);
+        }
+        CertificateFlaw::NotForClientAuth => {
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        }
+    }
+    Ok(params)
+}
+
 /// The gateway's server certificate: `localhost`, `127.0.0.1` and `extra_names` (DNS names or
 /// IP addresses), EKU serverAuth only.
 pub(super) fn server<N: AsRef<str>>(extra_names: &[N]) -> Result<CertificateParams, rcgen::Error> {
