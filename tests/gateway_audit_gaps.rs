@@ -206,6 +206,7 @@ async fn every_subject_of_a_case_sees_its_opening_in_the_subject_report() {
             .await
             .subject_report(req(pb::SubjectReportRequest {
                 subject: subject(seq),
+                access_request: format!("AR-{seq}"),
             }))
             .await
             .expect("report")
@@ -227,6 +228,7 @@ async fn every_subject_of_a_case_sees_its_opening_in_the_subject_report() {
         .await
         .subject_report(req(pb::SubjectReportRequest {
             subject: subject(53),
+            access_request: "AR-53".into(),
         }))
         .await
         .expect("report")

@@ -455,7 +455,7 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<DemoSummary, DemoError
         COC,
         "SubjectReport",
         &format!(
-            "{} asks who exchanged what about her (GDPR art. 15, LED art. 25, via the COC)",
+            "{} asks who exchanged what about her (GDPR art. 15, LED art. 14 and 17, through the COC)",
             lotte.name
         ),
     )?;
@@ -465,6 +465,7 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<DemoSummary, DemoError
         audit
             .subject_report(pb::SubjectReportRequest {
                 subject: lotte.subject(),
+                access_request: "COC-AR-2026-0042".into(),
             })
             .await,
     )?;
@@ -488,10 +489,6 @@ pub(crate) async fn play(story: &mut Story<'_>) -> Result<DemoSummary, DemoError
             story.say.sublist(&fields)?;
         }
     }
-    story.say.detail(
-        "withheld",
-        &format!("{} entries outside the caller's scope", report.withheld),
-    )?;
     if report.lines.is_empty() {
         return Err(bad("7. coc SubjectReport", "no lines about Lotte"));
     }

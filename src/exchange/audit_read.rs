@@ -22,6 +22,7 @@ use crate::proto::v1::{
 
 use super::convert::from_timestamp;
 use super::{Caller, ExchangeError, Gateway, has_role};
+use crate::proto::v1::AccessRegime;
 use time::OffsetDateTime;
 
 /// The purpose of every audit read.
@@ -54,6 +55,61 @@ struct Scope<'a> {
     everything: bool,
     auditor: bool,
     parties: HashMap<String, bool>,
+}
+
+/// The longest access-request reference.
+const MAX_ACCESS_REQUEST: usize = 64;
+
+/// A SubjectReport's access-request reference: 1 to 64 characters of `A-Z a-z 0-9 . _ / -`, so
+/// that it is a reference in the caller's register and never a name or other personal data.
+fn access_request(reference: &str) -> Result<&str, ExchangeError> {
+    let field = "access_request";
+    if reference.is_empty() {
+        return Err(ExchangeError::invalid(
+            field,
+            "required: the reference of the subject's access request",
+        ));
+    }
+    if reference.len() > MAX_ACCESS_REQUEST {
+        return Err(ExchangeError::invalid(field, "longer than 64 characters"));
+    }
+    if !reference
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'))
+    {
+        return Err(ExchangeError::invalid(
+            field,
+            "only A-Z a-z 0-9 . _ / - are allowed",
+        ));
+    }
+    Ok(reference)
+}
+
+/// The controller of the processing `entry` records: the party that made the call, or for a
+/// lookup's consulted-holder entry (which names no requester) the consulted holder the caller may
+/// see, when exactly one is opened to it.
+fn controller_of(entry: &AuditEntry, consulted: &[ConsultedDisclosure]) -> String {
+    if !entry.requester_party.is_empty() {
+        return entry.requester_party.clone();
+    }
+    match consulted {
+        [one] => one.party.clone(),
+        _ => entry.counterpart_party.clone(),
+    }
+}
+
+/// How a data subject exercises the access right against `controller`: through the COC for the
+/// police (LED, Title 2 of the Law of 30 July 2018), through the judicial authority for the public
+/// prosecutor, directly (GDPR art. 15) for everyone else.
+fn regime_of(policy: &PolicySet, controller: &str) -> AccessRegime {
+    match policy.party(controller) {
+        None => AccessRegime::Unspecified,
+        Some(p) if p.roles.iter().any(|r| r == crate::policy::POLICE_ROLE) => {
+            AccessRegime::LedIndirectCoc
+        }
+        Some(p) if p.roles.iter().any(|r| r == "prosecutor") => AccessRegime::LedJudicial,
+        Some(_) => AccessRegime::GdprDirect,
+    }
 }
 
 impl<'a> Scope<'a> {
@@ -431,21 +487,41 @@ impl Gateway {
         })
     }
 
-    /// Every entry about one subject in the caller's scope (GDPR art. 15, LED art. 25).
+    /// Every entry about one subject in the caller's scope, to answer that person's access
+    /// request (GDPR art. 15, LED art. 14 and 17). Only auditors and the supervisor may ask, naming
+    /// the access request; every call is logged, a refused one and one that finds nothing too.
+    /// Nothing in the answer counts or hints at entries outside the caller's scope.
     pub async fn subject_report(
         &self,
         caller: &Caller,
         request: SubjectReportRequest,
     ) -> Result<SubjectReportResponse, ExchangeError> {
         let pseudonym = self.pseudonymise(request.subject.as_ref(), "subject")?;
+        let access_request = access_request(&request.access_request)?;
+        let mut scope = Scope::new(self, caller);
+        if !scope.auditor {
+            let mut entry = self.entry(
+                &scope.policy,
+                caller,
+                "SubjectReport",
+                AuditEvent::AuditAccess,
+            );
+            entry.purpose = AUDIT_PURPOSE.to_owned();
+            entry.verdict = Verdict::Deny as i32;
+            entry.reason_code = "ROLE_REQUIRED".to_owned();
+            entry.subject_pseudonym = pseudonym.as_bytes().to_vec();
+            entry.detail = format!("access_request={access_request}");
+            self.commit(&entry, Vec::new()).await?;
+            return Err(ExchangeError::NotAllowed {
+                reason: "ROLE_REQUIRED".into(),
+            });
+        }
         let mut query = SearchQuery {
             subject_pseudonym: Some(pseudonym.as_bytes().to_vec()),
             limit: MAX_ENTRIES as usize,
             ..SearchQuery::default()
         };
-        let mut scope = Scope::new(self, caller);
         let mut lines = Vec::new();
-        let mut withheld = 0;
         loop {
             let found = self.inner.log.search(&query).map_err(log_error)?;
             for index in &found {
@@ -454,13 +530,15 @@ impl Gateway {
                     ExchangeError::Internal(format!("entry {index} does not decode"))
                 })?;
                 if let Some(consulted) = scope.sees(&entry, self.inner.log.consulted_key()) {
+                    let controller = controller_of(&entry, &consulted);
+                    let regime = regime_of(&scope.policy, &controller);
                     lines.push(SubjectReportLine {
                         index: *index,
                         entry: Some(entry),
                         consulted,
+                        controller,
+                        regime: regime as i32,
                     });
-                } else {
-                    withheld += 1;
                 }
                 query.after = Some(*index);
             }
@@ -468,18 +546,25 @@ impl Gateway {
                 break;
             }
         }
-        self.log_read(
+        let mut entry = self.entry(
             &scope.policy,
             caller,
             "SubjectReport",
-            lines.len(),
-            Some(pseudonym.as_bytes().to_vec()),
-        )
-        .await?;
+            AuditEvent::AuditAccess,
+        );
+        entry.purpose = AUDIT_PURPOSE.to_owned();
+        entry.verdict = Verdict::Allow as i32;
+        entry.reason_code = "AUDIT_READ".to_owned();
+        entry.subject_pseudonym = pseudonym.as_bytes().to_vec();
+        entry.detail = format!(
+            "entries_shown={};access_request={access_request}",
+            lines.len()
+        );
+        let receipt = self.commit(&entry, Vec::new()).await?;
         Ok(SubjectReportResponse {
             subject_pseudonym: pseudonym.to_hex(),
             lines,
-            withheld,
+            audit_index: receipt.index,
         })
     }
 }

@@ -256,9 +256,9 @@ impl Gateway {
                 // itself sensitive (being known at a mental-health centre is health data), so
                 // neither the holder nor how many such holders there are is revealed: one
                 // anonymous hit stands for all of them. The entry goes back to the caller inside
-                // its receipt, so it does not name these holders either.
+                // its receipt, so nothing of these holders' decisions goes into it either: no
+                // rule, basis, ground or obligation, which would tell one holder from another.
                 _ => {
-                    merge_decision(&mut combined, decision);
                     anonymous_hit = true;
                     continue;
                 }
@@ -277,6 +277,21 @@ impl Gateway {
                 entry.verdict = crate::proto::v1::Verdict::Allow as i32;
                 entry.reason_code = ReasonCode::Permitted.as_str().to_owned();
             }
+        }
+        // An anonymous hit is recorded in the caller's entry the same way whoever produced it:
+        // the bare hit, released as is. Which holders and rules produced it is for their
+        // auditors and the supervisor: the consulted entry commits to the holders, and the
+        // policy digest, time and purpose in both entries let each decision be re-run.
+        if anonymous_hit
+            && !entry
+                .released_fields
+                .iter()
+                .any(|f| f.field == "reference.hit")
+        {
+            entry.released_fields.push(crate::proto::v1::ReleasedField {
+                field: "reference.hit".to_owned(),
+                form: Transform::Keep.as_str().to_owned(),
+            });
         }
         // Party ids, not personal data: which holders the caller learnt about.
         entry.detail = format!("hits={}", holders.join(","));

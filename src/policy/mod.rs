@@ -25,6 +25,7 @@ mod request;
 mod set;
 mod transform;
 
+pub(crate) use compile::POLICE_ROLE;
 pub use decide::Check;
 pub use decision::{
     ALL_REASONS, Decision, FieldGrant, Obligations, ReasonCode, RuleRef, UseRestriction, Verdict,
