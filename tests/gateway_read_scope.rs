@@ -129,6 +129,12 @@ fn entry_of(leaf: &pb::LogLeaf) -> Option<pb::AuditEntry> {
 #[tokio::test]
 async fn get_entries_and_search_show_each_role_only_its_scope() {
     let gw = TestGateway::start().await;
+    // As `ketenpoort serve` does on start: the policy load is the log's first entry.
+    assert!(
+        ketenpoort::grpc::record_policy_load(&gw.gateway, &policies_dir())
+            .await
+            .expect("policy load recorded")
+    );
     traffic(&gw).await;
     let size = gw.gateway.log().size();
     let mut in_scope_seen = std::collections::HashMap::new();
@@ -162,6 +168,16 @@ async fn get_entries_and_search_show_each_role_only_its_scope() {
             }
         }
         in_scope_seen.insert(caller, shown);
+        // The operational entries (the policy load at start) are for every auditor, as the
+        // Audit service's contract says, and for no one else.
+        let first = entry_of(&leaves[0]);
+        if is_dpo(caller) || caller == "coc" {
+            let first = first.expect("an auditor sees the policy load");
+            assert_eq!(first.operation, "PolicyLoad");
+            assert_eq!(first.event, pb::AuditEvent::PolicyLoad as i32);
+        } else {
+            assert!(first.is_none(), "{caller} sees the policy load");
+        }
 
         for (what, request) in [
             (
