@@ -314,6 +314,13 @@ async fn subject_reports_are_for_auditors_logged_and_scoped() {
                 "line {} has a controller",
                 line.index
             );
+            if entry.operation == "SubjectReport" && entry.requester_party == caller {
+                assert_eq!(
+                    line.controller,
+                    organisation(caller),
+                    "a DPO's reads are its organisation's"
+                );
+            }
             let regime = pb::AccessRegime::try_from(line.regime).expect("known regime");
             let expected = if line.controller.starts_with("pz-") {
                 pb::AccessRegime::LedIndirectCoc
@@ -375,6 +382,32 @@ async fn subject_reports_are_for_auditors_logged_and_scoped() {
         .expect("the CAW's DPO sees that its reference was consulted");
     assert_eq!(consulted.controller, CAW);
     assert_eq!(consulted.consulted.len(), 1);
+    // Its earlier report is a line of this one, and the CAW is the controller of that read.
+    let earlier = caw_dpo
+        .lines
+        .iter()
+        .find(|l| {
+            l.entry
+                .as_ref()
+                .is_some_and(|e| e.operation == "SubjectReport")
+        })
+        .expect("the DPO's earlier report is about the person too");
+    assert_eq!(earlier.controller, CAW);
+    assert_eq!(earlier.regime, pb::AccessRegime::GdprDirect as i32);
+    let police_dpo = subject_report(&gw, "dpo-pz-gent", 11, "PZ-2")
+        .await
+        .expect("report");
+    let earlier = police_dpo
+        .lines
+        .iter()
+        .find(|l| {
+            l.entry
+                .as_ref()
+                .is_some_and(|e| e.operation == "SubjectReport")
+        })
+        .expect("the police DPO's earlier report");
+    assert_eq!(earlier.controller, POLICE);
+    assert_eq!(earlier.regime, pb::AccessRegime::LedIndirectCoc as i32);
 
     // A DPO whose organisation never touched the person learns nothing, not even that others
     // did: its first report on subject 12 (known to the OCMW and the Aalst police) looks exactly

@@ -57,6 +57,8 @@ struct Scope<'a> {
     parties: HashMap<String, bool>,
 }
 
+/// The role of the public prosecutor's parties.
+const PROSECUTOR_ROLE: &str = "prosecutor";
 /// The longest access-request reference.
 const MAX_ACCESS_REQUEST: usize = 64;
 
@@ -85,7 +87,7 @@ fn access_request(reference: &str) -> Result<&str, ExchangeError> {
     Ok(reference)
 }
 
-/// The controller of the processing `entry` records: the party that made the call, or for a
+/// The party whose processing `entry` records: the party that made the call, or for a
 /// lookup's consulted-holder entry (which names no requester) the consulted holder the caller may
 /// see, when exactly one is opened to it.
 fn controller_of(entry: &AuditEntry, consulted: &[ConsultedDisclosure]) -> String {
@@ -98,18 +100,28 @@ fn controller_of(entry: &AuditEntry, consulted: &[ConsultedDisclosure]) -> Strin
     }
 }
 
-/// How a data subject exercises the access right against `controller`: through the COC for the
-/// police (LED, Title 2 of the Law of 30 July 2018), through the judicial authority for the public
-/// prosecutor, directly (GDPR art. 15) for everyone else.
-fn regime_of(policy: &PolicySet, controller: &str) -> AccessRegime {
-    match policy.party(controller) {
-        None => AccessRegime::Unspecified,
-        Some(p) if p.roles.iter().any(|r| r == crate::policy::POLICE_ROLE) => {
-            AccessRegime::LedIndirectCoc
-        }
-        Some(p) if p.roles.iter().any(|r| r == "prosecutor") => AccessRegime::LedJudicial,
-        Some(_) => AccessRegime::GdprDirect,
-    }
+/// The organisation that is the controller for `party` (a DPO's party answers for its
+/// organisation), and how a data subject exercises the access right against it: through the COC
+/// for the police (LED, Title 2 of the Law of 30 July 2018), through the judicial authority for
+/// the public prosecutor, directly (GDPR art. 15) for everyone else.
+fn controller_and_regime(policy: &PolicySet, party: &str) -> (String, AccessRegime) {
+    let Some(p) = policy.party(party) else {
+        return (party.to_owned(), AccessRegime::Unspecified);
+    };
+    let organisation = if p.organisation.is_empty() {
+        p
+    } else {
+        policy.party(&p.organisation).unwrap_or(p)
+    };
+    let has = |role: &str| organisation.roles.iter().any(|r| r == role);
+    let regime = if has(crate::policy::POLICE_ROLE) {
+        AccessRegime::LedIndirectCoc
+    } else if has(PROSECUTOR_ROLE) {
+        AccessRegime::LedJudicial
+    } else {
+        AccessRegime::GdprDirect
+    };
+    (organisation.id.clone(), regime)
 }
 
 impl<'a> Scope<'a> {
@@ -530,8 +542,8 @@ impl Gateway {
                     ExchangeError::Internal(format!("entry {index} does not decode"))
                 })?;
                 if let Some(consulted) = scope.sees(&entry, self.inner.log.consulted_key()) {
-                    let controller = controller_of(&entry, &consulted);
-                    let regime = regime_of(&scope.policy, &controller);
+                    let (controller, regime) =
+                        controller_and_regime(&scope.policy, &controller_of(&entry, &consulted));
                     lines.push(SubjectReportLine {
                         index: *index,
                         entry: Some(entry),
