@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod coalesce;
 pub mod launch;
+pub mod limits;
 pub mod server;
 pub mod services;
 pub mod status;
