@@ -1,5 +1,17 @@
-//! Every limit on what a request may carry, in one place; for now, how much an error about bad
-//! input may say.
+//! Every limit on what a request may carry, in one place: the request size, the decoding depth,
+//! and how much an error about bad input may say.
+
+/// Largest request message accepted, in bytes (its protobuf encoding). A larger one is refused
+/// with INVALID_ARGUMENT (`MESSAGE_TOO_LARGE`) before it is read further or decoded.
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
+
+/// Deepest nesting of messages and groups that decodes. It is prost's recursion limit
+/// (`prost::RECURSION_LIMIT`, fixed at 100 like protobuf C++'s, unless prost were built with its
+/// `no-recursion-limit` feature, which we never enable). The wire contract itself nests at most
+/// 4 deep (ExplainRequest → FieldEntry → FieldValue → Address); deeper input can only be unknown
+/// groups, which prost skips one level at a time, and beyond this limit it is refused with
+/// INVALID_ARGUMENT (`MESSAGE_TOO_DEEP`).
+pub const MAX_DECODING_DEPTH: u32 = 100;
 
 /// Most field violations listed in one error; the `ErrorInfo` metadata `violations` then gives
 /// the count of all of them.

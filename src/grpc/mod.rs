@@ -1,10 +1,13 @@
 //! The tonic adapters: mutual TLS, authentication, status mapping, the services and the server.
 //!
-//! Everything here is thin: it authenticates, turns a call into a use-case call on
-//! [`crate::exchange::Gateway`], and maps the result back.
+//! Everything here is thin: it authenticates, refuses input that does not decode at the wire edge
+//! (codec, edge, limits), turns a call into a use-case call on [`crate::exchange::Gateway`], and
+//! maps the result back.
 
 pub mod auth;
 pub mod coalesce;
+pub mod codec;
+pub mod edge;
 pub mod launch;
 pub mod limits;
 pub mod server;
