@@ -86,7 +86,10 @@ pub(crate) fn check_weighing(
                     "write it out: at least {MIN_WEIGHING_CHARS} characters and {MIN_WEIGHING_WORDS} words"
                 ),
             ));
-        } else if text.chars().any(|c| c.is_control() && c != '\n') {
+        } else if text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
             violations.push(Violation::new(name, "control characters are not allowed"));
         }
     }
@@ -250,7 +253,10 @@ impl Gateway {
                 "note",
                 format!("must be at most {max} characters"),
             ));
-        } else if note.chars().any(|c| c.is_control() && c != '\n') {
+        } else if note
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
             violations.push(Violation::new("note", "control characters are not allowed"));
         }
         let (Some(outcome), true) = (outcome, violations.is_empty()) else {

@@ -1,5 +1,10 @@
 //! Server assembly: the four Ketenpoort services behind the authenticator, plus health and
 //! reflection, served over the mutual-TLS acceptor until the shutdown signal fires.
+//!
+//! Every service decodes at most [`MAX_REQUEST_BYTES`] per request message, and prost decodes
+//! at most [`crate::grpc::limits::MAX_DECODING_DEPTH`] levels deep (docs/wire-limits.md). The
+//! Ketenpoort services refuse anything beyond with INVALID_ARGUMENT; health and reflection keep
+//! tonic's answer (OUT_OF_RANGE), as stock gRPC tools expect.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,12 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::exchange::Gateway;
 use crate::grpc::auth::Authenticator;
+use crate::grpc::edge::Edge;
+use crate::grpc::limits::MAX_REQUEST_BYTES;
 use crate::grpc::services::Services;
 use crate::grpc::tls;
 use crate::proto::v1 as pb;
@@ -104,6 +112,12 @@ pub struct ServerSetup {
     pub handshakes: Arc<tls::HandshakeStats>,
 }
 
+/// A Ketenpoort service behind the authenticator, with tonic's framing refusals said as
+/// INVALID_ARGUMENT.
+fn guarded<S>(service: S, auth: &Authenticator) -> InterceptedService<Edge<S>, Authenticator> {
+    InterceptedService::new(Edge::new(service), auth.clone())
+}
+
 /// Binds `address` and returns the listener and its actual address (useful with port 0).
 pub async fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
     let listener = TcpListener::bind(address).await?;
@@ -125,11 +139,14 @@ pub async fn serve(
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+        .build_v1()?
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+        .build_v1alpha()?
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let health = health.max_decoding_message_size(MAX_REQUEST_BYTES);
 
     let services = Services::new(setup.gateway.clone());
     let auth = setup.authenticator.clone();
@@ -146,20 +163,25 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(pb::exchange_server::ExchangeServer::with_interceptor(
-            services.clone(),
-            auth.clone(),
+        .add_service(guarded(
+            pb::exchange_server::ExchangeServer::new(services.clone())
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            &auth,
         ))
-        .add_service(pb::grounds_server::GroundsServer::with_interceptor(
-            services.clone(),
-            auth.clone(),
+        .add_service(guarded(
+            pb::grounds_server::GroundsServer::new(services.clone())
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            &auth,
         ))
-        .add_service(pb::audit_server::AuditServer::with_interceptor(
-            services.clone(),
-            auth.clone(),
+        .add_service(guarded(
+            pb::audit_server::AuditServer::new(services.clone())
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            &auth,
         ))
-        .add_service(pb::policies_server::PoliciesServer::with_interceptor(
-            services, auth,
+        .add_service(guarded(
+            pb::policies_server::PoliciesServer::new(services)
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            &auth,
         ))
         .serve_with_incoming_shutdown(incoming, signal);
     tokio::pin!(server);

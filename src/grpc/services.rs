@@ -1,10 +1,12 @@
 //! The four Ketenpoort services as tonic handlers: take the authenticated caller from the request
-//! extensions, call the use case, map its error to a status. Nothing else happens here.
+//! extensions, check the message against its limits, call the use case, map its error to a
+//! status. Nothing else happens here.
 
 use tonic::{Request, Response, Status};
 
-use crate::exchange::Gateway;
-use crate::grpc::auth::{caller, take_caller};
+use crate::exchange::{Caller, Gateway};
+use crate::grpc::auth::take_caller;
+use crate::grpc::validate::{self, Validate};
 use crate::proto::v1 as pb;
 
 /// The tonic implementation of every Ketenpoort service, over one [`Gateway`].
@@ -18,13 +20,21 @@ impl Services {
     pub fn new(gateway: Gateway) -> Self {
         Self { gateway }
     }
+
+    /// The authenticated caller of `request`, once its message is within its limits
+    /// (docs/wire-limits.md): bad input is refused here, before any use case runs.
+    fn admit<T: Validate>(&self, request: &mut Request<T>) -> Result<Caller, Status> {
+        let caller = take_caller(request)?;
+        validate::request(request.get_ref(), &self.gateway.policy())?;
+        Ok(caller)
+    }
 }
 
 /// Runs an async use case for the authenticated caller.
 macro_rules! handle {
     ($self:ident, $request:ident, $method:ident) => {{
         let mut $request = $request;
-        let caller = take_caller(&mut $request)?;
+        let caller = $self.admit(&mut $request)?;
         $self
             .gateway
             .$method(&caller, $request.into_inner())
@@ -38,7 +48,7 @@ macro_rules! handle {
 macro_rules! handle_sync {
     ($self:ident, $request:ident, $method:ident) => {{
         let mut $request = $request;
-        let caller = take_caller(&mut $request)?;
+        let caller = $self.admit(&mut $request)?;
         $self
             .gateway
             .$method(&caller, $request.into_inner())
@@ -171,7 +181,8 @@ impl pb::audit_server::Audit for Services {
         &self,
         request: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
-        caller(&request)?;
+        let mut request = request;
+        self.admit(&mut request)?;
         self.gateway
             .get_checkpoint()
             .map(Response::new)
@@ -182,7 +193,8 @@ impl pb::audit_server::Audit for Services {
         &self,
         request: Request<pb::GetInclusionProofRequest>,
     ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
-        caller(&request)?;
+        let mut request = request;
+        self.admit(&mut request)?;
         self.gateway
             .get_inclusion_proof(request.into_inner())
             .map(Response::new)
@@ -193,7 +205,8 @@ impl pb::audit_server::Audit for Services {
         &self,
         request: Request<pb::GetConsistencyProofRequest>,
     ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
-        caller(&request)?;
+        let mut request = request;
+        self.admit(&mut request)?;
         self.gateway
             .get_consistency_proof(request.into_inner())
             .map(Response::new)
@@ -249,7 +262,8 @@ impl pb::policies_server::Policies for Services {
         &self,
         request: Request<pb::ListAgreementsRequest>,
     ) -> Result<Response<pb::ListAgreementsResponse>, Status> {
-        caller(&request)?;
+        let mut request = request;
+        self.admit(&mut request)?;
         Ok(Response::new(self.gateway.list_agreements()))
     }
 }

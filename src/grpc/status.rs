@@ -7,6 +7,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 use crate::exchange::{ExchangeError, Violation};
+use crate::grpc::limits;
 
 /// The `ErrorInfo.domain` of every Ketenpoort error.
 pub const ERROR_DOMAIN: &str = "ketenpoort.eu";
@@ -34,21 +35,87 @@ fn with_reason_and_metadata(
     )
 }
 
+/// `ErrorInfo.reason` of a request refused because a field breaks its documented limits or
+/// meaning (docs/wire-limits.md); the `BadRequest` field violations say which and why.
+pub const INVALID_ARGUMENT_REASON: &str = "INVALID_ARGUMENT";
+/// The `ErrorInfo.metadata` key holding how many problems the request had, when only the first
+/// [`limits::MAX_REPORTED_VIOLATIONS`] are reported.
+pub const VIOLATIONS_METADATA: &str = "violations";
+
 /// INVALID_ARGUMENT with one field violation per problem, plus an `ErrorInfo`.
 pub fn invalid_argument(violations: &[Violation]) -> Status {
-    let mut details = ErrorDetails::with_bad_request(
+    // The message names the first few; the details list more.
+    let message = format!(
+        "invalid request: {}",
         violations
             .iter()
-            .map(|v| FieldViolation::new(v.field.clone(), v.description.clone()))
-            .collect::<Vec<_>>(),
+            .take(3)
+            .map(|v| format!("{}: {}", v.field, v.description))
+            .collect::<Vec<_>>()
+            .join("; ")
     );
-    details.set_error_info("INVALID_ARGUMENT", ERROR_DOMAIN, HashMap::new());
-    let message = violations
-        .iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ");
+    bad_input(
+        INVALID_ARGUMENT_REASON,
+        &message,
+        violations,
+        violations.len(),
+    )
+}
+
+/// An INVALID_ARGUMENT refusal of bad input with `reason`, whose details stay small whatever the
+/// input: the first [`limits::MAX_REPORTED_VIOLATIONS`] of `total` violations, each field path
+/// and description cut to its bound, and the count of all of them in the `ErrorInfo` metadata
+/// when some are left out.
+///
+/// Nothing was decided, logged in the audit log or changed for such a request; it is traced at
+/// debug level only, by reason and field path, never with the values.
+pub fn bad_input(reason: &str, message: &str, violations: &[Violation], total: usize) -> Status {
+    let shown = &violations[..violations.len().min(limits::MAX_REPORTED_VIOLATIONS)];
+    let total = total.max(violations.len());
+    let mut details = if shown.is_empty() {
+        ErrorDetails::new()
+    } else {
+        ErrorDetails::with_bad_request(
+            shown
+                .iter()
+                .map(|v| {
+                    FieldViolation::new(
+                        truncate(&v.field, limits::MAX_VIOLATION_FIELD_BYTES),
+                        truncate(&v.description, limits::MAX_VIOLATION_DESCRIPTION_BYTES),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut metadata = HashMap::new();
+    let mut message = truncate(message, limits::MAX_STATUS_MESSAGE_BYTES);
+    if total > shown.len() {
+        metadata.insert(VIOLATIONS_METADATA.to_owned(), total.to_string());
+        message.push_str(&format!(
+            " ({total} problems, the first {} listed)",
+            shown.len()
+        ));
+    }
+    details.set_error_info(reason, ERROR_DOMAIN, metadata);
+    tracing::debug!(
+        reason,
+        fields = %shown.iter().map(|v| truncate(&v.field, limits::MAX_VIOLATION_FIELD_BYTES)).collect::<Vec<_>>().join(","),
+        total,
+        "request refused as bad input; nothing changed"
+    );
     Status::with_error_details(Code::InvalidArgument, message, details)
+}
+
+/// `text` cut to at most `max` bytes at a character boundary, marked with `…` when cut.
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 impl From<ExchangeError> for Status {
@@ -133,6 +200,43 @@ mod tests {
             .map(|v| v.field.as_str())
             .collect();
         assert_eq!(fields, ["subject.number", "purpose"]);
+    }
+
+    #[test]
+    fn details_of_many_huge_violations_stay_small() {
+        let huge = "x".repeat(100_000);
+        let violations: Vec<Violation> = (0..100_000)
+            .map(|i| Violation::new(format!("participants[{i}]{huge}"), huge.clone()))
+            .take(1_000)
+            .collect();
+        let status = bad_input(INVALID_ARGUMENT_REASON, &huge, &violations, 100_000);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.details().len() <= 2_048,
+            "{}",
+            status.details().len()
+        );
+        assert!(status.message().len() <= 320, "{}", status.message().len());
+        let details = status.get_error_details();
+        let bad = details.bad_request().expect("bad request present");
+        assert_eq!(bad.field_violations.len(), limits::MAX_REPORTED_VIOLATIONS);
+        assert!(
+            bad.field_violations[0]
+                .field
+                .starts_with("participants[0]x")
+        );
+        let info = details.error_info().expect("error info");
+        assert_eq!(
+            info.metadata.get(VIOLATIONS_METADATA).map(String::as_str),
+            Some("100000")
+        );
+    }
+
+    #[test]
+    fn truncation_keeps_characters_whole() {
+        assert_eq!(truncate("abc", 3), "abc");
+        let cut = truncate(&"é".repeat(10), 8);
+        assert!(cut.len() <= 8 && cut.ends_with('…'), "{cut}");
     }
 
     #[test]
