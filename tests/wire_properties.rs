@@ -338,7 +338,11 @@ fn base(rpc: usize) -> Vec<u8> {
             subject: None,
         }
         .encode_to_vec(),
-        "SubjectReport" => pb::SubjectReportRequest { subject: subject() }.encode_to_vec(),
+        "SubjectReport" => pb::SubjectReportRequest {
+            subject: subject(),
+            access_request: "AR-1".into(),
+        }
+        .encode_to_vec(),
         "RecordReview" => pb::RecordReviewRequest {
             exchange_id: ticket,
             outcome: pb::ReviewOutcome::Justified as i32,

@@ -49,6 +49,9 @@ pub enum Class {
     ExchangeRef,
     /// Decimal digits.
     Digits,
+    /// A reference in a party's own register (an access request): ASCII letters, digits, `.`,
+    /// `_`, `/` and `-`, so that it can never hold a name or an address.
+    RegisterRef,
     /// A national register or BIS number: digits, `.`, `-` and space.
     SubjectNumber,
     /// One line of text: any character except the control characters of [`is_control`].
@@ -66,6 +69,7 @@ impl Class {
             Class::GatewayId => id(c),
             Class::ExchangeRef => id(c) || c == ':',
             Class::Digits => c.is_ascii_digit(),
+            Class::RegisterRef => c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'),
             Class::SubjectNumber => c.is_ascii_digit() || matches!(c, '.' | '-' | ' '),
             Class::Line => !is_control(c),
             Class::Text => !is_control(c) || c == '\n' || c == '\t',
@@ -79,6 +83,7 @@ impl Class {
             Class::GatewayId => "gateway id",
             Class::ExchangeRef => "exchange reference",
             Class::Digits => "digits",
+            Class::RegisterRef => "register reference",
             Class::SubjectNumber => "subject number",
             Class::Line => "line",
             Class::Text => "text",
@@ -92,6 +97,7 @@ impl Class {
             Class::GatewayId => "use lower-case ASCII letters, digits and '-'",
             Class::ExchangeRef => "use lower-case ASCII letters, digits, '-' and ':'",
             Class::Digits => "use decimal digits",
+            Class::RegisterRef => "use ASCII letters, digits, '.', '_', '/' and '-'",
             Class::SubjectNumber => "use digits, with '.', '-' or spaces as separators",
             Class::Line => "control characters are not allowed",
             Class::Text => "control characters other than newline and tab are not allowed",
@@ -133,6 +139,8 @@ pub const GATEWAY_ID: Text = text(64, Class::GatewayId);
 pub const EXCHANGE_REF: Text = text(80, Class::ExchangeRef);
 /// A page token of the audit log (an entry index).
 pub const AUDIT_PAGE_TOKEN: Text = text(20, Class::Digits);
+/// The reference of a data subject's access request in the caller's register.
+pub const ACCESS_REQUEST: Text = text(64, Class::RegisterRef);
 /// A holder's own file reference.
 pub const HOLDER_REFERENCE: Text = text(128, Class::Line);
 /// A reference to evidence, or the version of the information a subject was given.
@@ -352,6 +360,13 @@ pub const FIELD_LIMITS: &[(&str, FieldLimit)] = &[
     (
         "SearchEntriesRequest.page_token",
         string(AUDIT_PAGE_TOKEN, "optional; from the previous page"),
+    ),
+    (
+        "SubjectReportRequest.access_request",
+        string(
+            ACCESS_REQUEST,
+            "required; the access request's reference in the caller's register, never a name",
+        ),
     ),
     // Policies.
     (

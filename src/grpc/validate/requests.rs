@@ -238,6 +238,11 @@ impl Validate for pb::SearchEntriesRequest {
 impl Validate for pb::SubjectReportRequest {
     fn validate(&self, c: &mut Check<'_>) {
         c.subject("subject", self.subject.as_ref(), true);
+        c.required(
+            "access_request",
+            &self.access_request,
+            limits::ACCESS_REQUEST,
+        );
     }
 }
 
