@@ -4,12 +4,14 @@
 //! records it are committed in one atomic, durable write (see `audit::AuditLog::append`). This
 //! module only names the keys, encodes records and reads them back; it never writes directly.
 
+pub mod payload_keys;
 pub mod records;
 
 use prost::Message;
 
 use crate::audit::{AuditError, AuditLog, StateChange};
 
+pub use payload_keys::{PayloadKeyError, PayloadKeys, PayloadKind, PayloadOwner, Reclaimed};
 pub use records::{
     AskedField, CaseRecord, ConsentRecord, NecessityRecord, ReferenceRecord, ReviewQueueRecord,
     ReviewRecord, SignalRecord, TicketRecord,
