@@ -58,6 +58,12 @@ pub struct AuditConfig {
 /// writes a batch holding such a commit, so that no frame reaches the disk, not even by the
 /// kernel's own write-back, before what it depends on is there; one sync serves the batch.
 pub trait SyncFirst: Send + Sync + std::fmt::Debug {
+    /// Whether anything was written to the store that is not yet durable; when not, the writer
+    /// skips the sync.
+    fn is_pending(&self) -> bool {
+        true
+    }
+
     /// Makes every write made to the store before the call durable.
     fn sync_first(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 }

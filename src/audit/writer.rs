@@ -387,6 +387,10 @@ impl Writer {
             // `append_after_sync` refuses appends to a log without one.
             return batch;
         };
+        // The appends' writes to the store happened before they were queued.
+        if !store.is_pending() {
+            return batch;
+        }
         let began = std::time::Instant::now();
         let synced =
             tokio::task::spawn_blocking(move || store.sync_first().map_err(|e| e.to_string()))

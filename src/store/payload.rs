@@ -7,6 +7,7 @@
 //! answer is sealed again under the key its ticket already has.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use prost::Message;
 
@@ -182,7 +183,7 @@ impl Store {
 
 /// See [`Store::seal`].
 fn seal<R: SealedRecord>(
-    keys: &PayloadKeys,
+    keys: &Arc<PayloadKeys>,
     record: &mut R,
     payload: &Payload,
 ) -> Result<(), StoreError> {
@@ -258,7 +259,7 @@ mod tests {
     #[test]
     fn a_ticket_keeps_its_key_from_request_to_answer_and_purge_hands_it_over() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = PayloadKeys::open(&dir.path().join("payload.keys")).unwrap();
+        let keys = Arc::new(PayloadKeys::open(&dir.path().join("payload.keys")).unwrap());
         let mut ticket = TicketRecord {
             id: "t-1".into(),
             ..TicketRecord::default()
@@ -313,7 +314,7 @@ mod tests {
             ..SignalRecord::default()
         };
         let dir = tempfile::tempdir().unwrap();
-        let keys = PayloadKeys::open(&dir.path().join("payload.keys")).unwrap();
+        let keys = Arc::new(PayloadKeys::open(&dir.path().join("payload.keys")).unwrap());
         let payload = open(&keys, &signal).unwrap();
         assert_eq!(payload.justification, "met at the station");
         assert_eq!(

@@ -8,17 +8,27 @@
 //! no key ever goes through the audit log or sled.
 //!
 //! The file is a row of fixed-size slots of [`SLOT_LEN`] bytes. Slot 0 is the header ([`MAGIC`],
-//! the format version and the slot length). Every other slot is free (all zeros) or holds one key
-//! bound to its owner:
+//! the format version and the slot length). Every other slot is free (all zeros), holds a spare
+//! key, or holds one key bound to its owner:
 //!
 //! | bytes    | content                                              |
 //! |----------|------------------------------------------------------|
-//! | 0        | 1: in use                                            |
-//! | 1        | the owner's kind: `t` ticket, `g` signal             |
+//! | 0        | 1: bound, 2: spare                                   |
+//! | 1        | the owner's kind: `t` ticket, `g` signal; 0 if spare |
 //! | 2        | the length of the owner's id                         |
 //! | 4..68    | the owner's id, zero-padded                          |
 //! | 68..100  | the key                                              |
 //! | 100..104 | CRC-32 of bytes 0..100, little-endian                |
+//!
+//! A key must be durable before the commit that stores its first ciphertext. Syncing the file for
+//! every new key would put a sync in front of every such commit, so spare keys are made ahead, in
+//! the background, a few hundred at a time with one sync ([`SPARES`]). Handing one out rewrites
+//! its slot in place with the owner's name and the same key; that write need not be durable
+//! before the commit, since the key already is: a crash that loses it leaves a spare that a
+//! record names, and [`PayloadKeys::reclaim`] binds it to that record again on start. (A slot is
+//! written whole or not at all: it lies inside one disk sector, and either version of it holds the
+//! key.) Only when no spare is ready is a fresh key written, and the commit waits for it to be
+//! synced, in the audit log's group commit.
 //!
 //! A record names its slot; the slot names its record, so a key is never used for a record it
 //! was not made for (after the file was lost and slots were handed out again, say), and on start
@@ -40,8 +50,8 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -54,6 +64,11 @@ pub const MAGIC: &[u8; 8] = b"KPPAYKEY";
 const VERSION: u32 = 1;
 /// Slots added when every slot is taken.
 const GROW_SLOTS: u32 = 1024;
+/// Spare keys kept ready; more are made when fewer than half are left.
+pub const SPARES: usize = 256;
+/// The first byte of a slot holding a key bound to its owner, and of one holding a spare key.
+const BOUND: u8 = 1;
+const SPARE: u8 = 2;
 /// The longest owner id a slot holds.
 const MAX_ID: usize = 64;
 const KEY_LEN: usize = 32;
@@ -230,14 +245,19 @@ pub struct Reclaimed {
 enum SlotContent {
     Free,
     Key(PayloadOwner, [u8; KEY_LEN]),
+    Spare([u8; KEY_LEN]),
     Damaged,
 }
 
-/// The free slots and the file's length in slots (the header included).
+/// The free slots, the spare keys and the file's length in slots (the header included).
 struct Slots {
     len: u32,
     /// Free slot numbers; the next one handed out is the last.
     free: Vec<u32>,
+    /// Slots holding durable spare keys; the next one handed out is the last.
+    spares: Vec<u32>,
+    /// Whether spare keys are being made.
+    refilling: bool,
 }
 
 /// The payload key file, opened. Shared by every task; each call is a few positioned reads or
@@ -320,19 +340,25 @@ impl PayloadKeys {
             slots: Mutex::new(Slots {
                 len,
                 free: Vec::new(),
+                spares: Vec::new(),
+                refilling: false,
             }),
             random: SystemRandom::new(),
             written: AtomicU64::new(0),
             synced: AtomicU64::new(0),
         };
-        let mut free = Vec::new();
-        keys.scan(len, |slot, content| {
-            if matches!(content, SlotContent::Free) {
-                free.push(slot.0);
-            }
+        let (mut free, mut spares) = (Vec::new(), Vec::new());
+        keys.scan(len, |slot, content| match content {
+            SlotContent::Free => free.push(slot.0),
+            // On disk when it was read: durable.
+            SlotContent::Spare(_) => spares.push(slot.0),
+            SlotContent::Key(..) | SlotContent::Damaged => {}
         })?;
         free.reverse();
-        keys.lock().free = free;
+        let mut slots = keys.lock();
+        slots.free = free;
+        slots.spares = spares;
+        drop(slots);
         Ok(keys)
     }
 
@@ -341,32 +367,127 @@ impl PayloadKeys {
         &self.path
     }
 
-    /// Makes a new key for `owner` and writes it to a free slot, which the owner's record then
-    /// names. The write is not synced: the commit that stores the first ciphertext under it must
-    /// wait for [`PayloadKeys::sync`] (the audit log does so in its group commit).
-    pub fn allocate(&self, owner: &PayloadOwner) -> Result<KeySlot, PayloadKeyError> {
+    /// Gives `owner` a key of its own, in a slot the owner's record then names: a spare key,
+    /// which is durable already, or, when none is ready, a fresh one, written but not synced. The
+    /// commit that stores the first ciphertext under it must therefore wait for
+    /// [`PayloadKeys::sync`] (the audit log does so in its group commit, and the sync does
+    /// nothing when every key handed out was a spare). Starts making spares when few are left.
+    pub fn allocate(self: &Arc<Self>, owner: &PayloadOwner) -> Result<KeySlot, PayloadKeyError> {
         if owner.id.len() > MAX_ID {
             return Err(PayloadKeyError::IdTooLong(owner.id.len()));
         }
+        let mut slots = self.lock();
+        let mut found = None;
+        while let Some(n) = slots.spares.pop() {
+            // A spare altered since it was made is left alone, like any damaged slot.
+            if let SlotContent::Spare(mut key) = self.read_slot(KeySlot(n))? {
+                let bound = self.write_slot(KeySlot(n), &encode_slot(BOUND, Some(owner), &key));
+                key.fill(0);
+                if let Err(e) = bound {
+                    slots.spares.push(n);
+                    return Err(e);
+                }
+                found = Some(KeySlot(n));
+                break;
+            }
+        }
+        let slot = match found {
+            Some(slot) => slot,
+            None => {
+                let slot = self.fresh(&mut slots, owner)?;
+                self.written.fetch_add(1, Ordering::AcqRel);
+                slot
+            }
+        };
+        let refill = !slots.refilling && slots.spares.len() < SPARES / 2;
+        slots.refilling |= refill;
+        drop(slots);
+        if refill {
+            let keys = self.clone();
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(move || keys.refill())),
+                Err(_) => keys.refill(),
+            }
+        }
+        Ok(slot)
+    }
+
+    /// Writes a fresh key for `owner` to a free slot (not synced).
+    fn fresh(&self, slots: &mut Slots, owner: &PayloadOwner) -> Result<KeySlot, PayloadKeyError> {
+        let mut key = self.new_key()?;
+        let bytes = encode_slot(BOUND, Some(owner), &key);
+        key.fill(0);
+        let number = match slots.free.pop() {
+            Some(n) => n,
+            None => self.grow(slots)?,
+        };
+        let slot = KeySlot(number);
+        if let Err(e) = self.write_slot(slot, &bytes) {
+            slots.free.push(number);
+            return Err(e);
+        }
+        Ok(slot)
+    }
+
+    /// Makes spare keys up to [`SPARES`]: writes them to free slots, syncs the file, and only
+    /// then offers them. Blocking file I/O, off the callers' path. A failure is logged: until
+    /// spares can be made again, new keys are fresh ones, synced with their commits.
+    fn refill(&self) {
+        let mut taken = Vec::new();
+        let made = (|| -> Result<(), PayloadKeyError> {
+            {
+                let mut slots = self.lock();
+                let want = SPARES.saturating_sub(slots.spares.len());
+                while taken.len() < want {
+                    let n = match slots.free.pop() {
+                        Some(n) => n,
+                        None => self.grow(&mut slots)?,
+                    };
+                    taken.push(n);
+                }
+            }
+            for &n in &taken {
+                let mut key = self.new_key()?;
+                let written = self.write_slot(KeySlot(n), &encode_slot(SPARE, None, &key));
+                key.fill(0);
+                written?;
+            }
+            let target = self.written.load(Ordering::Acquire);
+            self.file.sync_data().map_err(|e| self.file_err(e))?;
+            self.synced.fetch_max(target, Ordering::AcqRel);
+            Ok(())
+        })();
+        let mut slots = self.lock();
+        slots.refilling = false;
+        match made {
+            Ok(()) => slots.spares.extend(taken),
+            Err(error) => {
+                // A slot half made is overwritten whole when it is handed out.
+                slots.free.extend(taken);
+                drop(slots);
+                tracing::warn!(%error, "payload keys: cannot make spare keys; new keys are synced with their commits");
+            }
+        }
+    }
+
+    /// A new random key.
+    fn new_key(&self) -> Result<[u8; KEY_LEN], PayloadKeyError> {
         let mut key = [0u8; KEY_LEN];
         self.random
             .fill(&mut key)
             .map_err(|_| PayloadKeyError::Random)?;
-        let bytes = encode_slot(owner, &key);
-        key.fill(0);
-        let mut slots = self.lock();
-        let number = match slots.free.pop() {
-            Some(n) => n,
-            None => self.grow(&mut slots)?,
-        };
-        let slot = KeySlot(number);
-        if let Err(source) = self.file.write_all_at(&bytes, slot.offset()) {
-            slots.free.push(number);
-            return Err(self.file_err(source));
-        }
-        drop(slots);
-        self.written.fetch_add(1, Ordering::AcqRel);
-        Ok(slot)
+        Ok(key)
+    }
+
+    fn write_slot(&self, slot: KeySlot, bytes: &[u8; SLOT_LEN]) -> Result<(), PayloadKeyError> {
+        self.file
+            .write_all_at(bytes, slot.offset())
+            .map_err(|e| self.file_err(e))
+    }
+
+    /// Whether a key was written that is not yet known durable.
+    pub fn is_pending(&self) -> bool {
+        self.synced.load(Ordering::Acquire) < self.written.load(Ordering::Acquire)
     }
 
     /// Makes every key written so far durable; does nothing when nothing was written since the
@@ -449,7 +570,7 @@ impl PayloadKeys {
         match self.read_slot(slot)? {
             SlotContent::Key(held, _) if held == *owner => {}
             SlotContent::Damaged => {}
-            SlotContent::Free | SlotContent::Key(..) => return Ok(false),
+            SlotContent::Free | SlotContent::Key(..) | SlotContent::Spare(_) => return Ok(false),
         }
         self.zero(slot)?;
         drop(slots);
@@ -459,23 +580,34 @@ impl PayloadKeys {
     }
 
     /// Zeroes every slot whose key no record needs: `live` maps each slot a record names to that
-    /// record. Run on start, before any key is made. Syncs when it zeroed any.
+    /// record. A spare that a record names was handed out before a crash lost its binding: it is
+    /// bound again. Run on start, before any key is made. Syncs when it changed any slot.
     pub fn reclaim(
         &self,
         live: &HashMap<KeySlot, PayloadOwner>,
     ) -> Result<Reclaimed, PayloadKeyError> {
         let mut slots = self.lock();
         let mut orphans = Vec::new();
+        let mut rebind = Vec::new();
         let mut intact = 0;
         self.scan(slots.len, |slot, content| {
             match (content, live.get(&slot)) {
-                (SlotContent::Free, _) => {}
+                (SlotContent::Free, _) | (SlotContent::Spare(_), None) => {}
                 (SlotContent::Key(held, _), Some(owner)) if held == *owner => intact += 1,
+                (SlotContent::Spare(key), Some(owner)) => rebind.push((slot, owner, key)),
                 // Unreadable, but its record still names it: zeroed when the record is purged.
                 (SlotContent::Damaged, Some(_)) => {}
                 _ => orphans.push(slot),
             }
         })?;
+        for (slot, owner, mut key) in rebind {
+            let bound = self.write_slot(slot, &encode_slot(BOUND, Some(owner), &key));
+            key.fill(0);
+            bound?;
+            slots.spares.retain(|n| *n != slot.0);
+            self.written.fetch_add(1, Ordering::AcqRel);
+            intact += 1;
+        }
         for slot in &orphans {
             self.zero(*slot)?;
             slots.free.push(slot.0);
@@ -485,9 +617,7 @@ impl PayloadKeys {
             orphans: orphans.len(),
             missing: live.len() - intact,
         };
-        if found.orphans > 0 {
-            self.sync()?;
-        }
+        self.sync()?;
         Ok(found)
     }
 
@@ -516,7 +646,6 @@ impl PayloadKeys {
         self.file
             .write_all_at(&zeros, KeySlot(slots.len).offset())
             .map_err(|e| self.file_err(e))?;
-        self.written.fetch_add(1, Ordering::AcqRel);
         let first = slots.len.max(1);
         slots.free.extend((first + 1..len).rev());
         slots.len = len;
@@ -582,15 +711,21 @@ impl PayloadKeys {
                     .map_err(|_| PayloadKeyError::Damaged { slot: slot.0 })
             }
             SlotContent::Damaged => Err(PayloadKeyError::Damaged { slot: slot.0 }),
-            SlotContent::Free | SlotContent::Key(..) => Err(PayloadKeyError::Missing {
-                slot: slot.0,
-                owner: owner.clone(),
-            }),
+            SlotContent::Free | SlotContent::Key(..) | SlotContent::Spare(_) => {
+                Err(PayloadKeyError::Missing {
+                    slot: slot.0,
+                    owner: owner.clone(),
+                })
+            }
         }
     }
 }
 
 impl crate::audit::SyncFirst for PayloadKeys {
+    fn is_pending(&self) -> bool {
+        PayloadKeys::is_pending(self)
+    }
+
     fn sync_first(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Ok(self.sync()?)
     }
@@ -605,13 +740,16 @@ fn header() -> [u8; SLOT_LEN] {
     h
 }
 
-/// A slot holding `key` for `owner` (whose id fits, which the caller checked).
-fn encode_slot(owner: &PayloadOwner, key: &[u8; KEY_LEN]) -> [u8; SLOT_LEN] {
+/// A slot of `state` ([`BOUND`] or [`SPARE`]) holding `key`, for `owner` if bound (whose id
+/// fits, which the caller checked).
+fn encode_slot(state: u8, owner: Option<&PayloadOwner>, key: &[u8; KEY_LEN]) -> [u8; SLOT_LEN] {
     let mut s = [0u8; SLOT_LEN];
-    s[0] = 1;
-    s[1] = owner.kind.tag();
-    s[2] = owner.id.len() as u8;
-    s[ID_AT..ID_AT + owner.id.len()].copy_from_slice(owner.id.as_bytes());
+    s[0] = state;
+    if let Some(owner) = owner {
+        s[1] = owner.kind.tag();
+        s[2] = owner.id.len() as u8;
+        s[ID_AT..ID_AT + owner.id.len()].copy_from_slice(owner.id.as_bytes());
+    }
     s[KEY_AT..CRC_AT].copy_from_slice(key);
     let crc = crc32fast::hash(&s[..CRC_AT]);
     s[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
@@ -623,16 +761,23 @@ fn decode_slot(s: &[u8; SLOT_LEN]) -> SlotContent {
         return SlotContent::Free;
     }
     let crc = u32::from_le_bytes([s[CRC_AT], s[CRC_AT + 1], s[CRC_AT + 2], s[CRC_AT + 3]]);
+    if crc != crc32fast::hash(&s[..CRC_AT]) {
+        return SlotContent::Damaged;
+    }
+    let mut key = [0u8; KEY_LEN];
+    key.copy_from_slice(&s[KEY_AT..CRC_AT]);
     let id_len = usize::from(s[2]);
-    let kind = PayloadKind::from_tag(s[1]);
-    let id = std::str::from_utf8(s.get(ID_AT..ID_AT + id_len).unwrap_or_default());
-    match (s[0], kind, id) {
-        (1, Some(kind), Ok(id)) if id_len <= MAX_ID && crc == crc32fast::hash(&s[..CRC_AT]) => {
-            let mut key = [0u8; KEY_LEN];
-            key.copy_from_slice(&s[KEY_AT..CRC_AT]);
-            SlotContent::Key(PayloadOwner::new(kind, id), key)
+    let id = s
+        .get(ID_AT..ID_AT + id_len)
+        .filter(|_| id_len <= MAX_ID)
+        .and_then(|id| std::str::from_utf8(id).ok());
+    match (s[0], PayloadKind::from_tag(s[1]), id) {
+        (BOUND, Some(kind), Some(id)) => SlotContent::Key(PayloadOwner::new(kind, id), key),
+        (SPARE, None, Some("")) if s[1] == 0 => SlotContent::Spare(key),
+        _ => {
+            key.fill(0);
+            SlotContent::Damaged
         }
-        _ => SlotContent::Damaged,
     }
 }
 
@@ -657,7 +802,7 @@ mod tests {
     fn a_new_file_is_owner_only_and_a_key_seals_and_opens_for_its_owner_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("payload.keys");
-        let keys = PayloadKeys::open(&path).unwrap();
+        let keys = Arc::new(PayloadKeys::open(&path).unwrap());
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
@@ -701,12 +846,12 @@ mod tests {
         let path = dir.path().join("payload.keys");
         let owner = ticket("t-1");
         let (slot, sealed) = {
-            let keys = PayloadKeys::open(&path).unwrap();
+            let keys = Arc::new(PayloadKeys::open(&path).unwrap());
             let slot = keys.allocate(&owner).unwrap();
             keys.sync().unwrap();
             (slot, keys.seal(slot, &owner, b"pending").unwrap())
         };
-        let keys = PayloadKeys::open(&path).unwrap();
+        let keys = Arc::new(PayloadKeys::open(&path).unwrap());
         assert_eq!(keys.open_sealed(slot, &owner, &sealed).unwrap(), b"pending");
         let next = keys.allocate(&ticket("t-2")).unwrap();
         assert_ne!(next, slot);
@@ -716,7 +861,7 @@ mod tests {
     fn destroy_zeroes_the_slot_on_disk_and_the_payload_stays_closed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("payload.keys");
-        let keys = PayloadKeys::open(&path).unwrap();
+        let keys = Arc::new(PayloadKeys::open(&path).unwrap());
         let owner = ticket("t-1");
         let slot = keys.allocate(&owner).unwrap();
         let sealed = keys.seal(slot, &owner, b"kept until fetched").unwrap();
@@ -739,16 +884,19 @@ mod tests {
         assert!(!keys.destroy(slot, &owner).unwrap(), "already gone");
         // Reopened, the payload stays closed, and the slot is free for a new key.
         drop(keys);
-        let keys = PayloadKeys::open(&path).unwrap();
+        let keys = Arc::new(PayloadKeys::open(&path).unwrap());
         assert!(keys.open_sealed(slot, &owner, &sealed).is_err());
-        assert_eq!(keys.allocate(&ticket("t-3")).unwrap(), slot);
+        assert!(
+            (0..4 * SPARES).any(|i| keys.allocate(&ticket(&format!("t-{i}"))).unwrap() == slot),
+            "the slot is handed out again"
+        );
     }
 
     #[test]
     fn reclaim_zeroes_the_slots_no_record_names() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("payload.keys");
-        let keys = PayloadKeys::open(&path).unwrap();
+        let keys = Arc::new(PayloadKeys::open(&path).unwrap());
         let live_owner = ticket("t-live");
         let live = keys.allocate(&live_owner).unwrap();
         let orphan = keys.allocate(&ticket("t-crashed")).unwrap();
@@ -789,7 +937,7 @@ mod tests {
         let path = dir.path().join("payload.keys");
         let owner = ticket("t-1");
         let (slot, sealed) = {
-            let keys = PayloadKeys::open(&path).unwrap();
+            let keys = Arc::new(PayloadKeys::open(&path).unwrap());
             let slot = keys.allocate(&owner).unwrap();
             keys.sync().unwrap();
             (slot, keys.seal(slot, &owner, b"pending").unwrap())
@@ -797,7 +945,7 @@ mod tests {
         let mut bytes = raw(&path);
         bytes[slot.offset() as usize + KEY_AT] ^= 0x55;
         std::fs::write(&path, &bytes).unwrap();
-        let keys = PayloadKeys::open(&path).unwrap();
+        let keys = Arc::new(PayloadKeys::open(&path).unwrap());
         assert!(matches!(
             keys.open_sealed(slot, &owner, &sealed),
             Err(PayloadKeyError::Damaged { .. })
@@ -837,7 +985,7 @@ mod tests {
     fn the_file_grows_when_every_slot_is_taken() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("payload.keys");
-        let keys = PayloadKeys::open(&path).unwrap();
+        let keys = Arc::new(PayloadKeys::open(&path).unwrap());
         let mut seen = std::collections::HashSet::new();
         for i in 0..GROW_SLOTS + 3 {
             assert!(seen.insert(keys.allocate(&ticket(&format!("t-{i}"))).unwrap()));
@@ -849,5 +997,54 @@ mod tests {
             keys.allocate(&ticket(&"x".repeat(MAX_ID + 1))),
             Err(PayloadKeyError::IdTooLong(_))
         ));
+    }
+
+    #[test]
+    fn spare_keys_are_durable_before_they_are_handed_out_and_a_lost_binding_is_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("payload.keys");
+        let keys = Arc::new(PayloadKeys::open(&path).unwrap());
+        // No spare yet: a fresh key, which a commit must wait for; without a runtime the spares
+        // are made at once, and their sync covers it.
+        keys.allocate(&ticket("t-0")).unwrap();
+        assert!(!keys.is_pending());
+        assert_eq!(keys.lock().spares.len(), SPARES);
+        let owner = ticket("t-1");
+        let slot = keys.allocate(&owner).unwrap();
+        assert!(
+            !keys.is_pending(),
+            "a spare needs no sync before its commit"
+        );
+        assert_eq!(slot_bytes(&path, slot)[0], BOUND);
+        let sealed = keys.seal(slot, &owner, b"pending").unwrap();
+
+        // A crash lost the binding: the slot holds the spare it was.
+        let mut key = [0u8; KEY_LEN];
+        key.copy_from_slice(&slot_bytes(&path, slot)[KEY_AT..CRC_AT]);
+        let mut bytes = raw(&path);
+        let at = slot.offset() as usize;
+        bytes[at..at + SLOT_LEN].copy_from_slice(&encode_slot(SPARE, None, &key));
+        std::fs::write(&path, &bytes).unwrap();
+        drop(keys);
+        let keys = Arc::new(PayloadKeys::open(&path).unwrap());
+        assert!(matches!(
+            keys.open_sealed(slot, &owner, &sealed),
+            Err(PayloadKeyError::Missing { .. })
+        ));
+        let found = keys
+            .reclaim(&HashMap::from([(slot, owner.clone())]))
+            .unwrap();
+        assert_eq!(
+            found,
+            Reclaimed {
+                orphans: 1,
+                missing: 0
+            },
+            "t-0 is gone"
+        );
+        assert_eq!(keys.open_sealed(slot, &owner, &sealed).unwrap(), b"pending");
+        assert!(!keys.lock().spares.contains(&slot.number()));
+        // The other spares are still spares, not orphans.
+        assert_eq!(keys.lock().spares.len(), SPARES - 1);
     }
 }
