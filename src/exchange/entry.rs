@@ -141,10 +141,10 @@ impl Gateway {
         Ok(wire_receipt(receipt))
     }
 
-    /// Commits, as [`Gateway::commit`] does, changes that store a sealed payload: the payload
-    /// key file is synced in the group commit before the commit is written, so no record on
-    /// disk names a key that a crash could still lose. If the key file cannot be synced, nothing
-    /// is committed.
+    /// Commits, as [`Gateway::commit`] does, changes that store a sealed payload: a key handed
+    /// out fresh (no spare was ready) is synced in the group commit before the commit is written,
+    /// so no record on disk names a key that a crash could still lose. If the key file cannot be
+    /// synced, nothing is committed.
     pub(crate) async fn commit_sealed(
         &self,
         entry: &AuditEntry,
