@@ -173,6 +173,13 @@ impl Config {
         self.data_dir.join("audit")
     }
 
+    /// The payload key file: one key per pending payload, destroyed when the payload is purged.
+    /// In the data directory beside the state it unlocks, not among the long-lived keys of
+    /// `keys/`, whose backups are kept for as long as the log.
+    pub fn payload_keys_path(&self) -> PathBuf {
+        self.data_dir.join("payload.keys")
+    }
+
     /// Directory of the key files.
     pub fn keys_dir(&self) -> PathBuf {
         self.data_dir.join("keys")

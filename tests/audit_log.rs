@@ -364,3 +364,113 @@ async fn search_over_batched_commits_matches_brute_force() {
     }
     log.shutdown().await;
 }
+
+/// A store that appends depend on: counts its syncs, can be made to fail, and notes whether the
+/// log's files already held the bytes `watch` names when it was synced.
+#[derive(Debug)]
+struct DependedOn {
+    log_dir: std::path::PathBuf,
+    watch: std::sync::Mutex<Vec<u8>>,
+    syncs: std::sync::atomic::AtomicUsize,
+    fail: std::sync::atomic::AtomicBool,
+    written_before_sync: std::sync::atomic::AtomicBool,
+}
+
+impl ketenpoort::audit::SyncFirst for DependedOn {
+    fn sync_first(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.syncs.fetch_add(1, SeqCst);
+        let watch = self.watch.lock().unwrap().clone();
+        let mut todo = vec![self.log_dir.clone()];
+        while let Some(dir) = todo.pop() {
+            for entry in std::fs::read_dir(&dir)? {
+                let path = entry?.path();
+                if path.is_dir() {
+                    todo.push(path);
+                } else if std::fs::read(&path)?
+                    .windows(watch.len())
+                    .any(|w| w == watch.as_slice())
+                {
+                    self.written_before_sync.store(true, SeqCst);
+                }
+            }
+        }
+        if self.fail.load(SeqCst) {
+            return Err("injected sync failure".into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_that_depends_on_a_store_is_written_only_after_the_store_is_synced() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(DependedOn {
+        log_dir: dir.path().join("audit"),
+        watch: std::sync::Mutex::new(b"s/depends/1".to_vec()),
+        syncs: Default::default(),
+        fail: Default::default(),
+        written_before_sync: Default::default(),
+    });
+    let mut depending = config(dir.path());
+    depending.sync_first = Some(store.clone());
+    let log = AuditLog::open(depending, vec![Signer::generate(ORIGIN).unwrap()]).unwrap();
+
+    log.append_after_sync(
+        &entry(1, "police-gent", Verdict::Allow),
+        vec![StateChange::put("s/depends/1", b"sealed".to_vec())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.syncs.load(SeqCst), 1);
+    assert!(
+        !store.written_before_sync.load(SeqCst),
+        "nothing of the commit is written before the store it depends on is synced"
+    );
+    assert_eq!(
+        log.state_get(b"s/depends/1").unwrap(),
+        Some(b"sealed".to_vec())
+    );
+
+    // An append that does not depend on it does not sync it.
+    log.append(&entry(2, "police-gent", Verdict::Allow), vec![])
+        .await
+        .unwrap();
+    assert_eq!(store.syncs.load(SeqCst), 1);
+
+    // When the sync fails, nothing of the dependent append is committed; the log goes on.
+    store.fail.store(true, SeqCst);
+    *store.watch.lock().unwrap() = b"s/depends/3".to_vec();
+    let refused = log
+        .append_after_sync(
+            &entry(3, "police-gent", Verdict::Allow),
+            vec![StateChange::put("s/depends/3", b"sealed".to_vec())],
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(AuditError::SyncFirst(_))),
+        "{refused:?}"
+    );
+    assert_eq!(log.size(), 2);
+    assert_eq!(log.state_get(b"s/depends/3").unwrap(), None);
+    assert!(log.is_accepting());
+    log.append(&entry(4, "police-gent", Verdict::Allow), vec![])
+        .await
+        .unwrap();
+    assert_eq!(log.size(), 3);
+    log.shutdown().await;
+
+    // A log without such a store refuses dependent appends.
+    let other = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(
+        config(other.path()),
+        vec![Signer::generate(ORIGIN).unwrap()],
+    )
+    .unwrap();
+    let refused = log
+        .append_after_sync(&entry(5, "police-gent", Verdict::Allow), vec![])
+        .await;
+    assert!(matches!(refused, Err(AuditError::Config(_))), "{refused:?}");
+    log.shutdown().await;
+}

@@ -70,6 +70,10 @@ pub enum AuditError {
     /// The commit of this append's batch failed; nothing of it is acknowledged.
     #[error("audit commit failed: {0}")]
     CommitFailed(String),
+    /// The store this append depends on (see [`super::SyncFirst`]) could not be synced, so
+    /// nothing of the append was written.
+    #[error("cannot make what this commit depends on durable: {0}")]
+    SyncFirst(String),
     /// A state change used a key outside the gateway's `s/` prefix.
     #[error("state keys must start with \"s/\"")]
     BadStateKey,

@@ -48,6 +48,24 @@ pub struct AuditConfig {
     /// The gateway's key for consulted-holder commitments (see [`super::consulted`]); without
     /// it, a search by party does not find the lookups that consulted that party.
     pub consulted_key: Option<Arc<ConsultedKey>>,
+    /// The store that the appends made with [`AuditLog::append_after_sync`] depend on; the
+    /// writer syncs it before it writes their commit.
+    pub sync_first: Option<Arc<dyn SyncFirst>>,
+}
+
+/// A store outside the log that some commits depend on (the gateway's payload keys, without
+/// which the ciphertexts a commit stores are unreadable). The writer makes it durable before it
+/// writes a batch holding such a commit, so that no frame reaches the disk, not even by the
+/// kernel's own write-back, before what it depends on is there; one sync serves the batch.
+pub trait SyncFirst: Send + Sync + std::fmt::Debug {
+    /// Whether anything was written to the store that is not yet durable; when not, the writer
+    /// skips the sync.
+    fn is_pending(&self) -> bool {
+        true
+    }
+
+    /// Makes every write made to the store before the call durable.
+    fn sync_first(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 }
 
 impl AuditConfig {
@@ -62,6 +80,7 @@ impl AuditConfig {
             cache_capacity: 8 * 1024 * 1024,
             compact_at: 16 * 1024 * 1024,
             consulted_key: None,
+            sync_first: None,
         }
     }
 }
@@ -98,6 +117,8 @@ pub(crate) struct Shared {
     pub store: Store,
     /// Makes the search keys of an entry, on the appending task.
     keys: KeyHasher,
+    /// See [`AuditConfig::sync_first`].
+    pub sync_first: Option<Arc<dyn SyncFirst>>,
     pub accepting: AtomicBool,
     /// Unit tests set this to make the next commit fail as a storage error would.
     #[cfg(test)]
@@ -195,6 +216,7 @@ impl AuditLog {
         let shared = Arc::new(Shared {
             keys: store.key_hasher(),
             store,
+            sync_first: config.sync_first.clone(),
             accepting: AtomicBool::new(true),
             #[cfg(test)]
             fail_next_commit: AtomicBool::new(false),
@@ -243,7 +265,26 @@ impl AuditLog {
         changes: Vec<StateChange>,
     ) -> Result<Receipt, AuditError> {
         let keys = self.inner.shared.keys.keys_of(entry);
-        self.append_keyed(entry, keys, changes, true, None).await
+        self.append_keyed(entry, keys, changes, true, None, false)
+            .await
+    }
+
+    /// Appends as [`AuditLog::append`] does, once the log's [`SyncFirst`] store holds durably
+    /// every write made to it before this call: the writer syncs it, once for the whole batch,
+    /// before it writes the batch. If that sync fails, nothing of this append is written.
+    pub async fn append_after_sync(
+        &self,
+        entry: &AuditEntry,
+        changes: Vec<StateChange>,
+    ) -> Result<Receipt, AuditError> {
+        if self.inner.shared.sync_first.is_none() {
+            return Err(AuditError::Config(
+                "append_after_sync needs a log opened with a sync_first store".into(),
+            ));
+        }
+        let keys = self.inner.shared.keys.keys_of(entry);
+        self.append_keyed(entry, keys, changes, true, None, true)
+            .await
     }
 
     /// Appends an entry whose `consulted_commitments` and `consulted_sealed` the caller made for
@@ -257,7 +298,9 @@ impl AuditLog {
         changes: Vec<StateChange>,
     ) -> Result<u64, AuditError> {
         let keys = self.inner.shared.keys.keys_with_consulted(entry, consulted);
-        let receipt = self.append_keyed(entry, keys, changes, false, None).await?;
+        let receipt = self
+            .append_keyed(entry, keys, changes, false, None, false)
+            .await?;
         Ok(receipt.index)
     }
 
@@ -280,7 +323,7 @@ impl AuditLog {
                 .keys
                 .keys_with_consulted(consulted_entry, consulted),
         };
-        self.append_keyed(entry, keys, changes, true, Some(companion))
+        self.append_keyed(entry, keys, changes, true, Some(companion), false)
             .await
     }
 
@@ -296,6 +339,7 @@ impl AuditLog {
         changes: Vec<StateChange>,
         receipt: bool,
         companion: Option<Companion>,
+        sync_first: bool,
     ) -> Result<Receipt, AuditError> {
         if changes.iter().any(|c| !c.key.starts_with(STATE_PREFIX)) {
             return Err(AuditError::BadStateKey);
@@ -311,6 +355,7 @@ impl AuditLog {
             keys,
             changes,
             companion,
+            sync_first,
             reply,
         };
         self.inner

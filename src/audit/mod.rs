@@ -21,6 +21,10 @@
 //! checkpoint. The search index is derived data, kept in memory and rebuilt from the entries on
 //! open.
 //!
+//! An append can depend on a store outside the log (the gateway's payload keys, see
+//! [`SyncFirst`]): the writer syncs that store before it writes the batch holding the append, so
+//! that no frame on disk depends on something a crash could still lose.
+//!
 //! # Key rotation
 //! The origin never changes; keys overlap by dual signing. The keys live in `<data-dir>/keys/`:
 //! `audit.key` (current) and, during an overlap, `audit.previous.key`.
@@ -53,6 +57,6 @@ pub use error::AuditError;
 pub use hash::Hash;
 pub use index::SearchQuery;
 pub use keys::{Signer, Verifier};
-pub use log::{AuditConfig, AuditLog, StateChange};
+pub use log::{AuditConfig, AuditLog, StateChange, SyncFirst};
 pub use proof::{Receipt, VerifiedReceipt, verify_receipt, verify_receipt_with};
 pub use verify::{VerifyReport, verify_log};

@@ -49,6 +49,9 @@ pub(crate) struct Append {
     /// durable together or not at all; it gets no receipt of its own (its index is the
     /// receipt's plus one).
     pub companion: Option<Companion>,
+    /// Whether the changes depend on the log's [`super::SyncFirst`] store: it is synced before
+    /// the batch is written.
+    pub sync_first: bool,
     pub reply: oneshot::Sender<Result<Receipt, AuditError>>,
 }
 
@@ -318,6 +321,10 @@ impl Writer {
     /// commit (the writes go to the page cache; the waits for the device are the syncer's), and
     /// hands it to the syncer.
     async fn commit_batch(&mut self, batch: Vec<Append>, to_syncer: &mpsc::Sender<ToSyncer>) {
+        let batch = self.sync_first(batch).await;
+        if batch.is_empty() {
+            return;
+        }
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
         let mut pending = Vec::with_capacity(batch.len());
         for a in batch {
@@ -364,6 +371,47 @@ impl Writer {
                 tracing::error!(error = %e, "audit commit failed; the log refuses appends until reopened");
                 let msg = e.to_string();
                 fail_all(replies, || AuditError::CommitFailed(msg.clone()));
+            }
+        }
+    }
+
+    /// Syncs the log's [`super::SyncFirst`] store when an append of `batch` depends on it, before
+    /// anything of the batch is written: only then may its frame reach the disk. When the sync
+    /// fails, those appends fail (nothing of them is written) and the rest of the batch goes on;
+    /// the log itself is sound.
+    async fn sync_first(&self, batch: Vec<Append>) -> Vec<Append> {
+        if !batch.iter().any(|a| a.sync_first) {
+            return batch;
+        }
+        let Some(store) = self.shared.sync_first.clone() else {
+            // `append_after_sync` refuses appends to a log without one.
+            return batch;
+        };
+        // The appends' writes to the store happened before they were queued.
+        if !store.is_pending() {
+            return batch;
+        }
+        let began = std::time::Instant::now();
+        let synced =
+            tokio::task::spawn_blocking(move || store.sync_first().map_err(|e| e.to_string()))
+                .await
+                .unwrap_or_else(|_| Err("the sync panicked".to_owned()));
+        match synced {
+            Ok(()) => {
+                tracing::debug!(
+                    sync_us = began.elapsed().as_micros() as u64,
+                    "audit: the store commits depend on is synced"
+                );
+                batch
+            }
+            Err(msg) => {
+                tracing::error!(error = %msg, "audit: cannot sync the store commits depend on; their appends are refused");
+                let (refused, kept): (Vec<Append>, Vec<Append>) =
+                    batch.into_iter().partition(|a| a.sync_first);
+                for a in refused {
+                    let _ = a.reply.send(Err(AuditError::SyncFirst(msg.clone())));
+                }
+                kept
             }
         }
     }

@@ -3,6 +3,7 @@
 use crate::audit::StateChange;
 use crate::policy::{Decision, Effect, PolicySet, Verdict};
 use crate::proto::v1::{self as pb, AuditEntry, AuditEvent, Receipt};
+use crate::store::Shred;
 
 use super::{Caller, ExchangeError, Gateway};
 
@@ -138,6 +139,60 @@ impl Gateway {
             .await
             .map_err(|e| ExchangeError::Unavailable(e.to_string()))?;
         Ok(wire_receipt(receipt))
+    }
+
+    /// Commits, as [`Gateway::commit`] does, changes that store a sealed payload: a key handed
+    /// out fresh (no spare was ready) is synced in the group commit before the commit is written,
+    /// so no record on disk names a key that a crash could still lose. If the key file cannot be
+    /// synced, nothing is committed.
+    pub(crate) async fn commit_sealed(
+        &self,
+        entry: &AuditEntry,
+        changes: Vec<StateChange>,
+    ) -> Result<Receipt, ExchangeError> {
+        let receipt = self
+            .inner
+            .log
+            .append_after_sync(entry, changes)
+            .await
+            .map_err(|e| match e {
+                crate::audit::AuditError::SyncFirst(cause) => ExchangeError::KeysUnavailable(cause),
+                e => ExchangeError::Unavailable(e.to_string()),
+            })?;
+        Ok(wire_receipt(receipt))
+    }
+
+    /// Commits changes that drop a payload, then destroys its key (`shred`): only once the
+    /// commit is durable, when no state the gateway keeps names the ciphertext any more. A key
+    /// that cannot be destroyed is logged and left to the reclaim on the next start; the commit
+    /// stands. A failed commit destroys nothing (its outcome is unknown).
+    pub(crate) async fn commit_purge(
+        &self,
+        entry: &AuditEntry,
+        changes: Vec<StateChange>,
+        shred: Option<Shred>,
+    ) -> Result<Receipt, ExchangeError> {
+        let receipt = self.commit(entry, changes).await?;
+        if let Some(shred) = shred {
+            self.shred(shred).await;
+        }
+        Ok(receipt)
+    }
+
+    /// Destroys a purged payload's key, off the async workers (it syncs the key file).
+    async fn shred(&self, shred: Shred) {
+        let store = self.inner.store.clone();
+        let owner = shred.owner().clone();
+        let error = match tokio::task::spawn_blocking(move || store.shred(&shred)).await {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "the destruction panicked".to_owned(),
+        };
+        tracing::error!(
+            %owner,
+            %error,
+            "the key of a purged payload could not be destroyed; it is reclaimed on the next start"
+        );
     }
 
     /// Commits `entry` and, right after it in the same commit, its `LookupConsulted` entry

@@ -70,6 +70,19 @@ pub enum ExchangeError {
     /// The audit log cannot be written, so nothing was released or changed.
     #[error("audit log unavailable: {0}")]
     Unavailable(String),
+    /// The payload key file cannot be written or synced, so the payload was not stored (never
+    /// in clear instead) and nothing was released.
+    #[error("payload key file unavailable: {0}")]
+    KeysUnavailable(String),
+    /// A stored payload cannot be opened: its key is gone or damaged (the key file was lost or
+    /// altered), or its ciphertext was altered. `kind` and `id` name the ticket or signal.
+    #[error("the payload of {kind} {id} cannot be read: its key is missing or damaged")]
+    PayloadUnreadable {
+        /// `ticket` or `signal`.
+        kind: &'static str,
+        /// Its id.
+        id: String,
+    },
     /// Stored state could not be read or decoded.
     #[error("internal error: {0}")]
     Internal(String),
@@ -99,6 +112,8 @@ impl ExchangeError {
             | Self::NotAllowed { reason } => reason,
             Self::NotFound { .. } => "NOT_FOUND",
             Self::Unavailable(_) => "AUDIT_UNAVAILABLE",
+            Self::KeysUnavailable(_) => "PAYLOAD_KEYS_UNAVAILABLE",
+            Self::PayloadUnreadable { .. } => "PAYLOAD_UNREADABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }

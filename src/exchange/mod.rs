@@ -35,7 +35,7 @@ use crate::audit::AuditLog;
 use crate::identity::SubjectKey;
 use crate::policy::PolicySet;
 use crate::release::ReleaseKey;
-use crate::store::Store;
+use crate::store::{PayloadKeys, Store};
 
 pub use error::{ExchangeError, Violation};
 pub use policy_load::CurrentPolicy;
@@ -121,20 +121,22 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// A gateway deciding with `policy`, logging to `log`, pseudonymising with `subjects` and
-    /// transforming released values with `release_key`.
+    /// A gateway deciding with `policy`, logging to `log`, pseudonymising with `subjects`,
+    /// transforming released values with `release_key` and sealing payloads under keys in
+    /// `payload_keys` (which `log` must sync first, see [`crate::audit::AuditConfig::sync_first`]).
     pub fn new(
         policy: Arc<PolicySet>,
         log: AuditLog,
         subjects: SubjectKey,
         release_key: ReleaseKey,
+        payload_keys: Arc<PayloadKeys>,
         clock: Clock,
         settings: Settings,
     ) -> Self {
         let (ticket_changes, _) = tokio::sync::watch::channel(0);
         Self {
             inner: Arc::new(Inner {
-                store: Store::new(log.clone()),
+                store: Store::new(log.clone(), payload_keys),
                 policy: CurrentPolicy::new(policy),
                 log,
                 subjects,

@@ -1,14 +1,13 @@
 //! The push flow: a sender shares a signal or referral with a recipient, minimised to what the
-//! policy allows; the recipient lists its inbox and acknowledges, which deletes the payload.
-
-use prost::Message;
+//! policy allows; the recipient lists its inbox and acknowledges, which deletes the payload and
+//! destroys its key.
 
 use crate::policy::{ExchangeKind, ExchangeRequest, FieldRequest};
 use crate::proto::v1::{
     AcknowledgeRequest, AcknowledgeResponse, AuditEvent, ListInboxRequest, ListInboxResponse,
-    ReleasedFieldValue, ShareRequest, ShareResponse, Signal,
+    ShareRequest, ShareResponse, Signal,
 };
-use crate::store::{self, SignalRecord};
+use crate::store::{self, Payload, SignalRecord};
 
 use super::convert::{self, timestamp};
 use super::directory::hex_bytes;
@@ -80,20 +79,26 @@ impl Gateway {
         let released = convert::released_fields(&projection);
         entry.released_fields = convert::released_names(&projection);
         entry.payload_commitment = projection.commitment(&salt).to_vec();
-        let signal = SignalRecord {
+        let mut signal = SignalRecord {
             id: signal_id.clone(),
             sender: caller.party.clone(),
             actor: caller.actor.clone(),
             recipient: request.recipient.clone(),
             purpose: request.purpose.clone(),
             subject,
-            released: released.iter().map(Message::encode_to_vec).collect(),
             salt: salt.to_vec(),
             created: now.unix_timestamp(),
             retain_until: (now + self.retention(&decision)).unix_timestamp(),
-            justification: justification.unwrap_or_default(),
             use_restriction: use_restriction_text(&decision),
+            ..SignalRecord::default()
         };
+        self.inner.store.seal(
+            &mut signal,
+            &Payload {
+                justification: justification.unwrap_or_default(),
+                released,
+            },
+        )?;
         let mut changes = vec![
             store::put(store::signal_key(&signal_id), &signal),
             store::mark(store::inbox_key(&request.recipient, &signal_id)),
@@ -101,7 +106,7 @@ impl Gateway {
         ];
         // The sender holds what it shares: its DPO reviews.
         changes.extend(self.review_changes(&policy, &decision, &caller.party, &signal_id));
-        let receipt = self.commit(&entry, changes).await?;
+        let receipt = self.commit_sealed(&entry, changes).await?;
         Ok(ShareResponse {
             signal_id,
             decision: Some(decision_message(&decision)),
@@ -138,12 +143,10 @@ impl Gateway {
                     .unwrap_or_default();
                 break;
             }
-            let released = signal
-                .released
-                .iter()
-                .map(|b| ReleasedFieldValue::decode(b.as_slice()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| ExchangeError::Internal("stored payload does not decode".into()))?;
+            let Payload {
+                justification,
+                released,
+            } = store.payload(&signal)?;
             signals.push(Signal {
                 signal_id: signal.id.clone(),
                 sender: signal.sender.clone(),
@@ -154,7 +157,7 @@ impl Gateway {
                 commitment_salt: signal.salt.clone(),
                 create_time: Some(timestamp(from_unix(signal.created)?)),
                 expire_time: Some(timestamp(from_unix(signal.retain_until)?)),
-                justification: signal.justification.clone(),
+                justification,
                 use_restriction: signal.use_restriction.clone(),
             });
         }
@@ -195,7 +198,8 @@ impl Gateway {
             store::delete(store::inbox_key(&signal.recipient, &signal.id)),
             store::delete(signal_due_key(&signal)),
         ];
-        let receipt = self.commit(&entry, changes).await?;
+        let shred = store::payload::key_of(&signal);
+        let receipt = self.commit_purge(&entry, changes, shred).await?;
         Ok(AcknowledgeResponse {
             receipt: Some(receipt),
         })

@@ -7,8 +7,6 @@
 
 use std::time::Duration;
 
-use prost::Message;
-
 use crate::policy::{Decision, ExchangeKind, ExchangeRequest, FieldRequest, PolicySet, Transform};
 use crate::proto::v1::{
     AuditEvent, DeclineReason, DeclineRequest, DeclineResponse, GetResultRequest,
@@ -16,7 +14,7 @@ use crate::proto::v1::{
     ReleasedFieldValue, RequestContextRequest, RequestContextResponse, RespondRequest,
     RespondResponse, TicketState,
 };
-use crate::store::{self, AskedField, ReferenceRecord, TicketRecord};
+use crate::store::{self, AskedField, Payload, ReferenceRecord, TicketRecord};
 
 use super::convert::{self, timestamp};
 use super::directory::hex_bytes;
@@ -168,7 +166,8 @@ impl Gateway {
         record_decision(&mut entry, &decision);
 
         let expires = now + self.inner.settings.ticket_ttl;
-        let ticket = TicketRecord {
+        let justification = justification.unwrap_or_default();
+        let mut ticket = TicketRecord {
             id: ticket_id.clone(),
             requester: caller.party.clone(),
             actor: caller.actor.clone(),
@@ -183,7 +182,6 @@ impl Gateway {
                 })
                 .collect(),
             grants: super::entry::wire_grants(&decision),
-            justification: justification.unwrap_or_default(),
             state: TicketState::Pending as i32,
             created: now.unix_timestamp(),
             expires: expires.unix_timestamp(),
@@ -191,6 +189,15 @@ impl Gateway {
             weighing_required: decision.obligations.weighing,
             ..TicketRecord::default()
         };
+        // The justification travels to the holder: sealed under the ticket's own key, which the
+        // answer is sealed under too.
+        self.inner.store.seal(
+            &mut ticket,
+            &Payload {
+                justification: justification.clone(),
+                released: Vec::new(),
+            },
+        )?;
         let mut changes = vec![
             store::put(store::ticket_key(&ticket_id), &ticket),
             store::mark(store::incoming_key(&request.holder, &ticket_id)),
@@ -201,18 +208,18 @@ impl Gateway {
             // for the holder's DPO and the supervisor.
             let salt = ids::salt()?;
             entry.justification_commitment =
-                super::review::text_commitment(&salt, ticket.justification.as_bytes()).to_vec();
+                super::review::text_commitment(&salt, justification.as_bytes()).to_vec();
             let texts = store::NecessityRecord {
                 exchange_id: ticket_id.clone(),
                 holder: request.holder.clone(),
-                justification: ticket.justification.clone(),
+                justification,
                 justification_salt: salt.to_vec(),
                 ..store::NecessityRecord::default()
             };
             changes.push(store::put(store::necessity_key(&ticket_id), &texts));
         }
         changes.extend(self.review_changes(&policy, &decision, &request.holder, &ticket_id));
-        let receipt = self.commit(&entry, changes).await?;
+        let receipt = self.commit_sealed(&entry, changes).await?;
         self.notify_ticket_change();
         Ok(RequestContextResponse {
             ticket_id,
@@ -253,6 +260,7 @@ impl Gateway {
                 .get::<ReferenceRecord>(&store::reference_key(&ticket.subject, &caller.party))?
                 .map(|r| r.holder_reference)
                 .unwrap_or_default();
+            let justification = store.payload(&ticket)?.justification;
             requests.push(IncomingRequest {
                 ticket_id: ticket.id.clone(),
                 requester: ticket.requester.clone(),
@@ -261,7 +269,7 @@ impl Gateway {
                 subject_pseudonym: ticket.subject.clone(),
                 holder_reference,
                 fields: ticket.grants.clone(),
-                justification: ticket.justification.clone(),
+                justification,
                 create_time: Some(timestamp(from_unix(ticket.created)?)),
                 expire_time: Some(timestamp(from_unix(ticket.expires)?)),
                 weighing_required: ticket.weighing_required,
@@ -347,6 +355,7 @@ impl Gateway {
         let _guard = self.inner.locks.lock(&request.ticket_id).await;
         let mut ticket = self.ticket_for(caller, &request.ticket_id, true)?;
         self.pending_or_error(&ticket)?;
+        let mut payload = self.inner.store.payload(&ticket)?;
         let now = self.now();
         let exchange = ExchangeRequest {
             kind: ExchangeKind::Request,
@@ -355,7 +364,7 @@ impl Gateway {
             purpose: ticket.purpose.clone(),
             subject: ticket.subject.clone(),
             fields: asked_fields(&ticket)?,
-            justification: Some(ticket.justification.clone()).filter(|j| !j.is_empty()),
+            justification: Some(payload.justification.clone()).filter(|j| !j.is_empty()),
             elements: Vec::new(),
         };
         let decision = policy.decide(&exchange, &*self.grounds_for(&ticket.subject)?, now);
@@ -366,12 +375,13 @@ impl Gateway {
             record_decision(&mut entry, &decision);
             entry.released_fields.clear();
             ticket.state = TicketState::Expired as i32;
+            let shred = store::payload::purge(&mut ticket);
             let mut changes = vec![
                 store::put(store::ticket_key(&ticket.id), &ticket),
                 store::delete(store::incoming_key(&ticket.holder, &ticket.id)),
             ];
             changes.extend(ticket_due_changes(due_before, &ticket));
-            let receipt = self.commit(&entry, changes).await?;
+            let receipt = self.commit_purge(&entry, changes, shred).await?;
             self.notify_ticket_change();
             return Err(refusal(&decision, receipt.index));
         }
@@ -407,7 +417,8 @@ impl Gateway {
         entry.payload_commitment = projection.commitment(&salt).to_vec();
         let retention = self.retention(&decision);
         ticket.state = TicketState::Answered as i32;
-        ticket.released = released.iter().map(Message::encode_to_vec).collect();
+        payload.released = released.clone();
+        self.inner.store.seal(&mut ticket, &payload)?;
         ticket.salt = salt.to_vec();
         ticket.retain_until = (now + retention).unix_timestamp();
         ticket.use_restriction = super::entry::use_restriction_text(&decision);
@@ -420,7 +431,7 @@ impl Gateway {
             changes.push(store::put(store::necessity_key(&ticket.id), texts));
         }
         changes.extend(self.review_changes(&policy, &decision, &ticket.holder, &ticket.id));
-        let receipt = self.commit(&entry, changes).await?;
+        let receipt = self.commit_sealed(&entry, changes).await?;
         self.notify_ticket_change();
         Ok(RespondResponse {
             released,
@@ -460,12 +471,13 @@ impl Gateway {
         );
         ticket.state = TicketState::Declined as i32;
         ticket.decline_reason = reason as i32;
+        let shred = store::payload::purge(&mut ticket);
         let mut changes = vec![
             store::put(store::ticket_key(&ticket.id), &ticket),
             store::delete(store::incoming_key(&ticket.holder, &ticket.id)),
         ];
         changes.extend(ticket_due_changes(due_before, &ticket));
-        let receipt = self.commit(&entry, changes).await?;
+        let receipt = self.commit_purge(&entry, changes, shred).await?;
         self.notify_ticket_change();
         Ok(DeclineResponse {
             receipt: Some(receipt),
@@ -512,12 +524,18 @@ impl Gateway {
         let policy = self.policy();
         let mut entry = self.ticket_entry(&policy, caller, "GetResult", &ticket)?;
         let due_before = ticket_due_now(&ticket);
-        let released: Vec<ReleasedFieldValue> = ticket
-            .released
-            .iter()
-            .map(|b| ReleasedFieldValue::decode(b.as_slice()))
-            .collect::<Result<_, _>>()
-            .map_err(|_| ExchangeError::Internal("stored payload does not decode".into()))?;
+        if ticket.retain_until <= now.unix_timestamp() {
+            // Retention ended before the requester came: the payload is gone.
+            entry.reason_code = "RETENTION_ENDED".into();
+            ticket.state = TicketState::Expired as i32;
+            ticket.salt.clear();
+            let shred = store::payload::purge(&mut ticket);
+            let mut changes = vec![store::put(store::ticket_key(&ticket.id), &ticket)];
+            changes.extend(ticket_due_changes(due_before, &ticket));
+            self.commit_purge(&entry, changes, shred).await?;
+            return Ok(self.ticket_view(&ticket));
+        }
+        let released: Vec<ReleasedFieldValue> = self.inner.store.payload(&ticket)?.released;
         entry.released_fields = released
             .iter()
             .map(|r| crate::proto::v1::ReleasedField {
@@ -526,23 +544,13 @@ impl Gateway {
             })
             .collect();
         let salt = std::mem::take(&mut ticket.salt);
-        ticket.released.clear();
-        if ticket.retain_until <= now.unix_timestamp() {
-            // Retention ended before the requester came: the payload is gone.
-            entry.reason_code = "RETENTION_ENDED".into();
-            entry.released_fields.clear();
-            ticket.state = TicketState::Expired as i32;
-            let mut changes = vec![store::put(store::ticket_key(&ticket.id), &ticket)];
-            changes.extend(ticket_due_changes(due_before, &ticket));
-            self.commit(&entry, changes).await?;
-            return Ok(self.ticket_view(&ticket));
-        }
         entry.verdict = crate::proto::v1::Verdict::Allow as i32;
         entry.reason_code = "DELIVERED".into();
         ticket.state = TicketState::Delivered as i32;
+        let shred = store::payload::purge(&mut ticket);
         let mut changes = vec![store::put(store::ticket_key(&ticket.id), &ticket)];
         changes.extend(ticket_due_changes(due_before, &ticket));
-        let receipt = self.commit(&entry, changes).await?;
+        let receipt = self.commit_purge(&entry, changes, shred).await?;
         Ok(GetResultResponse {
             state: TicketState::Answered as i32,
             released,

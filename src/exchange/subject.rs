@@ -114,8 +114,14 @@ impl Gateway {
 
 impl From<crate::store::StoreError> for ExchangeError {
     fn from(error: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
         match error {
-            crate::store::StoreError::Audit(e) => ExchangeError::Unavailable(e.to_string()),
+            StoreError::Audit(e) => ExchangeError::Unavailable(e.to_string()),
+            StoreError::PayloadKeys(e) => ExchangeError::KeysUnavailable(e.to_string()),
+            StoreError::Unreadable { owner } => ExchangeError::PayloadUnreadable {
+                kind: owner.kind.as_str(),
+                id: owner.id,
+            },
             other => ExchangeError::Internal(other.to_string()),
         }
     }

@@ -1,5 +1,6 @@
 //! Retention: pending tickets expire, and payloads whose retention obligation has ended are deleted
-//! even when nobody fetched them. Each removal is an audit append like any other state change.
+//! even when nobody fetched them, and their keys destroyed. Each removal is an audit append like
+//! any other state change.
 //!
 //! What is due when is kept in an expiry index under `s/m/ex/`, ordered by due time and written
 //! in the same append as the ticket or signal it points to, so a sweep reads only what is overdue
@@ -11,7 +12,7 @@ use std::sync::atomic::Ordering;
 use crate::audit::StateChange;
 use crate::policy::{ExchangeKind, PolicySet};
 use crate::proto::v1::{AuditEntry, AuditEvent, TicketState};
-use crate::store::{self, SignalRecord, TicketRecord};
+use crate::store::{self, SealedRecord, SignalRecord, TicketRecord};
 
 /// Prefix of the expiry index: `s/m/ex/<16 hex due time>/<kind>/<id>`, empty values.
 const DUE_PREFIX: &[u8] = b"s/m/ex/";
@@ -170,8 +171,8 @@ impl Gateway {
                 reason,
             )?;
             ticket.state = TicketState::Expired as i32;
-            ticket.released.clear();
             ticket.salt.clear();
+            let shred = store::payload::purge(&mut ticket);
             let mut changes = vec![store::put(store::ticket_key(&ticket.id), &ticket)];
             changes.extend(ticket_due_changes(due_before, &ticket));
             if was_pending {
@@ -183,7 +184,7 @@ impl Gateway {
             } else {
                 report.answers_deleted += 1;
             }
-            self.commit(&entry, changes).await?;
+            self.commit_purge(&entry, changes, shred).await?;
             self.notify_ticket_change();
         }
 
@@ -210,7 +211,8 @@ impl Gateway {
                 store::delete(store::inbox_key(&signal.recipient, &signal.id)),
                 store::delete(signal_due_key(&signal)),
             ];
-            self.commit(&entry, changes).await?;
+            self.commit_purge(&entry, changes, store::payload::key_of(&signal))
+                .await?;
             report.signals_deleted += 1;
         }
         Ok(report)
@@ -218,8 +220,10 @@ impl Gateway {
 
     /// Rebuilds the memory-only indexes over the records (a holder's pending requests, a
     /// recipient's inbox, the expiry index) from the tickets and signals, as each exchange
-    /// keeps them: run once after the log is opened, before serving. Returns how many keys.
-    /// First removes the sled copies of these indexes that earlier versions kept.
+    /// keeps them, and zeroes the payload keys no record names (see
+    /// [`store::Store::reclaim_keys`]): run once after the log is opened, before serving.
+    /// Returns how many index keys. First removes the sled copies of these indexes that earlier
+    /// versions kept.
     pub fn rebuild_indexes(&self) -> Result<usize, ExchangeError> {
         let removed = self
             .inner
@@ -234,15 +238,31 @@ impl Gateway {
         }
         let store = &self.inner.store;
         let mut keys = Vec::new();
+        let mut key_slots = Vec::new();
         for ticket in store.scan::<TicketRecord>(store::TICKETS_PREFIX)? {
             if ticket.state == TicketState::Pending as i32 {
                 keys.push(store::incoming_key(&ticket.holder, &ticket.id));
             }
             keys.extend(ticket_due_key(&ticket));
+            key_slots.push((ticket.key_slot, ticket.owner()));
         }
         for signal in store.scan::<SignalRecord>(store::SIGNALS_PREFIX)? {
             keys.push(store::inbox_key(&signal.recipient, &signal.id));
             keys.push(signal_due_key(&signal));
+            key_slots.push((signal.key_slot, signal.owner()));
+        }
+        let reclaimed = store.reclaim_keys(key_slots)?;
+        if reclaimed.orphans > 0 {
+            tracing::info!(
+                zeroed = reclaimed.orphans,
+                "payload keys no record names (left by a crash) were destroyed"
+            );
+        }
+        if reclaimed.missing > 0 {
+            tracing::warn!(
+                payloads = reclaimed.missing,
+                "stored payloads whose keys are missing or damaged are unreadable (was the payload key file lost or altered?)"
+            );
         }
         self.inner
             .log

@@ -21,6 +21,7 @@ use crate::grpc::tls::{self, TlsError, TlsPaths};
 use crate::identity::{DevPki, PkiError, PseudonymError, SubjectKey};
 use crate::policy::PolicySet;
 use crate::release::ReleaseKey;
+use crate::store::{PayloadKeyError, PayloadKeys};
 
 /// Why the gateway could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,9 @@ pub enum LaunchError {
     /// The subject key could not be read or created.
     #[error(transparent)]
     SubjectKey(#[from] PseudonymError),
+    /// The payload key file could not be opened or created.
+    #[error(transparent)]
+    PayloadKeys(#[from] PayloadKeyError),
     /// The audit log could not be opened.
     #[error("audit log: {0}")]
     Audit(#[from] AuditError),
@@ -114,12 +118,14 @@ pub fn prepare(config: &Config, clock: Clock) -> Result<Prepared, LaunchError> {
     let subjects = SubjectKey::load_or_create(&keys.join("subject.key"))?;
     let release = ReleaseKey::new(&secret_key(&keys.join("release.key"))?);
     let consulted = ConsultedKey::from_bytes(&secret_key(&keys.join("consulted.key"))?);
+    let payload_keys = Arc::new(PayloadKeys::open(&config.payload_keys_path())?);
 
     let mut audit = AuditConfig::new(config.audit_dir(), config.audit.origin.clone());
     audit.batch_max = config.audit.batch_max.max(1);
     audit.batch_delay = Duration::from_millis(config.audit.batch_delay_ms);
     audit.cache_capacity = u64::from(config.audit.cache_mib.max(1)) * 1024 * 1024;
     audit.consulted_key = Some(Arc::new(consulted));
+    audit.sync_first = Some(payload_keys.clone());
     let log = AuditLog::open(audit, signers)?;
 
     let (tls_config, dev_pki, created_pki) = match &config.tls {
@@ -157,7 +163,15 @@ pub fn prepare(config: &Config, clock: Clock) -> Result<Prepared, LaunchError> {
         ),
         ..Settings::default()
     };
-    let gateway = Gateway::new(policy, log, subjects, release, clock, settings);
+    let gateway = Gateway::new(
+        policy,
+        log,
+        subjects,
+        release,
+        payload_keys,
+        clock,
+        settings,
+    );
     let indexed = gateway.rebuild_indexes().map_err(LaunchError::Indexes)?;
     tracing::debug!(keys = indexed, "gateway: indexes rebuilt from the records");
     let authenticator = Authenticator::new(

@@ -161,6 +161,19 @@ impl From<ExchangeError> for Status {
                     &reason,
                 )
             }
+            ExchangeError::KeysUnavailable(_) => {
+                // The cause names the key file: keep it in the server log only.
+                tracing::error!(%error, "payload key file unavailable; nothing stored or released");
+                with_reason(
+                    Code::Unavailable,
+                    "the payload key file cannot be written; nothing was stored or released",
+                    &reason,
+                )
+            }
+            ExchangeError::PayloadUnreadable { .. } => {
+                tracing::error!(%error, "stored payload unreadable");
+                with_reason(Code::DataLoss, error.to_string(), &reason)
+            }
             ExchangeError::Internal(_) => {
                 tracing::error!(%error, "internal error");
                 with_reason(Code::Internal, "internal error", &reason)
@@ -276,5 +289,30 @@ mod tests {
         let status = Status::from(ExchangeError::Unavailable("/var/secret/path".into()));
         assert_eq!(status.code(), Code::Unavailable);
         assert!(!status.message().contains("/var/secret"));
+    }
+
+    #[test]
+    fn an_unusable_key_file_is_unavailable_and_hides_its_path() {
+        let status = Status::from(ExchangeError::KeysUnavailable(
+            "payload key file /var/payload.keys: disk full".into(),
+        ));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(!status.message().contains("/var/payload.keys"));
+        let details = status.get_error_details();
+        let info = details.error_info().expect("error info present");
+        assert_eq!(info.reason, "PAYLOAD_KEYS_UNAVAILABLE");
+    }
+
+    #[test]
+    fn an_unreadable_payload_is_data_loss_naming_its_record() {
+        let status = Status::from(ExchangeError::PayloadUnreadable {
+            kind: "signal",
+            id: "g-0123".into(),
+        });
+        assert_eq!(status.code(), Code::DataLoss);
+        assert!(status.message().contains("signal g-0123"));
+        let details = status.get_error_details();
+        let info = details.error_info().expect("error info present");
+        assert_eq!(info.reason, "PAYLOAD_UNREADABLE");
     }
 }

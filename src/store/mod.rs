@@ -3,12 +3,21 @@
 //! State lives in the audit log's own tree so that a state change and the audit entry that
 //! records it are committed in one atomic, durable write (see `audit::AuditLog::append`). This
 //! module only names the keys, encodes records and reads them back; it never writes directly.
+//! The payloads the records carry are sealed under keys that live apart, in the payload key file
+//! ([`payload_keys`]), which this module alone writes.
 
+pub mod payload;
+pub mod payload_keys;
 pub mod records;
+
+use std::sync::Arc;
 
 use prost::Message;
 
 use crate::audit::{AuditError, AuditLog, StateChange};
+
+pub use payload::{Payload, SealedRecord, Shred};
+pub use payload_keys::{PayloadKeyError, PayloadKeys, PayloadKind, PayloadOwner, Reclaimed};
 
 pub use records::{
     AskedField, CaseRecord, ConsentRecord, NecessityRecord, ReferenceRecord, ReviewQueueRecord,
@@ -25,6 +34,18 @@ pub enum StoreError {
     /// A stored record does not decode (the key is shown; keys hold no personal data).
     #[error("stored record under {0} does not decode")]
     Decode(String),
+    /// The payload key file cannot be used: nothing can be sealed (and so nothing stored).
+    #[error(transparent)]
+    PayloadKeys(#[from] PayloadKeyError),
+    /// A record's payload cannot be opened: its key was destroyed, lost or damaged, or the
+    /// ciphertext was altered.
+    #[error(
+        "the payload of {owner} cannot be read: its key is missing or damaged, or the ciphertext was altered"
+    )]
+    Unreadable {
+        /// The record.
+        owner: PayloadOwner,
+    },
 }
 
 /// Key of a holder's reference to a subject.
@@ -135,10 +156,11 @@ pub fn delete(key: Vec<u8>) -> StateChange {
     StateChange { key, value: None }
 }
 
-/// Read access to the state kept in the audit log's tree.
+/// Read access to the state kept in the audit log's tree, and the seals of its payloads.
 #[derive(Clone)]
 pub struct Store {
     log: AuditLog,
+    keys: Arc<PayloadKeys>,
 }
 
 impl std::fmt::Debug for Store {
@@ -148,9 +170,10 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// State reads through `log`.
-    pub fn new(log: AuditLog) -> Self {
-        Self { log }
+    /// State reads through `log`; payloads sealed under keys in `keys` (which `log` must have
+    /// as its [`crate::audit::AuditConfig::sync_first`] store).
+    pub fn new(log: AuditLog, keys: Arc<PayloadKeys>) -> Self {
+        Self { log, keys }
     }
 
     /// The record under `key`, if any.

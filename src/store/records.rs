@@ -1,7 +1,8 @@
 //! The stored forms of operational state, encoded with prost (never bincode; see STACK-NOTES).
 //!
-//! Subjects appear only as pseudonyms (hex). Payloads (`released`) are the projected, already
-//! minimised fields, kept only until fetched or until their retention ends.
+//! Subjects appear only as pseudonyms (hex). Payloads (the projected, already minimised fields
+//! and the justification that travels with them) are kept only until fetched or until their
+//! retention ends, sealed under a key of their own (see [`super::payload`]).
 
 /// A holder's registration that it knows a subject.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -62,9 +63,10 @@ pub struct TicketRecord {
     /// the decision to the holder's listing).
     #[prost(message, repeated, tag = "8")]
     pub grants: Vec<crate::proto::v1::FieldGrant>,
-    /// The requester's justification.
+    /// The requester's justification, in clear: written only by versions before payloads were
+    /// sealed, read for their tickets, cleared with the payload. Now inside `sealed`.
     #[prost(string, tag = "9")]
-    pub justification: String,
+    pub legacy_justification: String,
     /// `TicketState` number of the wire contract.
     #[prost(int32, tag = "10")]
     pub state: i32,
@@ -77,9 +79,10 @@ pub struct TicketRecord {
     /// `DeclineReason` number, when declined.
     #[prost(int32, tag = "13")]
     pub decline_reason: i32,
-    /// The released fields, encoded `ReleasedFieldValue`s; empty once delivered or expired.
+    /// The released fields in clear (encoded `ReleasedFieldValue`s), as versions before payloads
+    /// were sealed wrote them; read for their tickets, cleared with the payload.
     #[prost(bytes = "vec", repeated, tag = "14")]
-    pub released: Vec<Vec<u8>>,
+    pub legacy_released: Vec<Vec<u8>>,
     /// Salt of the payload commitment.
     #[prost(bytes = "vec", tag = "15")]
     pub salt: Vec<u8>,
@@ -95,6 +98,13 @@ pub struct TicketRecord {
     /// The use restriction binding the answer, set when the answer goes through a case.
     #[prost(string, tag = "19")]
     pub use_restriction: String,
+    /// The payload (the justification and, once answered, the released fields), sealed under
+    /// the key in `key_slot`; empty once delivered, declined or expired.
+    #[prost(bytes = "vec", tag = "20")]
+    pub sealed: Vec<u8>,
+    /// The payload key's slot in the key file; 0 for none.
+    #[prost(uint32, tag = "21")]
+    pub key_slot: u32,
 }
 
 /// A pushed signal waiting for its recipient.
@@ -118,9 +128,10 @@ pub struct SignalRecord {
     /// Subject pseudonym, hex.
     #[prost(string, tag = "6")]
     pub subject: String,
-    /// The released fields, encoded `ReleasedFieldValue`s.
+    /// The released fields in clear (encoded `ReleasedFieldValue`s), as versions before payloads
+    /// were sealed wrote them; read for their signals.
     #[prost(bytes = "vec", repeated, tag = "7")]
-    pub released: Vec<Vec<u8>>,
+    pub legacy_released: Vec<Vec<u8>>,
     /// Salt of the payload commitment.
     #[prost(bytes = "vec", tag = "8")]
     pub salt: Vec<u8>,
@@ -130,12 +141,20 @@ pub struct SignalRecord {
     /// Payload kept until, Unix seconds.
     #[prost(int64, tag = "10")]
     pub retain_until: i64,
-    /// The sender's justification.
+    /// The sender's justification in clear, as versions before payloads were sealed wrote it;
+    /// read for their signals.
     #[prost(string, tag = "11")]
-    pub justification: String,
+    pub legacy_justification: String,
     /// The use restriction binding the payload (art. 458ter §2 Sw.), if it went through a case.
     #[prost(string, tag = "12")]
     pub use_restriction: String,
+    /// The payload (the released fields and the justification), sealed under the key in
+    /// `key_slot`.
+    #[prost(bytes = "vec", tag = "13")]
+    pub sealed: Vec<u8>,
+    /// The payload key's slot in the key file; 0 for none.
+    #[prost(uint32, tag = "14")]
+    pub key_slot: u32,
 }
 
 /// A flagged exchange waiting in one reviewer's queue.
