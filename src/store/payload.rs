@@ -39,11 +39,9 @@ pub trait SealedRecord {
     fn key_slot(&self) -> u32;
     /// Its sealed payload; empty for none.
     fn sealed(&self) -> &[u8];
-    /// The payload fields in clear that versions before sealing wrote.
-    fn legacy(&self) -> (&str, &[Vec<u8>]);
-    /// Stores a sealed payload (and clears the fields in clear).
+    /// Stores a sealed payload.
     fn set_sealed(&mut self, key_slot: u32, sealed: Vec<u8>);
-    /// Clears the sealed payload, its key's slot and the fields in clear.
+    /// Clears the sealed payload and its key's slot.
     fn clear_payload(&mut self);
 
     /// The record as the owner of its key.
@@ -63,14 +61,9 @@ impl SealedRecord for TicketRecord {
     fn sealed(&self) -> &[u8] {
         &self.sealed
     }
-    fn legacy(&self) -> (&str, &[Vec<u8>]) {
-        (&self.legacy_justification, &self.legacy_released)
-    }
     fn set_sealed(&mut self, key_slot: u32, sealed: Vec<u8>) {
         self.key_slot = key_slot;
         self.sealed = sealed;
-        self.legacy_justification.clear();
-        self.legacy_released.clear();
     }
     fn clear_payload(&mut self) {
         self.set_sealed(0, Vec::new());
@@ -88,14 +81,9 @@ impl SealedRecord for SignalRecord {
     fn sealed(&self) -> &[u8] {
         &self.sealed
     }
-    fn legacy(&self) -> (&str, &[Vec<u8>]) {
-        (&self.legacy_justification, &self.legacy_released)
-    }
     fn set_sealed(&mut self, key_slot: u32, sealed: Vec<u8>) {
         self.key_slot = key_slot;
         self.sealed = sealed;
-        self.legacy_justification.clear();
-        self.legacy_released.clear();
     }
     fn clear_payload(&mut self) {
         self.set_sealed(0, Vec::new());
@@ -203,7 +191,8 @@ fn seal<R: SealedRecord>(
 fn open<R: SealedRecord>(keys: &PayloadKeys, record: &R) -> Result<Payload, StoreError> {
     let owner = record.owner();
     if record.sealed().is_empty() {
-        return legacy_payload(record);
+        // A purged payload (or a record that never had one).
+        return Ok(Payload::default());
     }
     let slot = KeySlot::from_record(record.key_slot()).ok_or_else(|| StoreError::Unreadable {
         owner: owner.clone(),
@@ -223,22 +212,6 @@ fn unreadable(error: PayloadKeyError, owner: &PayloadOwner) -> StoreError {
     } else {
         StoreError::PayloadKeys(error)
     }
-}
-
-/// The payload of a record written before payloads were sealed (empty for a purged one).
-fn legacy_payload<R: SealedRecord>(record: &R) -> Result<Payload, StoreError> {
-    let (justification, released) = record.legacy();
-    let released = released
-        .iter()
-        .map(|b| ReleasedFieldValue::decode(b.as_slice()))
-        .collect::<Result<_, _>>()
-        .map_err(|_| StoreError::Unreadable {
-            owner: record.owner(),
-        })?;
-    Ok(Payload {
-        justification: justification.to_owned(),
-        released,
-    })
 }
 
 #[cfg(test)]
@@ -303,26 +276,5 @@ mod tests {
         assert_eq!(open(&keys, &ticket).unwrap(), Payload::default());
         assert!(keys.destroy(shred.slot, shred.owner()).unwrap());
         assert!(purge(&mut ticket).is_none());
-    }
-
-    #[test]
-    fn a_signal_written_before_sealing_is_read_and_purged_in_clear() {
-        let mut signal = SignalRecord {
-            id: "g-1".into(),
-            legacy_justification: "met at the station".into(),
-            legacy_released: vec![released("subject.name", "Jan Janssens").encode_to_vec()],
-            ..SignalRecord::default()
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let keys = Arc::new(PayloadKeys::open(&dir.path().join("payload.keys")).unwrap());
-        let payload = open(&keys, &signal).unwrap();
-        assert_eq!(payload.justification, "met at the station");
-        assert_eq!(
-            payload.released,
-            vec![released("subject.name", "Jan Janssens")]
-        );
-        assert!(key_of(&signal).is_none());
-        assert!(purge(&mut signal).is_none());
-        assert!(signal.legacy_justification.is_empty() && signal.legacy_released.is_empty());
     }
 }

@@ -63,10 +63,6 @@ pub struct TicketRecord {
     /// the decision to the holder's listing).
     #[prost(message, repeated, tag = "8")]
     pub grants: Vec<crate::proto::v1::FieldGrant>,
-    /// The requester's justification, in clear: written only by versions before payloads were
-    /// sealed, read for their tickets, cleared with the payload. Now inside `sealed`.
-    #[prost(string, tag = "9")]
-    pub legacy_justification: String,
     /// `TicketState` number of the wire contract.
     #[prost(int32, tag = "10")]
     pub state: i32,
@@ -79,10 +75,6 @@ pub struct TicketRecord {
     /// `DeclineReason` number, when declined.
     #[prost(int32, tag = "13")]
     pub decline_reason: i32,
-    /// The released fields in clear (encoded `ReleasedFieldValue`s), as versions before payloads
-    /// were sealed wrote them; read for their tickets, cleared with the payload.
-    #[prost(bytes = "vec", repeated, tag = "14")]
-    pub legacy_released: Vec<Vec<u8>>,
     /// Salt of the payload commitment.
     #[prost(bytes = "vec", tag = "15")]
     pub salt: Vec<u8>,
@@ -128,10 +120,6 @@ pub struct SignalRecord {
     /// Subject pseudonym, hex.
     #[prost(string, tag = "6")]
     pub subject: String,
-    /// The released fields in clear (encoded `ReleasedFieldValue`s), as versions before payloads
-    /// were sealed wrote them; read for their signals.
-    #[prost(bytes = "vec", repeated, tag = "7")]
-    pub legacy_released: Vec<Vec<u8>>,
     /// Salt of the payload commitment.
     #[prost(bytes = "vec", tag = "8")]
     pub salt: Vec<u8>,
@@ -141,10 +129,6 @@ pub struct SignalRecord {
     /// Payload kept until, Unix seconds.
     #[prost(int64, tag = "10")]
     pub retain_until: i64,
-    /// The sender's justification in clear, as versions before payloads were sealed wrote it;
-    /// read for their signals.
-    #[prost(string, tag = "11")]
-    pub legacy_justification: String,
     /// The use restriction binding the payload (art. 458ter §2 Sw.), if it went through a case.
     #[prost(string, tag = "12")]
     pub use_restriction: String,
