@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 use ketenpoort::proto::v1 as pb;
 use prost::Message;
@@ -47,27 +45,6 @@ form = "keep"
 retention_days = 30
 "#;
 
-fn copy_policies(to: &Path) {
-    let from = policies_dir();
-    std::fs::create_dir_all(to.join("agreements")).expect("agreements dir");
-    for file in ["parties.toml", "vocabulary.toml", "catalogue.toml"] {
-        std::fs::copy(from.join(file), to.join(file)).expect("copy");
-    }
-    for agreement in std::fs::read_dir(from.join("agreements")).expect("agreements") {
-        let path = agreement.expect("dir entry").path();
-        std::fs::copy(
-            &path,
-            to.join("agreements").join(path.file_name().expect("name")),
-        )
-        .expect("copy agreement");
-    }
-    std::fs::write(
-        to.join("agreements").join("referentie-vk.toml"),
-        VK_AGREEMENT,
-    )
-    .expect("write agreement");
-}
-
 async fn lookup(gw: &TestGateway, seq: u32) -> pb::LookupResponse {
     gw.exchange(POLICE)
         .await
@@ -96,6 +73,11 @@ async fn hits_of_two_holders_look_the_same_to_the_requester() {
     let dir = tempfile::tempdir().expect("temp dir");
     let policies = dir.path().join("policies");
     copy_policies(&policies);
+    std::fs::write(
+        policies.join("agreements").join("referentie-vk.toml"),
+        VK_AGREEMENT,
+    )
+    .expect("write agreement");
     let gw = TestGateway::start_with(move |c| c.policies = policies).await;
     gw.register(CGG, 21).await;
     gw.register(VK, 22).await;

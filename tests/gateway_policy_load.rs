@@ -4,27 +4,11 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 use ketenpoort::grpc::{self, LaunchError};
 use ketenpoort::proto::v1 as pb;
 use prost::Message;
 use tonic::Code;
-
-/// Copies the shipped policy set (without its fixtures) into `to`.
-fn copy_policies(to: &Path) {
-    let from = policies_dir();
-    std::fs::create_dir_all(to.join("agreements")).expect("agreements dir");
-    for file in ["parties.toml", "vocabulary.toml", "catalogue.toml"] {
-        std::fs::copy(from.join(file), to.join(file)).expect("copy");
-    }
-    for agreement in std::fs::read_dir(from.join("agreements")).expect("agreements") {
-        let path = agreement.expect("dir entry").path();
-        let name = path.file_name().expect("file name");
-        std::fs::copy(&path, to.join("agreements").join(name)).expect("copy agreement");
-    }
-}
 
 fn last_entry(gw: &TestGateway) -> pb::AuditEntry {
     let size = gw.gateway.log().size();

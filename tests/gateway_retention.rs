@@ -3,32 +3,9 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-
 use common::*;
 use ketenpoort::proto::v1 as pb;
 use pb::field_value::Kind;
-use time::OffsetDateTime;
-
-const DAY: i64 = 86_400;
-
-struct ManualClock(Arc<AtomicI64>);
-
-impl ManualClock {
-    fn start() -> (Self, ketenpoort::exchange::Clock) {
-        let seconds = Arc::new(AtomicI64::new(NOW.unix_timestamp()));
-        let reader = seconds.clone();
-        let clock: ketenpoort::exchange::Clock = Arc::new(move || {
-            OffsetDateTime::from_unix_timestamp(reader.load(Ordering::SeqCst)).expect("in range")
-        });
-        (Self(seconds), clock)
-    }
-
-    fn advance_days(&self, days: i64) {
-        self.0.fetch_add(days * DAY, Ordering::SeqCst);
-    }
-}
 
 async fn case_and_ticket(gw: &TestGateway, seq: u32) -> String {
     let mut fjc = gw.grounds("fjc-oost-vlaanderen").await;

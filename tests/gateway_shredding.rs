@@ -6,37 +6,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use common::*;
 use ketenpoort::proto::v1 as pb;
-use time::OffsetDateTime;
 use tonic::Code;
 
 const POLICE: &str = "pz-gent";
 const CAW: &str = "caw-oost-vlaanderen";
 const OCMW: &str = "ocmw-gent";
 const FJC: &str = "fjc-oost-vlaanderen";
-const DAY: i64 = 86_400;
-
-/// A clock the test moves by hand.
-struct ManualClock(Arc<AtomicI64>);
-
-impl ManualClock {
-    fn start() -> (Self, ketenpoort::exchange::Clock) {
-        let seconds = Arc::new(AtomicI64::new(NOW.unix_timestamp()));
-        let reader = seconds.clone();
-        let clock: ketenpoort::exchange::Clock = Arc::new(move || {
-            OffsetDateTime::from_unix_timestamp(reader.load(Ordering::SeqCst)).expect("in range")
-        });
-        (Self(seconds), clock)
-    }
-
-    fn advance_days(&self, days: i64) {
-        self.0.fetch_add(days * DAY, Ordering::SeqCst);
-    }
-}
 
 /// Every file under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<PathBuf> {

@@ -496,18 +496,23 @@ impl Gateway {
         let pseudonym = self.pseudonymise(request.subject.as_ref(), "subject")?;
         let access_request = access_request(&request.access_request)?;
         let mut scope = Scope::new(self, caller);
-        if !scope.auditor {
-            let mut entry = self.entry(
-                &scope.policy,
-                caller,
-                "SubjectReport",
-                AuditEvent::AuditAccess,
-            );
+        // The report's own entry: who asked about whom, for which access request.
+        let policy = scope.policy.clone();
+        let report_entry = |verdict: Verdict, reason: &str, detail: String| {
+            let mut entry = self.entry(&policy, caller, "SubjectReport", AuditEvent::AuditAccess);
             entry.purpose = AUDIT_PURPOSE.to_owned();
-            entry.verdict = Verdict::Deny as i32;
-            entry.reason_code = "ROLE_REQUIRED".to_owned();
+            entry.verdict = verdict as i32;
+            entry.reason_code = reason.to_owned();
             entry.subject_pseudonym = pseudonym.as_bytes().to_vec();
-            entry.detail = format!("access_request={access_request}");
+            entry.detail = detail;
+            entry
+        };
+        if !scope.auditor {
+            let entry = report_entry(
+                Verdict::Deny,
+                "ROLE_REQUIRED",
+                format!("access_request={access_request}"),
+            );
             self.commit(&entry, Vec::new()).await?;
             return Err(ExchangeError::NotAllowed {
                 reason: "ROLE_REQUIRED".into(),
@@ -543,19 +548,13 @@ impl Gateway {
                 break;
             }
         }
-        let mut entry = self.entry(
-            &scope.policy,
-            caller,
-            "SubjectReport",
-            AuditEvent::AuditAccess,
-        );
-        entry.purpose = AUDIT_PURPOSE.to_owned();
-        entry.verdict = Verdict::Allow as i32;
-        entry.reason_code = "AUDIT_READ".to_owned();
-        entry.subject_pseudonym = pseudonym.as_bytes().to_vec();
-        entry.detail = format!(
-            "entries_shown={};access_request={access_request}",
-            lines.len()
+        let entry = report_entry(
+            Verdict::Allow,
+            "AUDIT_READ",
+            format!(
+                "entries_shown={};access_request={access_request}",
+                lines.len()
+            ),
         );
         let receipt = self.commit(&entry, Vec::new()).await?;
         Ok(SubjectReportResponse {

@@ -84,6 +84,42 @@ pub fn policies_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
 }
 
+/// A clock a test moves by hand, starting at [`NOW`].
+pub struct ManualClock(Arc<std::sync::atomic::AtomicI64>);
+
+impl ManualClock {
+    /// The clock and its reader, to start a gateway with.
+    pub fn start() -> (Self, Clock) {
+        let seconds = Arc::new(std::sync::atomic::AtomicI64::new(NOW.unix_timestamp()));
+        let reader = seconds.clone();
+        let clock: Clock = Arc::new(move || {
+            OffsetDateTime::from_unix_timestamp(reader.load(std::sync::atomic::Ordering::SeqCst))
+                .expect("in range")
+        });
+        (Self(seconds), clock)
+    }
+
+    /// Moves the clock `days` days on.
+    pub fn advance_days(&self, days: i64) {
+        self.0
+            .fetch_add(days * 86_400, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copies the shipped policy set (without its fixtures) into `to`.
+pub fn copy_policies(to: &Path) {
+    let from = policies_dir();
+    std::fs::create_dir_all(to.join("agreements")).expect("agreements dir");
+    for file in ["parties.toml", "vocabulary.toml", "catalogue.toml"] {
+        std::fs::copy(from.join(file), to.join(file)).expect("copy");
+    }
+    for agreement in std::fs::read_dir(from.join("agreements")).expect("agreements") {
+        let path = agreement.expect("dir entry").path();
+        let name = path.file_name().expect("file name");
+        std::fs::copy(&path, to.join("agreements").join(name)).expect("copy agreement");
+    }
+}
+
 impl TestGateway {
     /// Starts a gateway with the shipped policies and default limits.
     pub async fn start() -> TestGateway {
