@@ -50,45 +50,33 @@ pub trait SealedRecord {
     }
 }
 
-impl SealedRecord for TicketRecord {
-    const KIND: PayloadKind = PayloadKind::Ticket;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn key_slot(&self) -> u32 {
-        self.key_slot
-    }
-    fn sealed(&self) -> &[u8] {
-        &self.sealed
-    }
-    fn set_sealed(&mut self, key_slot: u32, sealed: Vec<u8>) {
-        self.key_slot = key_slot;
-        self.sealed = sealed;
-    }
-    fn clear_payload(&mut self) {
-        self.set_sealed(0, Vec::new());
-    }
+/// Tickets and signals keep their sealed payload in the same two fields.
+macro_rules! sealed_record {
+    ($record:ty, $kind:expr) => {
+        impl SealedRecord for $record {
+            const KIND: PayloadKind = $kind;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn key_slot(&self) -> u32 {
+                self.key_slot
+            }
+            fn sealed(&self) -> &[u8] {
+                &self.sealed
+            }
+            fn set_sealed(&mut self, key_slot: u32, sealed: Vec<u8>) {
+                self.key_slot = key_slot;
+                self.sealed = sealed;
+            }
+            fn clear_payload(&mut self) {
+                self.set_sealed(0, Vec::new());
+            }
+        }
+    };
 }
 
-impl SealedRecord for SignalRecord {
-    const KIND: PayloadKind = PayloadKind::Signal;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn key_slot(&self) -> u32 {
-        self.key_slot
-    }
-    fn sealed(&self) -> &[u8] {
-        &self.sealed
-    }
-    fn set_sealed(&mut self, key_slot: u32, sealed: Vec<u8>) {
-        self.key_slot = key_slot;
-        self.sealed = sealed;
-    }
-    fn clear_payload(&mut self) {
-        self.set_sealed(0, Vec::new());
-    }
-}
+sealed_record!(TicketRecord, PayloadKind::Ticket);
+sealed_record!(SignalRecord, PayloadKind::Signal);
 
 /// The key of a purged payload, to destroy with [`Store::shred`] once the state change that
 /// dropped the payload is durable.
